@@ -1,0 +1,136 @@
+"""OpenVINO GenAI demo suite: one Gradio app with a tab per modality, built from models.yaml.
+
+    python app.py [--models PATH] [--host H] [--port N] [--share] [--device D] [--cache-dir DIR]
+                  [--offline] [--prefetch [IDS ...]] [--preload [IDS ...]] [--max-pipelines N]
+
+Nothing is downloaded, exported or compiled at start unless --prefetch or --preload asks for it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+HERE = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="OpenVINO GenAI demo suite", formatter_class=argparse.
+                                     ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--models", default=str(HERE / "models.yaml"), help="the model catalog")
+    parser.add_argument("--host", default=None, help="address to bind (0.0.0.0 lets phones on the network in)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 7860, or the next free one)")
+    parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    parser.add_argument("--device", default=None, help="default device of every panel (overrides models.yaml)")
+    parser.add_argument("--cache-dir", default=None, help="exports, converted adapters, compiled blobs")
+    parser.add_argument("--offline", action="store_true", help="use only cached models; never touch the network")
+    parser.add_argument("--max-pipelines", type=int, default=None, help="compiled pipelines kept in memory at once")
+    parser.add_argument("--prefetch", nargs="*", metavar="ID", default=None,
+                        help="download/export these entries (all when no id is given) and exit")
+    parser.add_argument("--preload", nargs="*", metavar="ID", default=None,
+                        help="load and compile these entries (all when no id is given) before the UI opens")
+    return parser.parse_args(argv)
+
+
+def _select(catalog, ids: list[str]) -> list:
+    """Entries named on the command line (all when none); exits with the valid ids on a typo."""
+    if not ids:
+        return catalog.entries()
+    try:
+        return [catalog.entry(entry_id) for entry_id in ids]
+    except KeyError as exc:
+        sys.exit(f"error: {exc.args[0]}")
+
+
+def _cli_progress(fraction, message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def prefetch(suite, ids: list[str]) -> int:
+    """Fetch every selected entry (with its adapters, drafts and variants); return the number that failed."""
+    from demos.loader import LoaderError
+    failures = 0
+    for entry in _select(suite.catalog, ids):
+        devices = [suite.default_device] + [d for d in entry.variants if d != suite.default_device]
+        for device in devices:
+            started = time.perf_counter()
+            print(f"{entry.id} ({device}): fetching…", file=sys.stderr, flush=True)
+            try:
+                prepared = suite.prepare(entry, device, _cli_progress)
+            except (LoaderError, KeyError, ValueError) as exc:
+                failures += 1
+                print(f"{entry.id} ({device}): FAILED: {exc}", file=sys.stderr, flush=True)
+                continue
+            print(f"{entry.id} ({device}): ready in {prepared.model_dir} ({time.perf_counter() - started:.1f} s)",
+                  file=sys.stderr, flush=True)
+    return failures
+
+
+def preload(suite, ids: list[str]) -> None:
+    for entry in _select(suite.catalog, ids):
+        started = time.perf_counter()
+        handle = suite.load(entry, progress=_cli_progress)
+        print(f"{entry.id}: loaded on {handle.loaded.key.device} in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr, flush=True)
+
+
+def build_app(suite):
+    """The Blocks app: one tab per panel in the catalog, then the Models tab."""
+    import gradio as gr
+
+    from demos import models_tab, panels
+
+    with gr.Blocks(title=suite.catalog.settings.title) as demo:
+        gr.Markdown(f"# {suite.catalog.settings.title}")
+        with gr.Tabs():
+            for panel in suite.catalog.panels():
+                with gr.Tab(panel.title(), id=panel, elem_id=f"tab-{panel}"):
+                    panels.build(panel, suite)
+            with gr.Tab("Models", id="models", elem_id="tab-models"):
+                models_tab.build(suite)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
+    from demos.catalog import CatalogError, load_catalog
+    from demos.suite import Suite
+
+    try:
+        catalog = load_catalog(args.models)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    suite = Suite.from_catalog(catalog, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                               offline=True if args.offline else None, max_pipelines=args.max_pipelines,
+                               device=args.device)
+    if args.device:
+        try:
+            suite.runtime.check_device(args.device)
+        except ValueError as exc:
+            print(f"error: --device: {exc}", file=sys.stderr)
+            return 2
+    if args.prefetch is not None:
+        return 1 if prefetch(suite, args.prefetch) else 0
+    if args.preload is not None:
+        preload(suite, args.preload)
+
+    on_space = bool(os.environ.get("SPACE_ID"))
+    host = args.host or ("0.0.0.0" if on_space else "127.0.0.1")
+    port = args.port or (7860 if on_space else None)
+    demo = build_app(suite)
+    demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
+                                                   show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

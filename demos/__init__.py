@@ -1,0 +1,1 @@
+"""OpenVINO GenAI demo suite: catalog, loader, runtime and one Gradio panel per modality."""

@@ -1,0 +1,180 @@
+"""The one place that builds OpenVINO GenAI pipelines, and the bounded pool that keeps them.
+
+A pipeline is keyed by everything fixed when it is constructed: panel, model folder, device, the full set of
+LoRA adapters registered with it, draft model and draft device, and device properties. What a request may
+change (the active adapters and their alphas, generation settings) is never part of the key, so switching
+an adapter or an alpha reuses the compiled pipeline. Pipelines are not safe for concurrent ``generate``
+calls, so each carries a lock that every user of it holds while generating.
+"""
+from __future__ import annotations
+
+import functools
+import gc
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
+                   "vision": "VLMPipeline"}
+
+
+class DeviceError(ValueError):
+    """A device that this machine does not have."""
+
+
+@dataclass(frozen=True)
+class PipelineKey:
+    """Everything fixed at construction. Paths are strings so keys compare and hash simply."""
+
+    panel: str
+    model_dir: str
+    device: str
+    adapters: tuple[str, ...] = ()
+    draft_dir: str | None = None
+    draft_device: str | None = None
+    properties: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def make(panel: str, model_dir: Path | str, device: str, adapters: list[Path | str] | tuple = (),
+             draft_dir: Path | str | None = None, draft_device: str | None = None,
+             properties: dict[str, Any] | None = None) -> "PipelineKey":
+        return PipelineKey(panel, str(model_dir), device, tuple(sorted(str(a) for a in adapters)),
+                           str(draft_dir) if draft_dir else None, draft_device if draft_dir else None,
+                           tuple(sorted((properties or {}).items())))
+
+
+@dataclass
+class Loaded:
+    """A live pipeline with its lock and what it cost to build."""
+
+    key: PipelineKey
+    pipeline: Any
+    adapters: dict[str, Any]          # adapter path -> openvino_genai.Adapter registered with the pipeline
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@functools.lru_cache(maxsize=1)
+def available_devices() -> tuple[str, ...]:
+    """Devices OpenVINO sees on this machine (asked once: creating a Core probes every plugin)."""
+    import openvino as ov
+    return tuple(ov.Core().available_devices)
+
+
+class Runtime:
+    """A bounded LRU of compiled pipelines. Thread-safe."""
+
+    def __init__(self, cache_dir: Path | str, max_pipelines: int = 2,
+                 devices: Callable[[], tuple[str, ...] | list[str]] = available_devices):
+        self.compile_cache = Path(cache_dir).expanduser() / "compiled"
+        self.max_pipelines = max(1, int(max_pipelines))
+        self._devices = devices
+        self._pool: OrderedDict[PipelineKey, Loaded] = OrderedDict()
+        self._lock = threading.Lock()          # guards _pool
+        self._build_lock = threading.Lock()    # one build at a time: builds are memory-heavy
+        self.builds: Counter[PipelineKey] = Counter()
+
+    # ----------------------------------------------------------------------------------------------------
+    # Devices
+
+    def devices(self) -> list[str]:
+        """Choosable devices: what OpenVINO reports, plus AUTO."""
+        found = list(self._devices())
+        return found + (["AUTO"] if "AUTO" not in found else [])
+
+    def check_device(self, device: str) -> str:
+        """Return ``device`` if this machine has it; ``DeviceError`` naming the ones it has otherwise."""
+        device = (device or "").strip()
+        found = list(self._devices())
+        names = set(found) | {d.split(".")[0] for d in found}
+        if device.startswith(("AUTO", "MULTI", "HETERO")):
+            _, _, rest = device.partition(":")
+            missing = [d for d in rest.split(",") if d and d not in names]
+        else:
+            missing = [device] if device not in names else []
+        if missing or not device:
+            have = ", ".join(self.devices())
+            raise DeviceError(f"device {device or '(none)'!r} is not available on this machine; choose one of: {have}")
+        return device
+
+    # ----------------------------------------------------------------------------------------------------
+    # Pool
+
+    def get(self, key: PipelineKey, on_build: Callable[[str], None] | None = None) -> tuple[Loaded, bool]:
+        """The live pipeline for ``key`` and whether this call built it (a build can take a while)."""
+        with self._lock:
+            loaded = self._pool.get(key)
+            if loaded is not None:
+                self._pool.move_to_end(key)
+                return loaded, False
+        with self._build_lock:
+            with self._lock:  # built by another caller while we waited for the build lock?
+                loaded = self._pool.get(key)
+                if loaded is not None:
+                    self._pool.move_to_end(key)
+                    return loaded, False
+                self._make_room()
+            self.check_device(key.device)
+            if key.draft_device:
+                self.check_device(key.draft_device)
+            if on_build:
+                on_build(f"Compiling {Path(key.model_dir).name} for {key.device}…")
+            loaded = self._build(key)
+            with self._lock:
+                self._pool[key] = loaded
+                self.builds[key] += 1
+            return loaded, True
+
+    def loaded_keys(self) -> list[PipelineKey]:
+        with self._lock:
+            return list(self._pool)
+
+    def unload(self, predicate: Callable[[PipelineKey], bool] = lambda key: True) -> int:
+        """Drop the pipelines whose key matches; return how many."""
+        with self._lock:
+            doomed = [k for k in self._pool if predicate(k)]
+            for key in doomed:
+                del self._pool[key]
+        gc.collect()
+        return len(doomed)
+
+    def _make_room(self) -> None:
+        """Release least recently used pipelines until one more fits (caller holds ``_lock``)."""
+        while len(self._pool) >= self.max_pipelines:
+            self._pool.popitem(last=False)
+        gc.collect()  # pipelines hold gigabytes: free them before compiling the next
+
+    # ----------------------------------------------------------------------------------------------------
+    # Building
+
+    def _build(self, key: PipelineKey) -> Loaded:
+        import openvino_genai as ov_genai
+        started = time.perf_counter()
+        properties = dict(key.properties)
+        self.compile_cache.mkdir(parents=True, exist_ok=True)
+        properties.setdefault("CACHE_DIR", str(self.compile_cache))
+        adapters = {path: ov_genai.Adapter(path) for path in key.adapters}
+        if adapters:
+            properties["adapters"] = ov_genai.AdapterConfig(list(adapters.values()))
+        if key.panel == "chat":
+            if key.draft_dir:
+                draft_props = {k: v for k, v in properties.items() if k != "adapters"}
+                draft_props.pop("MAX_PROMPT_LEN", None)
+                draft_props.pop("MIN_RESPONSE_LEN", None)
+                if adapters:  # a draft must not inherit the main model's adapters
+                    draft_props["adapters"] = ov_genai.AdapterConfig()
+                properties["draft_model"] = ov_genai.draft_model(key.draft_dir, key.draft_device or key.device,
+                                                                 **draft_props)
+            pipeline = ov_genai.LLMPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "image":
+            pipeline = ov_genai.Text2ImagePipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "speech":
+            pipeline = ov_genai.WhisperPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "vision":
+            pipeline = ov_genai.VLMPipeline(key.model_dir, key.device, **properties)
+        else:
+            raise ValueError(f"unknown panel {key.panel!r}; panels are {', '.join(PANEL_PIPELINES)}")
+        return Loaded(key, pipeline, adapters, time.perf_counter() - started)

@@ -1,0 +1,102 @@
+"""Widgets and helpers every panel shares: pickers, progress, errors, metrics and code views."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from .catalog import Entry
+from .loader import LoaderError, ProgressFn
+from .lora import AdapterFormatError
+from .runtime import DeviceError
+
+log = logging.getLogger("demos")
+
+
+def format_bytes(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def model_picker(entries: list[Entry], label: str = "Model", **kwargs: Any) -> gr.Dropdown:
+    choices = [(entry.title, entry.id) for entry in entries]
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label=label, **kwargs)
+
+
+def device_picker(devices: list[str], default: str, label: str = "Device", **kwargs: Any) -> gr.Dropdown:
+    value = default if default in devices or default.split(".")[0] in devices else devices[0]
+    return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
+
+
+def gradio_progress(progress: gr.Progress) -> ProgressFn:
+    """Adapt a ``gr.Progress`` to the loader's ``progress(fraction, message)`` callback."""
+    def report(fraction: float | None, message: str) -> None:
+        progress(fraction if fraction is not None else None, desc=message)
+    return report
+
+
+_USER_ERRORS = (LoaderError, DeviceError, AdapterFormatError, KeyError, ValueError)
+
+
+def user_error(exc: BaseException) -> gr.Error:
+    """A ``gr.Error`` a person can act on. KeyError's repr quotes are stripped; unknown failures are logged."""
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, _USER_ERRORS):
+        message = str(exc)
+    else:
+        log.exception("unexpected failure", exc_info=exc)
+        message = f"{type(exc).__name__}: {exc}"
+    return gr.Error(message, duration=None)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Wrap an event handler so expected failures reach the browser as readable ``gr.Error`` messages."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - turned into a message for the user
+                raise user_error(exc) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - turned into a message for the user
+            raise user_error(exc) from None
+    return wrapper
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """A compact one-line card: 'TTFT 35 ms · 41.2 tokens/s · …'."""
+    parts = []
+    for name, value in metrics.items():
+        if value is None:
+            continue
+        parts.append(f"**{name}** {value}")
+    return " · ".join(parts)
+
+
+def placeholder(panel: str, pipeline: str, entries: list[Entry]) -> None:
+    """The body of a panel whose issue has not landed yet: what it will do and which models it lists."""
+    lines = [f"### {panel.title()} — `openvino_genai.{pipeline}`",
+             "This panel is being built. Its models are listed, fetched and loaded in the **Models** tab:", ""]
+    lines += [f"- **{e.title}** (`{e.id}`) — `{e.source}`" for e in entries]
+    gr.Markdown("\n".join(lines))

@@ -1,0 +1,1 @@
+"""Tiny random-weight models for every pipeline, built offline and cached."""
