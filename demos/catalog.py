@@ -364,6 +364,16 @@ def _child(node: Any, key: Any) -> Any:
         return None
 
 
+# Fields some panels have and others do not: say which pipelines support them instead of "did you mean".
+_PANEL_ONLY_FIELDS = {
+    "adapters": "LoRA adapters are supported by the chat (LLMPipeline) and image (Text2ImagePipeline) panels only",
+    "drafts": "draft models (speculative decoding) are supported by the chat panel only",
+    "npu": "NPU prompt bounds apply to chat entries only",
+    "system_prompt": "only chat entries have a system prompt",
+    "negative_prompt": "only image entries have a negative prompt",
+    "max_images": "only vision entries take images",
+}
+
 _FIELDS_BY_CONTAINER = {
     "export": ExportOptions, "generation": None, "npu": NpuOptions, "settings": Settings, "adapters": Adapter,
     "drafts": Draft, "variants": Variant,
@@ -374,6 +384,8 @@ def _message(error: dict, parts: list[str], value: Any) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         field = parts[-1] if parts else "?"
+        if len(parts) == 2 and field in _PANEL_ONLY_FIELDS:
+            return f"unknown field {field!r}: {_PANEL_ONLY_FIELDS[field]}"
         return f"unknown field {field!r}{_did_you_mean(field, _sibling_fields(parts))}"
     if kind == "missing":
         return "required field is missing"

@@ -134,10 +134,14 @@ class Loader:
             path = self._converted_adapter(adapter, path, table)
             table = lora.read_table(path)
         if model_dir is not None:
-            found, total = lora.matched_modules(table, model_dir)
-            if found == 0:
+            match = lora.matched_modules(table, model_dir)
+            if match.misshapen:
+                raise LoaderError(f"LoRA adapter {adapter.id!r} does not fit the model in {model_dir.name}: "
+                                  f"{match.misshapen} of its {match.total} modules have other shapes than the "
+                                  "model's weights. It was trained for another base model.")
+            if match.found == 0:
                 raise LoaderError(f"LoRA adapter {adapter.id!r} matches no weight of the model in {model_dir.name} "
-                                  f"(0 of its {total} modules): it was trained for another base model.")
+                                  f"(0 of its {match.total} modules): it was trained for another base model.")
         return path
 
     def status(self, source: str, revision: str | None, export: ExportOptions | None, panel: str) -> Status:
@@ -192,6 +196,7 @@ class Loader:
 
     def _download(self, repo_id: str, revision: str | None, what: str, fetch_ids: str, progress: ProgressFn,
                   for_export: bool = False) -> Path:
+        import httpx
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                             RevisionNotFoundError)
@@ -217,9 +222,9 @@ class Loader:
             raise NotCachedError(f"{what}: cannot reach the hub to download {repo_id} and it is not cached. Check "
                                  "the network (or HF_ENDPOINT), or fetch it on a connected machine with "
                                  f"python app.py --prefetch and copy {self._hub_cache()}.") from None
-        except OSError as exc:
-            raise LoaderError(f"{what}: downloading {repo_id} failed: {exc}. Try again; finished files are "
-                              "kept.") from None
+        except (OSError, httpx.HTTPError) as exc:
+            raise LoaderError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
+                              "files that finished are kept.") from None
         progress(1.0, f"Downloaded {repo_id}")
         return Path(path)
 
@@ -319,6 +324,7 @@ class Loader:
             if not path.is_file():
                 raise LoaderError(f"LoRA adapter {adapter.id!r}: {path} does not exist.")
             return path
+        import httpx
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
         progress(None, f"Downloading LoRA adapter {adapter.id}…")
@@ -333,6 +339,9 @@ class Loader:
         except LocalEntryNotFoundError:
             raise NotCachedError(self._offline_hint(f"LoRA adapter {adapter.id!r}", adapter.source,
                                                     fetch_ids)) from None
+        except (OSError, httpx.HTTPError) as exc:
+            raise LoaderError(f"LoRA adapter {adapter.id!r}: downloading {adapter.source} failed "
+                              f"({type(exc).__name__}: {exc}). Try again.") from None
 
     def _converted_adapter(self, adapter: Adapter, path: Path, table: lora.TensorTable) -> Path:
         stat = path.stat()

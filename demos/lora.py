@@ -138,50 +138,104 @@ def _tokens(name: str) -> str:
     return "_".join(t for t in re.split(r"[^0-9A-Za-z]+", name) if t).lower()
 
 
+def _module_of(name: str) -> str | None:
+    """The normalised module an adapter tensor belongs to, or None for tensors that are not LoRA factors."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        return None
+    for _ in range(3):  # prefixes stack, e.g. base_model.model.model.layers...
+        for prefix in _PREFIXES:
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+                break
+    return _tokens(name)
+
+
 def module_names(table: TensorTable) -> set[str]:
     """The model modules an adapter modifies, normalised to underscore-joined tokens."""
-    modules = set()
-    for name in table.names:
-        for suffix in _SUFFIXES:
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        else:
+    return {m for m in map(_module_of, table.names) if m}
+
+
+def module_shapes(table: TensorTable) -> dict[str, tuple[int, int]]:
+    """(out_features, in_features) of each linear module the adapter changes, read off its two LoRA factors.
+
+    down/A is [rank, in] and up/B is [out, rank]; convolution factors (4-D) are left out: their weights are
+    laid out differently in the IR and the name check alone judges them.
+    """
+    down: dict[str, int] = {}
+    up: dict[str, int] = {}
+    for name, info in table.tensors.items():
+        module, shape = _module_of(name), info.get("shape") or []
+        if not module or len(shape) != 2:
             continue
-        for _ in range(3):  # prefixes stack, e.g. base_model.model.model.layers...
-            for prefix in _PREFIXES:
-                if name.startswith(prefix):
-                    name = name[len(prefix):]
-                    break
-        modules.add(_tokens(name))
-    return modules
+        if name.endswith((".lora_A.weight", ".lora_down.weight", ".lora.down.weight", ".lora_A.default.weight")):
+            down[module] = shape[1]
+        elif name.endswith((".lora_B.weight", ".lora_up.weight", ".lora.up.weight", ".lora_B.default.weight")):
+            up[module] = shape[0]
+    return {m: (up[m], down[m]) for m in down.keys() & up.keys()}
 
 
-def model_weight_names(model_dir: Path) -> str:
-    """All weight (Const) names of every IR in ``model_dir``, normalised, each wrapped in ``_`` for search."""
-    names: list[str] = []
+def model_weights(model_dir: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """(normalised name wrapped in ``_``, shape) of every weight (Const) of every IR in ``model_dir``."""
+    weights: list[tuple[str, tuple[int, ...]]] = []
     for xml in sorted(model_dir.rglob("*.xml")):
         if "tokenizer" in xml.name:
             continue
         text = xml.read_text(encoding="utf-8", errors="replace")
-        for match in re.finditer(r'<layer\s[^>]*>', text):
+        for match in re.finditer(r'<layer\s[^>]*type="Const"[^>]*>\s*<data\s[^>]*>', text):
             tag = match.group(0)
-            if 'type="Const"' in tag:
-                found = re.search(r'\bname="([^"]+)"', tag)
-                if found:
-                    names.append(_tokens(found.group(1)))
-    return "\n".join(f"_{name}_" for name in names)
+            found = re.search(r'\bname="([^"]+)"', tag)
+            shape = re.search(r'\bshape="([^"]*)"', tag)
+            if found:
+                dims = tuple(int(d) for d in re.findall(r"\d+", shape.group(1))) if shape else ()
+                weights.append((f"_{_tokens(found.group(1))}_", dims))
+    return weights
 
 
-def matched_modules(table: TensorTable, model_dir: Path) -> tuple[int, int]:
-    """(modules of the adapter found among the model's weights, modules in the adapter).
+def _fits(module_shape: tuple[int, int] | None, weight_shape: tuple[int, ...]) -> bool:
+    """Can a LoRA of ``module_shape`` apply to a weight of ``weight_shape``?
+
+    Compressed weights keep their element count but may be split into groups ([out, groups, group_size]), so
+    the test is: same number of outputs and same number of elements (in either orientation).
+    """
+    if module_shape is None or len(weight_shape) < 2:
+        return True
+    out, inp = module_shape
+    count = 1
+    for dim in weight_shape:
+        count *= dim
+    return count == out * inp and weight_shape[0] in (out, inp)
+
+
+@dataclass(frozen=True)
+class Match:
+    """How an adapter lines up with a model's weights."""
+
+    found: int        # modules with a weight of that name and a fitting shape
+    total: int        # modules in the adapter
+    misshapen: int    # modules whose name exists in the model only with another shape
+
+
+def matched_modules(table: TensorTable, model_dir: Path) -> Match:
+    """Compare the modules an adapter changes with the model's weights, by name and by shape.
 
     SGM-style keys (``input_blocks``) are renumbered by GenAI before matching; they are counted as matched
     because this check cannot rename them faithfully, and a false 'matches nothing' would block a good file.
     """
     modules = module_names(table)
     if any("input_blocks" in m or "output_blocks" in m or "middle_block" in m for m in modules):
-        return len(modules), len(modules)
-    haystack = model_weight_names(model_dir)
-    found = sum(1 for m in modules if m and f"_{m}_" in haystack)
-    return found, len(modules)
+        return Match(len(modules), len(modules), 0)
+    shapes = module_shapes(table)
+    weights = model_weights(model_dir)
+    found = misshapen = 0
+    for module in filter(None, modules):
+        needle = f"_{module}_"
+        named = [shape for name, shape in weights if needle in name]
+        if any(_fits(shapes.get(module), shape) for shape in named):
+            found += 1
+        elif named:
+            misshapen += 1
+    return Match(found, len(modules), misshapen)

@@ -83,7 +83,8 @@ def build(suite: Suite) -> None:
     def fetch(entry_id: str, device_name: str, progress=gr.Progress(track_tqdm=True)):
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
-        prepared = suite.prepare(entry, suite.runtime.check_device(device_name), gradio_progress(progress))
+        prepared = suite.prepare(entry, suite.runtime.check_device(device_name or suite.default_device),
+                                  gradio_progress(progress))
         extra = len(prepared.adapters) + len(prepared.drafts)
         note = f" with {extra} adapter(s)/draft(s)" if extra else ""
         return (f"✅ **{entry.title}** is ready in `{prepared.model_dir}`{note} "
@@ -109,8 +110,18 @@ def build(suite: Suite) -> None:
         return table_rows(suite, hub_sizes)
 
     choice.change(show_details, choice, details, api_visibility="private")
-    fetch_btn.click(fetch, [choice, device], [result, table], api_name="fetch_model", concurrency_id="loader")
-    load_btn.click(load, [choice, device], [result, table], api_name="load_model", concurrency_id="loader")
+    fetch_btn.click(fetch, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
+    load_btn.click(load, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
+    # API twins of Fetch and Load take plain strings: the dropdowns would reject an unknown id with Gradio's own
+    # "not in the list of choices" before our message (which lists the valid ids) could say what to do.
+    # Hidden components rather than gr.api because gr.api would expose gr.Progress as an input.
+    api_model = gr.Textbox(visible=False, label="model")
+    api_device = gr.Textbox(visible=False, label="device")
+    api_trigger = gr.Button(visible=False)
+    api_trigger.click(fetch, [api_model, api_device], [result, table], api_name="fetch_model",
+                      concurrency_id="loader")
+    api_trigger.click(load, [api_model, api_device], [result, table], api_name="load_model",
+                      concurrency_id="loader")
     unload_btn.click(unload, None, [result, table], api_name="unload_models")
     sizes_btn.click(check_sizes, None, table, api_visibility="private")
     refresh_btn.click(lambda: table_rows(suite, hub_sizes), None, table, api_name="list_models")
