@@ -10,6 +10,7 @@ from .catalog import Entry
 from .loader import LoaderError, ProgressFn
 from .lora import AdapterFormatError
 from .runtime import DeviceError
+from .suite import Handle, Suite
 
 log = logging.getLogger("demos")
 
@@ -84,14 +85,71 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
+# One vocabulary of performance figures for every panel: the keys of the metrics dict each endpoint returns,
+# with how the UI labels and formats them. Panels may add keys; unknown ones are shown by name.
+METRICS: dict[str, tuple[str, str]] = {
+    "load_s": ("Load", "{:.1f} s"),
+    "ttft_ms": ("TTFT", "{:.0f} ms"),
+    "tpot_ms": ("TPOT", "{:.1f} ms"),
+    "tokens_per_s": ("Throughput", "{:.1f} tokens/s"),
+    "input_tokens": ("Input", "{} tokens"),
+    "output_tokens": ("Output", "{} tokens"),
+    "generate_s": ("Generate", "{:.2f} s"),
+    "accepted_draft_tokens": ("Accepted draft tokens", "{}"),
+    "acceptance_rate": ("Acceptance", "{:.0%}"),
+    "speedup": ("Speedup", "{:.2f}×"),
+    "step_ms": ("Step", "{:.0f} ms"),
+    "images_per_min": ("Images", "{:.1f} / min"),
+    "audio_s": ("Audio", "{:.1f} s"),
+    "real_time_factor": ("RTF", "{:.3f}"),
+    "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
+    "device": ("Device", "{}"),
+}
+
+
 def metrics_markdown(metrics: dict[str, Any]) -> str:
-    """A compact one-line card: 'TTFT 35 ms · 41.2 tokens/s · …'."""
+    """A compact one-line card: '**TTFT** 35 ms · **Throughput** 41.2 tokens/s · …'."""
     parts = []
     for name, value in metrics.items():
-        if value is None:
+        if value is None or value == "":
             continue
-        parts.append(f"**{name}** {value}")
+        label, pattern = METRICS.get(name, (name.replace("_", " ").capitalize(), "{}"))
+        try:
+            shown = pattern.format(value)
+        except (ValueError, TypeError):
+            shown = str(value)
+        parts.append(f"**{label}** {shown}")
     return " · ".join(parts)
+
+
+def metrics_card(**kwargs: Any) -> gr.Markdown:
+    """Where a panel shows the figures of its last result."""
+    return gr.Markdown(elem_classes=["metrics-card"], **kwargs)
+
+
+def code_view(open: bool = False) -> tuple[gr.Code, gr.Code]:  # noqa: A002 - mirrors gr.Accordion(open=)
+    """'Show code': the Python and C++ lines that reproduce the current settings, in one accordion."""
+    with gr.Accordion("Show code", open=open):
+        with gr.Tab("Python"):
+            python = gr.Code(language="python", interactive=False, show_label=False)
+        with gr.Tab("C++"):
+            cpp = gr.Code(language="cpp", interactive=False, show_label=False)
+    return python, cpp
+
+
+def entry_for(suite: Suite, panel: str, entry_id: str) -> Entry:
+    """The ``panel`` entry called ``entry_id``; KeyError listing the panel's ids otherwise (also for '')."""
+    if not entry_id:
+        valid = ", ".join(e.id for e in suite.catalog.entries(panel))
+        raise KeyError(f"choose a model; valid ids: {valid}")
+    return suite.catalog.entry(entry_id, panel)
+
+
+def load_note(handle: Handle) -> str:
+    """'' for a pipeline that was already live, else what the load cost (shown once, with the first answer)."""
+    if not handle.built_now:
+        return ""
+    return f"Loaded {handle.loaded.key.device} pipeline in {handle.loaded.load_seconds:.1f} s (first use)"
 
 
 def placeholder(panel: str, pipeline: str, entries: list[Entry]) -> None:
