@@ -1,0 +1,444 @@
+"""The Image panel: text-to-image with ``openvino_genai.Text2ImagePipeline``.
+
+Styles (LoRA adapters) are all registered when the pipeline is built and blended per image with a weight each,
+so moving a slider never recompiles. Generation runs in a worker thread whose step callback feeds a progress
+bar and live previews back to the browser, and returns True to stop at the next step when the user asks.
+Requests are checked in ``image_settings``, run in ``image_run``, saved with their parameters in
+``image_files`` and turned into code in ``image_code``; this module is the Gradio side and ``/generate_image``.
+"""
+import json
+import queue
+import random
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from . import image_code, image_files, image_run
+from .catalog import Entry, ImageEntry
+from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
+    geometry, resolve
+from .suite import Handle, Suite
+from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
+    metrics_markdown, model_picker
+
+CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
+PANEL = "image"
+
+
+class StopFlags:
+    """One stop flag per browser session: Stop ends that session's generation, nobody else's."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        flag = threading.Event()
+        with self._lock:
+            self._flags[session] = flag
+        return flag
+
+    def stop(self, session: str) -> bool:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+
+
+class ImagePanel:
+    """Everything the panel's events share: the suite, per-model facts, stop flags."""
+
+    def __init__(self, entries: list[ImageEntry], suite: Suite):
+        self.entries = entries
+        self.suite = suite
+        self.stops = StopFlags()
+        self._geometry: dict[str, Geometry] = {}
+        self._adapter_paths: dict[str, dict[str, Path]] = {}  # entry id -> adapter files as last loaded
+
+    # ----------------------------------------------------------------------------------------------------
+    # Model facts
+
+    def entry(self, entry_id: str) -> ImageEntry:
+        return entry_for(self.suite, PANEL, entry_id)  # type: ignore[return-value]
+
+    def model_dir(self, entry: ImageEntry, device: str) -> Path | None:
+        """The model's local folder if it is already there (never downloads)."""
+        try:
+            return self.suite.status(entry, device or None).path
+        except Exception:  # noqa: BLE001 - a status is a hint for the UI, never a reason to fail
+            return None
+
+    def geometry(self, entry: ImageEntry, device: str = "") -> Geometry:
+        if entry.id not in self._geometry:
+            folder = self.model_dir(entry, device)
+            if folder is None:
+                return Geometry()  # not fetched yet: assume SD's factor 8, read the real one once it is
+            self._geometry[entry.id] = geometry(folder)
+        return self._geometry[entry.id]
+
+    def load(self, entry: ImageEntry, device: str, progress: Any = None) -> Handle:
+        handle = self.suite.load(entry, device or None, progress=gradio_progress(progress) if progress else
+                                 (lambda fraction, message: None))
+        self._adapter_paths[entry.id] = dict(handle.prepared.adapters)
+        self._geometry[entry.id] = geometry(handle.prepared.model_dir)
+        return handle
+
+    def device(self, device: str) -> str:
+        return self.suite.runtime.check_device(device or self.suite.default_device)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Code view
+
+    def code(self, settings: ImageSettings) -> tuple[str, str]:
+        entry = self.entry(settings.model)
+        folder = self.model_dir(entry, settings.device)
+        hub = False
+        if folder is not None:
+            model_py = model_cpp = repr(str(folder))
+        else:
+            source = entry.source_for(settings.device)[0]
+            model_py, model_cpp, hub = f"snapshot_download({source!r})", repr(f"/path/to/{source}"), True
+        adapters_py: dict[str, str] = {}
+        adapters_cpp: dict[str, str] = {}
+        known = self._adapter_paths.get(entry.id, {})
+        for adapter in entry.adapters:
+            local = known.get(adapter.id) or self.suite.catalog.local_path(adapter.source)
+            if local is not None and adapter.file and local.is_dir():
+                local = local / adapter.file
+            if local is not None:
+                adapters_py[adapter.id] = adapters_cpp[adapter.id] = _quote(str(local))
+            else:
+                name = adapter.file or "adapter_model.safetensors"
+                adapters_py[adapter.id] = f"hf_hub_download({adapter.source!r}, {name!r})"
+                adapters_cpp[adapter.id] = _quote(f"/path/to/{adapter.source}/{name}")
+                hub = True
+        properties = self.suite.properties(entry, settings.device)
+        python = image_code.python_code(settings, model_py, adapters_py, properties)
+        if hub:
+            python = "from huggingface_hub import hf_hub_download, snapshot_download\n" + python
+        return python, image_code.cpp_code(settings, model_cpp, adapters_cpp, properties)
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text)  # a string literal valid in both Python and C++
+
+
+def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tuple) -> dict[str, float]:
+    """The slider values that belong to ``entry`` (sliders exist for every entry's adapters)."""
+    values = dict(zip(all_adapters, weights))
+    return {adapter.id: float(values.get((entry.id, adapter.id)) or 0) for adapter in entry.adapters}
+
+
+def _model_info(entry: ImageEntry, geo: Geometry) -> str:
+    base = defaults(entry, geo)
+    parts = [f"native {base.width}×{base.height}", f"sizes in multiples of {geo.factor}", f"{base.steps} steps",
+             f"guidance {base.guidance_scale:g}"]
+    if geo.scheduler:
+        parts.append(geo.scheduler.replace("Scheduler", " scheduler"))
+    styles = f"{len(entry.adapters)} LoRA style(s)" if entry.adapters else "no LoRA styles"
+    return f"<small>{entry.description + ' · ' if entry.description else ''}{' · '.join(parts)} · {styles}</small>"
+
+
+def _caption(settings: ImageSettings, suffix: str = "") -> str:
+    styles = " + ".join(f"{name} {weight:g}" for name, weight in settings.styles) or "no style"
+    return f"seed {settings.seed} · {styles}{suffix}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The panel
+
+
+def build(entries: list[Entry], suite: Suite) -> None:
+    """The Image tab's body (inside ``gr.Tab``). Nothing is loaded until the first image is asked for."""
+    image_entries = [e for e in entries if isinstance(e, ImageEntry)]
+    panel = ImagePanel(image_entries, suite)
+    first = image_entries[0]
+    first_geo = panel.geometry(first)  # reads a few JSON files if the model is already on disk; never fetches
+    start = defaults(first, first_geo)
+    all_adapters = [(e.id, a.id) for e in image_entries for a in e.adapters]
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="image-prompt", max_lines=8,
+                                placeholder=first.examples[0] if first.examples else "Describe the picture you want")
+            negative = gr.Textbox(label="Negative prompt", value=first.negative_prompt, lines=1,
+                                  placeholder="what the picture should not show", elem_id="image-negative")
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary", scale=3, elem_id="image-generate")
+                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="image-stop")
+            with gr.Row():
+                model = model_picker(image_entries, scale=3, elem_id="image-model")
+                device = device_picker(suite.runtime.devices(), suite.default_device, scale=1, elem_id="image-device")
+            info = gr.Markdown(_model_info(first, first_geo), elem_id="image-model-info")
+            with gr.Group():
+                sliders = []
+                for entry in image_entries:
+                    for adapter in entry.adapters:
+                        sliders.append(gr.Slider(
+                            0, 2, value=0, step=0.05, label=f"Style: {adapter.title}",
+                            info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
+                            elem_id=f"image-style-{entry.id}-{adapter.id}"))
+                no_styles = gr.Markdown("<small>This model has no LoRA styles (add `adapters:` in models.yaml)."
+                                        "</small>", visible=not first.adapters, padding=True)
+                compare = gr.Checkbox(False, label="Compare: also render without styles (same seed)",
+                                      visible=bool(first.adapters), elem_id="image-compare")
+            with gr.Accordion("Size, steps and seed", open=True):
+                with gr.Row():
+                    width = gr.Number(start.width, label="Width", precision=0, step=first_geo.factor, minimum=0,
+                                      elem_id="image-width", min_width=90)
+                    height = gr.Number(start.height, label="Height", precision=0, step=first_geo.factor, minimum=0,
+                                       elem_id="image-height", min_width=90)
+                    count = gr.Number(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
+                                      elem_id="image-count", min_width=90)
+                size_note = gr.Markdown(elem_id="image-size-note")
+                with gr.Row():
+                    steps = gr.Slider(1, MAX_STEPS, value=start.steps, step=1, label="Steps",
+                                      elem_id="image-steps")
+                    guidance = gr.Slider(0, MAX_GUIDANCE, value=start.guidance_scale, step=0.5,
+                                         label="Guidance scale", elem_id="image-guidance")
+                with gr.Row(equal_height=True):
+                    seed = gr.Number(42, label="Seed", precision=0, minimum=-1, maximum=MAX_SEED, scale=3,
+                                     info="-1 = new random seed each time", elem_id="image-seed", min_width=140)
+                    dice = gr.Button("Random seed", scale=1, size="md", elem_id="image-random-seed", min_width=100)
+                    live = gr.Checkbox(True, label="Live preview", scale=2, elem_id="image-live",
+                                       info="decodes every few steps", min_width=120)
+            examples = [[text] for e in image_entries for text in e.examples]
+            if examples:
+                gr.Examples(examples, [prompt], label="Examples")
+        with gr.Column(scale=3, min_width=380):
+            gallery = gr.Gallery(label="Images", columns=2, height=520, preview=True, format="png",
+                                 object_fit="contain", buttons=["download", "fullscreen"], elem_id="image-gallery",
+                                 interactive=False)
+            status = gr.Markdown(elem_id="image-status")
+            slider = gr.ImageSlider(label="Without styles ◀ ▶ with styles", visible=False, type="filepath",
+                                    format="png", max_height=520, elem_id="image-compare-slider")
+            params = gr.Textbox(label="Parameters (embedded in the PNG as text metadata)", lines=3,
+                                interactive=False, buttons=["copy"], elem_id="image-parameters")
+            params_file = gr.DownloadButton("Download parameters (.json)", visible=False, size="sm",
+                                            elem_id="image-parameters-download")
+            metrics = metrics_card(elem_id="image-metrics")
+            python, cpp = code_view()
+    texts = gr.State([])   # parameter text per gallery image
+    files = gr.State([])   # parameter .json per gallery image
+
+    # ----------------------------------------------------------------------------------------------------
+    # Events
+
+    def settings_from(entry_id: str, device_name: str, prompt_text: str, negative_text: str, w, h, n_steps,
+                      scale, seed_value, weights: tuple) -> tuple[ImageEntry, Geometry, ImageSettings]:
+        entry = panel.entry(entry_id)
+        device_name = panel.device(device_name)
+        geo = panel.geometry(entry, device_name)
+        settings = resolve(entry, geo, device=device_name, prompt=prompt_text, negative_prompt=negative_text or "",
+                           styles=_styles(entry, all_adapters, weights), width=w, height=h, steps=n_steps,
+                           guidance_scale=scale, seed=seed_value if seed_value is not None else 42)
+        return entry, geo, settings
+
+    def preview_code(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale, seed_value, *weights):
+        """Size note and code for the settings as they stand (quietly keeps the old code while input is bad)."""
+        try:
+            entry, geo, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h,
+                                                 n_steps, scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
+        except (ValueError, KeyError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            return f"<small>Cannot generate yet: {message}</small>", gr.skip(), gr.skip()
+        notes = [n for n in settings.notes if not n.startswith("random seed")]
+        note = (f"<small>Will generate {settings.width}×{settings.height}: {'; '.join(notes)}</small>"
+                if notes else "")
+        python_text, cpp_text = panel.code(settings)
+        return note, python_text, cpp_text
+
+    def on_model(entry_id: str, device_name: str):
+        entry = panel.entry(entry_id)
+        geo = panel.geometry(entry, device_name)
+        base = defaults(entry, geo)
+        updates = [gr.update(visible=e_id == entry.id) for e_id, _ in all_adapters]
+        return [_model_info(entry, geo), entry.negative_prompt, gr.update(value=base.width, step=geo.factor),
+                gr.update(value=base.height, step=geo.factor), base.steps, base.guidance_scale,
+                gr.update(visible=not entry.adapters), gr.update(visible=bool(entry.adapters)), *updates]
+
+    @guarded
+    def run(request: gr.Request, prompt_text: str, negative_text: str, entry_id: str, device_name: str, w, h,
+            n_steps, scale, seed_value, n_images, live_preview: bool, compare_on: bool,
+            progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
+        entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
+                                             seed_value, weights)
+        n_images = max(1, min(MAX_IMAGES, int(n_images or 1)))
+        session = request.session_hash or "api"
+        flag = panel.stops.start(session)
+        try:
+            loaded = settings.device in suite.is_loaded(entry)
+            yield {status: "Starting…" if loaded else f"Loading {entry.title} on {settings.device}…",
+                   slider: gr.update(visible=False) if not (compare_on and settings.styles) else gr.skip()}
+            handle = panel.load(entry, settings.device, progress)
+            if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
+                entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
+                                                     n_steps, scale, settings.seed, weights)
+            yield from _generate_all(handle, entry, geo, settings, n_images, live_preview,
+                                     compare_on and bool(settings.styles), flag, progress)
+        finally:
+            flag.set()  # a closed tab or a cancelled event stops the worker at its next step
+            panel.stops.finish(session, flag)
+
+    def _generate_all(handle: Handle, entry: ImageEntry, geo: Geometry, settings: ImageSettings, n_images: int,
+                      live_preview: bool, compare_on: bool, flag: threading.Event, progress) -> Iterator[dict]:
+        folder = image_files.run_folder()
+        jobs = [settings.with_seed((settings.seed + i) % (MAX_SEED + 1)) for i in range(n_images)]
+        if compare_on:
+            jobs.insert(1, jobs[0].without_styles())
+        total_steps = settings.steps * len(jobs)
+        shown: list[tuple[str, str]] = []
+        texts_out: list[str] = []
+        files_out: list[str] = []
+        results: list[image_run.Generated] = []
+        pair: list[str] = []
+        note = load_note(handle)
+        every = image_run.preview_interval(settings.steps) if live_preview else 0
+        for index, job in enumerate(jobs):
+            is_twin = compare_on and index == 1
+            label = "without styles" if is_twin else f"image {len(shown) + 1}/{n_images}"
+            for kind, payload in _run_in_thread(handle, job, flag, every):
+                if kind == "step":
+                    done, steps_total, preview = payload
+                    progress((index * settings.steps + done, total_steps), desc=f"{label} · step {done}/{steps_total}",
+                             unit="steps")
+                    if preview is not None:
+                        caption = f"{_caption(job)} · preview at step {done}/{steps_total}"
+                        yield {gallery: gr.update(value=shown + [(preview, caption)], selected_index=len(shown))}
+                    continue
+                result: image_run.Generated = payload
+                results.append(result)
+                if result.image is None:
+                    partial = [(result.preview, _caption(job, f" · stopped at step {result.steps_done}"))] \
+                        if result.preview is not None else []
+                    yield {gallery: gr.update(value=shown + partial, selected_index=len(shown) if partial else None),
+                           status: f"Stopped at step {result.steps_done}/{job.steps} of {label}; "
+                                   f"{len(shown)} image(s) finished. The pipeline is ready for the next one.",
+                           **_finish(panel, handle, settings, results, note)}
+                    return
+                path = image_files.save_png(result.image, folder / f"{index:02d}-seed{job.seed}.png", job, geo,
+                                            entry.title)
+                if compare_on and index <= 1:
+                    pair.append(str(path))
+                if is_twin:  # (without, with) styles, same seed
+                    yield {slider: gr.update(value=(pair[1], pair[0]), visible=True)}
+                    continue
+                meta = folder / f"{index:02d}-seed{job.seed}.json"
+                meta.write_text(json.dumps(image_files.parameters(job, geo, entry.title), indent=2))
+                shown.append((str(path), _caption(job)))
+                texts_out.append(image_files.parameters_text(job, geo))
+                files_out.append(str(meta))
+                update = {gallery: gr.update(value=list(shown), selected_index=len(shown) - 1),
+                          params: texts_out[-1], params_file: gr.update(value=files_out[-1], visible=True),
+                          texts: list(texts_out), files: list(files_out)}
+                yield update
+        notes = "; ".join(n for n in settings.notes)
+        done_text = f"Done: {len(shown)} image(s)" + (f" · {notes}" if notes else "") + (f" · {note}" if note else "")
+        yield {status: done_text, **_finish(panel, handle, settings, results, "")}
+
+    def _finish(panel: ImagePanel, handle: Handle, settings: ImageSettings, results, note: str) -> dict:
+        figures = image_run.run_metrics(results, handle.loaded.load_seconds, handle.loaded.key.device)
+        python_text, cpp_text = panel.code(settings)
+        card = metrics_markdown(figures) + (f" · {note}" if note else "")
+        return {metrics: card, python: python_text, cpp: cpp_text}
+
+    def stop_generation(request: gr.Request) -> str:
+        stopped = panel.stops.stop(request.session_hash or "api")
+        return "Stopping at the next step…" if stopped else gr.skip()
+
+    def select_image(evt: gr.SelectData, texts_now: list, files_now: list):
+        index = evt.index if isinstance(evt.index, int) else 0
+        if 0 <= index < len(texts_now):
+            return texts_now[index], gr.update(value=files_now[index], visible=True)
+        return gr.skip(), gr.skip()
+
+    settings_inputs = [model, device, prompt, negative, width, height, steps, guidance, seed, *sliders]
+    gr.on([c.change for c in settings_inputs], preview_code, settings_inputs, [size_note, python, cpp],
+          trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    model.change(on_model, [model, device],
+                 [info, negative, width, height, steps, guidance, no_styles, compare, *sliders],
+                 api_visibility="private", show_progress="hidden")
+    dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_visibility="private", show_progress="hidden")
+    outputs = [gallery, status, slider, params, params_file, texts, files, metrics, python, cpp]
+    run_inputs = [prompt, negative, model, device, width, height, steps, guidance, seed, count, live, compare,
+                  *sliders]
+    # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
+    go.click(run, run_inputs, outputs, api_name="generate_images", api_visibility="undocumented",
+             concurrency_id=CONCURRENCY_ID, show_progress_on=[gallery])
+    prompt.submit(run, run_inputs, outputs, api_visibility="private", concurrency_id=CONCURRENCY_ID,
+                  show_progress_on=[gallery])
+    stop.click(stop_generation, None, status, api_name="stop_images", api_visibility="undocumented",
+               concurrency_limit=None, show_progress="hidden")
+    gallery.select(select_image, [texts, files], [params, params_file], api_visibility="private",
+                   show_progress="hidden")
+
+    gr.api(guarded(_api(panel)), api_name="generate_image", concurrency_id=CONCURRENCY_ID)
+
+
+def _run_in_thread(handle: Handle, settings: ImageSettings, flag: threading.Event,
+                   preview_every: int) -> Iterator[tuple[str, Any]]:
+    """Run one generation in a worker thread; yield ("step", (done, total, preview)) then ("done", Generated)."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = image_run.generate(handle, settings, stop=flag, preview_every=preview_every,
+                                        on_step=lambda done, total, preview: events.put(("step", (done, total,
+                                                                                                  preview))))
+            events.put(("done", result))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the event's thread, where Gradio reports it
+            events.put(("error", exc))
+
+    threading.Thread(target=work, name="image-generate", daemon=True).start()
+    while True:
+        kind, payload = events.get()
+        if kind == "error":
+            raise payload
+        yield kind, payload
+        if kind == "done":
+            return
+
+
+# ---------------------------------------------------------------------------------------------------------
+# /generate_image
+
+
+def _api(panel: ImagePanel):
+    def generate_image(prompt: str, model: str, negative_prompt: str = "", adapters: dict[str, float] = {},  # noqa: B006
+                       width: int = 0, height: int = 0, steps: int = 0, guidance_scale: float = -1, seed: int = 42,
+                       device: str = "") -> tuple[FileData, dict]:
+        """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights
+        (0 = off). Zero or negative width/height/steps/guidance_scale mean the model's defaults; sizes are snapped to
+        the multiples the model needs; seed -1 picks a random seed. Returns the PNG (its parameters embedded as text
+        metadata) and a metrics dict (load_s, step_ms, generate_s, images_per_min, device and the settings used)."""
+        entry = panel.entry(model)
+        device_name = panel.device(device)
+        inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
+                      width=width, height=height, steps=steps, guidance_scale=guidance_scale)
+        before = panel.geometry(entry, device_name)
+        settings = resolve(entry, before, seed=seed, **inputs)  # bad input fails here, before any load
+        handle = panel.load(entry, device_name)
+        geo = panel.geometry(entry, device_name)
+        if geo != before:  # first download told us the model's real size factor: snap again
+            settings = resolve(entry, geo, seed=settings.seed, **inputs)
+        result = image_run.generate(handle, settings)
+        path = image_files.save_png(result.image, image_files.run_folder() / f"seed{settings.seed}.png", settings,
+                                    geo, entry.title)
+        figures = image_run.run_metrics([result], handle.loaded.load_seconds, handle.loaded.key.device)
+        figures.update(compiled=handle.built_now, width=settings.width, height=settings.height, steps=settings.steps,
+                       guidance_scale=settings.guidance_scale, seed=settings.seed,
+                       adapters={name: weight for name, weight in settings.styles})
+        if settings.notes:
+            figures["notes"] = list(settings.notes)
+        return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
+    return generate_image
