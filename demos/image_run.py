@@ -82,7 +82,8 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         started = time.perf_counter()
         tensor = pipe.generate(settings.prompt, **kwargs)
         # The returned tensor is a view of a buffer the next generate() overwrites: copy before unlocking.
-        image = np.array(tensor.data[0], copy=True) if tensor.size else None
+        # A stopped generation returns an empty, shapeless tensor.
+        image = np.array(tensor.data[0], copy=True) if len(tensor.shape) == 4 else None
         seconds = time.perf_counter() - started
         step_ms = _mean_step_ms(pipe, state["callback_s"])
     steps_done = state["done"] if "callback" in kwargs else settings.steps
