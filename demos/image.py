@@ -10,6 +10,7 @@ import json
 import queue
 import random
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +25,7 @@ from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker
 
+PROGRESS_EVERY_S = 0.1   # at most this often a progress update goes to the browser
 CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
 PANEL = "image"
 
@@ -304,14 +306,19 @@ def build(entries: list[Entry], suite: Suite) -> None:
         pair: list[str] = []
         note = load_note(handle)
         every = image_run.preview_interval(settings.steps) if live_preview else 0
+        last_progress = 0.0
         for index, job in enumerate(jobs):
             is_twin = compare_on and index == 1
             label = "without styles" if is_twin else f"image {len(shown) + 1}/{n_images}"
             for kind, payload in _run_in_thread(handle, job, flag, every):
                 if kind == "step":
                     done, steps_total, preview = payload
-                    progress((index * settings.steps + done, total_steps), desc=f"{label} · step {done}/{steps_total}",
-                             unit="steps")
+                    now = time.monotonic()
+                    # Fast models take thousands of steps a minute: a browser update per step would swamp it.
+                    if now - last_progress >= PROGRESS_EVERY_S or done == steps_total or preview is not None:
+                        last_progress = now
+                        progress((index * settings.steps + done, total_steps),
+                                 desc=f"{label} · step {done}/{steps_total}", unit="steps")
                     if preview is not None:
                         caption = f"{_caption(job)} · preview at step {done}/{steps_total}"
                         yield {gallery: gr.update(value=shown + [(preview, caption)], selected_index=len(shown))}
@@ -319,7 +326,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 result: image_run.Generated = payload
                 results.append(result)
                 if result.image is None:
-                    partial = [(result.preview, _caption(job, f" · stopped at step {result.steps_done}"))] \
+                    partial = [(result.preview, _caption(
+                        job, f" · preview at step {result.preview_step}; stopped at {result.steps_done}"))] \
                         if result.preview is not None else []
                     yield {gallery: gr.update(value=shown + partial, selected_index=len(shown) if partial else None),
                            status: f"Stopped at step {result.steps_done}/{job.steps} of {label}; "

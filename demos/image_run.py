@@ -26,6 +26,7 @@ class Generated:
     settings: ImageSettings
     image: np.ndarray | None      # HxWx3 uint8; None when stopped before the end
     preview: np.ndarray | None    # the last live preview (what a stopped image looked like)
+    preview_step: int             # the step that preview shows (0 = none)
     steps_done: int
     seconds: float                # wall time of the call
     step_ms: float | None         # genai's mean denoising-iteration time
@@ -50,7 +51,7 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
              stop: threading.Event | None = None, preview_every: int = 0) -> Generated:
     """Generate one image. ``stop`` set -> the pipeline ends at the next step; ``preview_every`` 0 = no previews."""
     pipe = handle.pipeline
-    state: dict[str, Any] = {"done": 0, "preview": None, "callback_s": 0.0}
+    state: dict[str, Any] = {"done": 0, "preview": None, "preview_step": 0, "callback_s": 0.0}
 
     def callback(step: int, num_steps: int, latent: Any) -> bool:
         entered = time.perf_counter()
@@ -66,7 +67,7 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         if preview_every and state["done"] % preview_every == 0 and state["done"] < num_steps:
             # decode() is genai's own latent -> RGB (the VAE); copy: its buffer is reused.
             preview = np.array(pipe.decode(latent).data[0], copy=True)
-            state["preview"] = preview
+            state["preview"], state["preview_step"] = preview, state["done"]
         if on_step is not None:
             on_step(state["done"], num_steps, preview)
         return bool(stop is not None and stop.is_set())
@@ -88,7 +89,7 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         step_ms = _mean_step_ms(pipe, state["callback_s"])
     steps_done = state["done"] if "callback" in kwargs else settings.steps
     stopped = image is None or steps_done < settings.steps
-    return Generated(settings, image, state["preview"], steps_done, seconds, step_ms, stopped)
+    return Generated(settings, image, state["preview"], state["preview_step"], steps_done, seconds, step_ms, stopped)
 
 
 def _mean_step_ms(pipe: Any, callback_s: float = 0.0) -> float | None:
