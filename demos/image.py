@@ -3,21 +3,22 @@
 Styles (LoRA adapters) are all registered when the pipeline is built and blended per image with a weight each,
 so moving a slider never recompiles. Generation runs in a worker thread whose step callback feeds a progress
 bar and live previews back to the browser, and returns True to stop at the next step when the user asks.
-Requests are checked in ``image_settings``, run in ``image_run``, saved with their parameters in
-``image_files`` and turned into code in ``image_code``; this module is the Gradio side and ``/generate_image``.
+Requests are checked in ``image_settings``, run in ``image_run`` (one image) and ``image_batch`` (a click's
+worth, as events), saved with their parameters in ``image_files`` and turned into code in ``image_code``; this
+module is the Gradio side: layout, events and ``/generate_image``.
 """
 import json
-import queue
 import random
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 from gradio.data_classes import FileData
 
-from . import image_code, image_files, image_run
+from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
@@ -151,24 +152,53 @@ def _model_info(entry: ImageEntry, geo: Geometry) -> str:
     return f"<small>{entry.description + ' · ' if entry.description else ''}{' · '.join(parts)} · {styles}</small>"
 
 
-def _caption(settings: ImageSettings, suffix: str = "") -> str:
-    styles = " + ".join(f"{name} {weight:g}" for name, weight in settings.styles) or "no style"
-    return f"seed {settings.seed} · {styles}{suffix}"
-
-
 # ---------------------------------------------------------------------------------------------------------
-# The panel
+# Layout
 
 
-def build(entries: list[Entry], suite: Suite) -> None:
-    """The Image tab's body (inside ``gr.Tab``). Nothing is loaded until the first image is asked for."""
-    image_entries = [e for e in entries if isinstance(e, ImageEntry)]
-    panel = ImagePanel(image_entries, suite)
-    first = image_entries[0]
-    first_geo = panel.geometry(first)  # reads a few JSON files if the model is already on disk; never fetches
-    start = defaults(first, first_geo)
-    all_adapters = [(e.id, a.id) for e in image_entries for a in e.adapters]
+@dataclass
+class Widgets:
+    """Every component the panel's events read or write."""
 
+    prompt: gr.Textbox
+    negative: gr.Textbox
+    go: gr.Button
+    stop: gr.Button
+    model: gr.Dropdown
+    device: gr.Dropdown
+    info: gr.Markdown
+    sliders: list[gr.Slider]
+    no_styles: gr.Markdown
+    compare: gr.Checkbox
+    width: gr.Number
+    height: gr.Number
+    count: gr.Number
+    size_note: gr.Markdown
+    steps: gr.Slider
+    guidance: gr.Slider
+    seed: gr.Number
+    dice: gr.Button
+    live: gr.Checkbox
+    gallery: gr.Gallery
+    status: gr.Markdown
+    slider: gr.ImageSlider
+    params: gr.Textbox
+    params_file: gr.DownloadButton
+    metrics: gr.Markdown
+    python: gr.Code
+    cpp: gr.Code
+    texts: gr.State   # parameter text per gallery image
+    files: gr.State   # parameter .json per gallery image
+
+    def run_outputs(self) -> list:
+        return [self.gallery, self.status, self.slider, self.params, self.params_file, self.texts, self.files,
+                self.metrics, self.python, self.cpp]
+
+
+def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
+    first = entries[0]
+    geo = panel.geometry(first)  # reads a few JSON files if the model is already on disk; never fetches
+    start = defaults(first, geo)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="image-prompt", max_lines=8,
@@ -179,33 +209,30 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 go = gr.Button("Generate", variant="primary", scale=3, elem_id="image-generate")
                 stop = gr.Button("Stop", variant="stop", scale=1, elem_id="image-stop")
             with gr.Row():
-                model = model_picker(image_entries, scale=3, elem_id="image-model")
-                device = device_picker(suite.runtime.devices(), suite.default_device, scale=1, elem_id="image-device")
-            info = gr.Markdown(_model_info(first, first_geo), elem_id="image-model-info")
+                model = model_picker(entries, scale=3, elem_id="image-model")
+                device = device_picker(panel.suite.runtime.devices(), panel.suite.default_device, scale=1,
+                                       elem_id="image-device")
+            info = gr.Markdown(_model_info(first, geo), elem_id="image-model-info")
             with gr.Group():
-                sliders = []
-                for entry in image_entries:
-                    for adapter in entry.adapters:
-                        sliders.append(gr.Slider(
-                            0, 2, value=0, step=0.05, label=f"Style: {adapter.title}",
-                            info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
-                            elem_id=f"image-style-{entry.id}-{adapter.id}"))
+                sliders = [gr.Slider(0, 2, value=0, step=0.05, label=f"Style: {adapter.title}",
+                                     info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
+                                     elem_id=f"image-style-{entry.id}-{adapter.id}")
+                           for entry in entries for adapter in entry.adapters]
                 no_styles = gr.Markdown("<small>This model has no LoRA styles (add `adapters:` in models.yaml)."
                                         "</small>", visible=not first.adapters, padding=True)
                 compare = gr.Checkbox(False, label="Compare: also render without styles (same seed)",
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=True):
                 with gr.Row():
-                    width = gr.Number(start.width, label="Width", precision=0, step=first_geo.factor, minimum=0,
+                    width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
                                       elem_id="image-width", min_width=90)
-                    height = gr.Number(start.height, label="Height", precision=0, step=first_geo.factor, minimum=0,
+                    height = gr.Number(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
                                        elem_id="image-height", min_width=90)
                     count = gr.Number(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
                                       elem_id="image-count", min_width=90)
                 size_note = gr.Markdown(elem_id="image-size-note")
                 with gr.Row():
-                    steps = gr.Slider(1, MAX_STEPS, value=start.steps, step=1, label="Steps",
-                                      elem_id="image-steps")
+                    steps = gr.Slider(1, MAX_STEPS, value=start.steps, step=1, label="Steps", elem_id="image-steps")
                     guidance = gr.Slider(0, MAX_GUIDANCE, value=start.guidance_scale, step=0.5,
                                          label="Guidance scale", elem_id="image-guidance")
                 with gr.Row(equal_height=True):
@@ -214,7 +241,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                     dice = gr.Button("Random seed", scale=1, size="md", elem_id="image-random-seed", min_width=100)
                     live = gr.Checkbox(True, label="Live preview", scale=2, elem_id="image-live",
                                        info="decodes every few steps", min_width=120)
-            examples = [[text] for e in image_entries for text in e.examples]
+            examples = [[text] for e in entries for text in e.examples]
             if examples:
                 gr.Examples(examples, [prompt], label="Examples")
         with gr.Column(scale=3, min_width=380):
@@ -230,11 +257,26 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                             elem_id="image-parameters-download")
             metrics = metrics_card(elem_id="image-metrics")
             python, cpp = code_view()
-    texts = gr.State([])   # parameter text per gallery image
-    files = gr.State([])   # parameter .json per gallery image
+    return Widgets(prompt, negative, go, stop, model, device, info, sliders, no_styles, compare, width, height,
+                   count, size_note, steps, guidance, seed, dice, live, gallery, status, slider, params, params_file,
+                   metrics, python, cpp, gr.State([]), gr.State([]))
 
-    # ----------------------------------------------------------------------------------------------------
-    # Events
+
+# ---------------------------------------------------------------------------------------------------------
+# Events
+
+
+def build(entries: list[Entry], suite: Suite) -> None:
+    """The Image tab's body (inside ``gr.Tab``). Nothing is loaded until the first image is asked for."""
+    image_entries = [e for e in entries if isinstance(e, ImageEntry)]
+    panel = ImagePanel(image_entries, suite)
+    ui = _layout(panel, image_entries)
+    _wire(panel, ui)
+    gr.api(guarded(_api(panel)), api_name="generate_image", concurrency_id=CONCURRENCY_ID)
+
+
+def _wire(panel: "ImagePanel", ui: Widgets) -> None:
+    all_adapters = [(e.id, a.id) for e in panel.entries for a in e.adapters]
 
     def settings_from(entry_id: str, device_name: str, prompt_text: str, negative_text: str, w, h, n_steps,
                       scale, seed_value, weights: tuple) -> tuple[ImageEntry, Geometry, ImageSettings]:
@@ -249,25 +291,24 @@ def build(entries: list[Entry], suite: Suite) -> None:
     def preview_code(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale, seed_value, *weights):
         """Size note and code for the settings as they stand (quietly keeps the old code while input is bad)."""
         try:
-            entry, geo, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h,
-                                                 n_steps, scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
+            _, _, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h, n_steps,
+                                           scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
         except (ValueError, KeyError) as exc:
             message = exc.args[0] if exc.args else str(exc)
             return f"<small>Cannot generate yet: {message}</small>", gr.skip(), gr.skip()
         notes = [n for n in settings.notes if not n.startswith("random seed")]
         note = (f"<small>Will generate {settings.width}×{settings.height}: {'; '.join(notes)}</small>"
                 if notes else "")
-        python_text, cpp_text = panel.code(settings)
-        return note, python_text, cpp_text
+        return (note, *panel.code(settings))
 
     def on_model(entry_id: str, device_name: str):
         entry = panel.entry(entry_id)
         geo = panel.geometry(entry, device_name)
         base = defaults(entry, geo)
-        updates = [gr.update(visible=e_id == entry.id) for e_id, _ in all_adapters]
+        visible = [gr.update(visible=e_id == entry.id) for e_id, _ in all_adapters]
         return [_model_info(entry, geo), entry.negative_prompt, gr.update(value=base.width, step=geo.factor),
                 gr.update(value=base.height, step=geo.factor), base.steps, base.guidance_scale,
-                gr.update(visible=not entry.adapters), gr.update(visible=bool(entry.adapters)), *updates]
+                gr.update(visible=not entry.adapters), gr.update(visible=bool(entry.adapters)), *visible]
 
     @guarded
     def run(request: gr.Request, prompt_text: str, negative_text: str, entry_id: str, device_name: str, w, h,
@@ -275,90 +316,23 @@ def build(entries: list[Entry], suite: Suite) -> None:
             progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
         entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
                                              seed_value, weights)
-        n_images = max(1, min(MAX_IMAGES, int(n_images or 1)))
         session = request.session_hash or "api"
         flag = panel.stops.start(session)
         try:
-            loaded = settings.device in suite.is_loaded(entry)
-            yield {status: "Starting…" if loaded else f"Loading {entry.title} on {settings.device}…",
-                   slider: gr.update(visible=False) if not (compare_on and settings.styles) else gr.skip()}
+            loaded = settings.device in panel.suite.is_loaded(entry)
+            yield {ui.status: "Starting…" if loaded else f"Loading {entry.title} on {settings.device}…",
+                   ui.slider: gr.update(visible=bool(compare_on and settings.styles))}
             handle = panel.load(entry, settings.device, progress)
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
                                                      n_steps, scale, settings.seed, weights)
-            yield from _generate_all(handle, entry, geo, settings, n_images, live_preview,
-                                     compare_on and bool(settings.styles), flag, progress)
+            batch = image_batch.Batch(handle, geo, entry.title, settings, max(1, min(MAX_IMAGES, int(n_images or 1))),
+                                      bool(compare_on), image_run.preview_interval(settings.steps) if live_preview
+                                      else 0, flag)
+            yield from _render(panel, ui, batch, progress)
         finally:
             flag.set()  # a closed tab or a cancelled event stops the worker at its next step
             panel.stops.finish(session, flag)
-
-    def _generate_all(handle: Handle, entry: ImageEntry, geo: Geometry, settings: ImageSettings, n_images: int,
-                      live_preview: bool, compare_on: bool, flag: threading.Event, progress) -> Iterator[dict]:
-        folder = image_files.run_folder()
-        jobs = [settings.with_seed((settings.seed + i) % (MAX_SEED + 1)) for i in range(n_images)]
-        if compare_on:
-            jobs.insert(1, jobs[0].without_styles())
-        total_steps = settings.steps * len(jobs)
-        shown: list[tuple[str, str]] = []
-        texts_out: list[str] = []
-        files_out: list[str] = []
-        results: list[image_run.Generated] = []
-        pair: list[str] = []
-        note = load_note(handle)
-        every = image_run.preview_interval(settings.steps) if live_preview else 0
-        last_progress = 0.0
-        for index, job in enumerate(jobs):
-            is_twin = compare_on and index == 1
-            label = "without styles" if is_twin else f"image {len(shown) + 1}/{n_images}"
-            for kind, payload in _run_in_thread(handle, job, flag, every):
-                if kind == "step":
-                    done, steps_total, preview = payload
-                    now = time.monotonic()
-                    # Fast models take thousands of steps a minute: a browser update per step would swamp it.
-                    if now - last_progress >= PROGRESS_EVERY_S or done == steps_total or preview is not None:
-                        last_progress = now
-                        progress((index * settings.steps + done, total_steps),
-                                 desc=f"{label} · step {done}/{steps_total}", unit="steps")
-                    if preview is not None:
-                        caption = f"{_caption(job)} · preview at step {done}/{steps_total}"
-                        yield {gallery: gr.update(value=shown + [(preview, caption)], selected_index=len(shown))}
-                    continue
-                result: image_run.Generated = payload
-                results.append(result)
-                if result.image is None:
-                    partial = [(result.preview, _caption(
-                        job, f" · preview at step {result.preview_step}; stopped at {result.steps_done}"))] \
-                        if result.preview is not None else []
-                    yield {gallery: gr.update(value=shown + partial, selected_index=len(shown) if partial else None),
-                           status: f"Stopped at step {result.steps_done}/{job.steps} of {label}; "
-                                   f"{len(shown)} image(s) finished. The pipeline is ready for the next one.",
-                           **_finish(panel, handle, settings, results, note)}
-                    return
-                path = image_files.save_png(result.image, folder / f"{index:02d}-seed{job.seed}.png", job, geo,
-                                            entry.title)
-                if compare_on and index <= 1:
-                    pair.append(str(path))
-                if is_twin:  # (without, with) styles, same seed
-                    yield {slider: gr.update(value=(pair[1], pair[0]), visible=True)}
-                    continue
-                meta = folder / f"{index:02d}-seed{job.seed}.json"
-                meta.write_text(json.dumps(image_files.parameters(job, geo, entry.title), indent=2))
-                shown.append((str(path), _caption(job)))
-                texts_out.append(image_files.parameters_text(job, geo))
-                files_out.append(str(meta))
-                update = {gallery: gr.update(value=list(shown), selected_index=len(shown) - 1),
-                          params: texts_out[-1], params_file: gr.update(value=files_out[-1], visible=True),
-                          texts: list(texts_out), files: list(files_out)}
-                yield update
-        notes = "; ".join(n for n in settings.notes)
-        done_text = f"Done: {len(shown)} image(s)" + (f" · {notes}" if notes else "") + (f" · {note}" if note else "")
-        yield {status: done_text, **_finish(panel, handle, settings, results, "")}
-
-    def _finish(panel: ImagePanel, handle: Handle, settings: ImageSettings, results, note: str) -> dict:
-        figures = image_run.run_metrics(results, handle.loaded.load_seconds, handle.loaded.key.device)
-        python_text, cpp_text = panel.code(settings)
-        card = metrics_markdown(figures) + (f" · {note}" if note else "")
-        return {metrics: card, python: python_text, cpp: cpp_text}
 
     def stop_generation(request: gr.Request) -> str:
         stopped = panel.stops.stop(request.session_hash or "api")
@@ -370,51 +344,75 @@ def build(entries: list[Entry], suite: Suite) -> None:
             return texts_now[index], gr.update(value=files_now[index], visible=True)
         return gr.skip(), gr.skip()
 
-    settings_inputs = [model, device, prompt, negative, width, height, steps, guidance, seed, *sliders]
-    gr.on([c.change for c in settings_inputs], preview_code, settings_inputs, [size_note, python, cpp],
+    settings_inputs = [ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height, ui.steps, ui.guidance,
+                       ui.seed, *ui.sliders]
+    gr.on([c.change for c in settings_inputs], preview_code, settings_inputs, [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    model.change(on_model, [model, device],
-                 [info, negative, width, height, steps, guidance, no_styles, compare, *sliders],
-                 api_visibility="private", show_progress="hidden")
-    dice.click(lambda: random.randint(0, MAX_SEED), None, seed, api_visibility="private", show_progress="hidden")
-    outputs = [gallery, status, slider, params, params_file, texts, files, metrics, python, cpp]
-    run_inputs = [prompt, negative, model, device, width, height, steps, guidance, seed, count, live, compare,
-                  *sliders]
+    ui.model.change(on_model, [ui.model, ui.device],
+                    [ui.info, ui.negative, ui.width, ui.height, ui.steps, ui.guidance, ui.no_styles, ui.compare,
+                     *ui.sliders], api_visibility="private", show_progress="hidden")
+    ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_visibility="private",
+                  show_progress="hidden")
+    run_inputs = [ui.prompt, ui.negative, ui.model, ui.device, ui.width, ui.height, ui.steps, ui.guidance, ui.seed,
+                  ui.count, ui.live, ui.compare, *ui.sliders]
     # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
-    go.click(run, run_inputs, outputs, api_name="generate_images", api_visibility="undocumented",
-             concurrency_id=CONCURRENCY_ID, show_progress_on=[gallery])
-    prompt.submit(run, run_inputs, outputs, api_visibility="private", concurrency_id=CONCURRENCY_ID,
-                  show_progress_on=[gallery])
-    stop.click(stop_generation, None, status, api_name="stop_images", api_visibility="undocumented",
-               concurrency_limit=None, show_progress="hidden")
-    gallery.select(select_image, [texts, files], [params, params_file], api_visibility="private",
-                   show_progress="hidden")
+    ui.go.click(run, run_inputs, ui.run_outputs(), api_name="generate_images", api_visibility="undocumented",
+                concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.gallery])
+    ui.prompt.submit(run, run_inputs, ui.run_outputs(), api_visibility="private", concurrency_id=CONCURRENCY_ID,
+                     show_progress_on=[ui.gallery])
+    # Not in the image queue: Stop must run while a generation holds it.
+    ui.stop.click(stop_generation, None, ui.status, api_name="stop_images", api_visibility="undocumented",
+                  concurrency_limit=None, show_progress="hidden")
+    ui.gallery.select(select_image, [ui.texts, ui.files], [ui.params, ui.params_file], api_visibility="private",
+                      show_progress="hidden")
 
-    gr.api(guarded(_api(panel)), api_name="generate_image", concurrency_id=CONCURRENCY_ID)
 
-
-def _run_in_thread(handle: Handle, settings: ImageSettings, flag: threading.Event,
-                   preview_every: int) -> Iterator[tuple[str, Any]]:
-    """Run one generation in a worker thread; yield ("step", (done, total, preview)) then ("done", Generated)."""
-    events: queue.Queue = queue.Queue()
-
-    def work() -> None:
-        try:
-            result = image_run.generate(handle, settings, stop=flag, preview_every=preview_every,
-                                        on_step=lambda done, total, preview: events.put(("step", (done, total,
-                                                                                                  preview))))
-            events.put(("done", result))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the event's thread, where Gradio reports it
-            events.put(("error", exc))
-
-    threading.Thread(target=work, name="image-generate", daemon=True).start()
-    while True:
-        kind, payload = events.get()
-        if kind == "error":
-            raise payload
-        yield kind, payload
-        if kind == "done":
+def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress: Any) -> Iterator[dict]:
+    """Turn a batch's events into UI updates: progress bar, previews, gallery, Compare slider, parameters."""
+    shown: list[tuple[str, str]] = []
+    texts: list[str] = []
+    files: list[str] = []
+    first_styled: str | None = None
+    note = load_note(batch.handle)
+    last_progress = 0.0
+    for event in batch.run():
+        if isinstance(event, image_batch.Step):
+            now = time.monotonic()
+            # Fast models take thousands of steps a minute: a browser update per step would swamp it.
+            if now - last_progress >= PROGRESS_EVERY_S or event.step == event.steps:
+                last_progress = now
+                progress((event.done_total, event.total), desc=f"{event.label} · step {event.step}/{event.steps}",
+                         unit="steps")
+        elif isinstance(event, image_batch.Preview):
+            yield {ui.gallery: gr.update(value=shown + [(event.image, event.caption)], selected_index=len(shown))}
+        elif isinstance(event, image_batch.Saved) and event.twin:
+            yield {ui.slider: gr.update(value=(str(event.path), first_styled), visible=True)}
+        elif isinstance(event, image_batch.Saved):
+            first_styled = first_styled or str(event.path)
+            shown.append((str(event.path), event.caption))
+            texts.append(event.text)
+            files.append(str(event.meta))
+            yield {ui.gallery: gr.update(value=list(shown), selected_index=len(shown) - 1), ui.params: event.text,
+                   ui.params_file: gr.update(value=files[-1], visible=True), ui.texts: list(texts),
+                   ui.files: list(files)}
+        elif isinstance(event, image_batch.Stopped):
+            partial = [(event.result.preview, event.caption)] if event.result.preview is not None else []
+            yield {ui.gallery: gr.update(value=shown + partial, selected_index=len(shown) if partial else None),
+                   ui.status: f"Stopped at step {event.result.steps_done}/{event.result.settings.steps} of "
+                              f"{event.label}; {len(shown)} image(s) finished. The pipeline is ready for the next one.",
+                   **_finish(panel, ui, batch, note)}
             return
+    notes = "; ".join(batch.settings.notes)
+    done = f"Done: {len(shown)} image(s)" + (f" · {notes}" if notes else "") + (f" · {note}" if note else "")
+    yield {ui.status: done, **_finish(panel, ui, batch, "")}
+
+
+def _finish(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, note: str) -> dict:
+    loaded = batch.handle.loaded
+    figures = image_run.run_metrics(batch.results, loaded.load_seconds, loaded.key.device)
+    python_text, cpp_text = panel.code(batch.settings)
+    return {ui.metrics: metrics_markdown(figures) + (f" · {note}" if note else ""), ui.python: python_text,
+            ui.cpp: cpp_text}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -422,7 +420,8 @@ def _run_in_thread(handle: Handle, settings: ImageSettings, flag: threading.Even
 
 
 def _api(panel: ImagePanel):
-    def generate_image(prompt: str, model: str, negative_prompt: str = "", adapters: dict[str, float] = {},  # noqa: B006
+    def generate_image(prompt: str, model: str, negative_prompt: str = "",
+                       adapters: dict[str, float] = {},  # noqa: B006 - DESIGN §6's default; never mutated
                        width: int = 0, height: int = 0, steps: int = 0, guidance_scale: float = -1, seed: int = 42,
                        device: str = "") -> tuple[FileData, dict]:
         """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights

@@ -74,7 +74,8 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
 
     kwargs: dict[str, Any] = dict(
         width=settings.width, height=settings.height, num_inference_steps=settings.steps,
-        guidance_scale=settings.guidance_scale, rng_seed=settings.seed, adapters=adapter_config(handle, settings.styles))
+        guidance_scale=settings.guidance_scale, rng_seed=settings.seed,
+        adapters=adapter_config(handle, settings.styles))
     if settings.negative_prompt:  # resolve() drops it when guidance <= 1: genai refuses it there
         kwargs["negative_prompt"] = settings.negative_prompt
     if on_step is not None or stop is not None or preview_every:
