@@ -56,6 +56,11 @@ def _cpp_string(text: str) -> str:
     return f'"{escaped}"'
 
 
+def _cpp_float(value: float) -> str:
+    """A float literal: 7 -> 7.0f, 0.8 -> 0.8f (``7f`` would not compile)."""
+    return f"{float(value)!r}f"
+
+
 def _cpp_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -67,7 +72,7 @@ def _cpp_value(value: Any) -> str:
 def cpp_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, str],
              properties: dict[str, Any]) -> str:
     """C++ with the same settings (paths as the app resolved them)."""
-    lines = ["// g++ -std=c++17 image.cpp $(pkg-config --cflags --libs openvino.genai) -o image",
+    lines = ["// CMake: find_package(OpenVINOGenAI REQUIRED) and target_link_libraries(image PRIVATE openvino::genai)",
              "#include <iostream>", "#include \"openvino/genai/image_generation/text2image_pipeline.hpp\"", "",
              "int main() {"]
     for adapter_id, path in adapter_paths.items():
@@ -81,10 +86,10 @@ def cpp_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, 
     lines += ["", "    ov::Tensor image = pipe.generate(", f"        {_cpp_string(settings.prompt)},"]
     if settings.negative_prompt:
         lines.append(f"        ov::genai::negative_prompt({_cpp_string(settings.negative_prompt)}),")
-    styles = ", ".join(f"{{{_var(a)}, {w:g}f}}" for a, w in settings.styles)
+    styles = ", ".join(f"{{{_var(a)}, {_cpp_float(w)}}}" for a, w in settings.styles)
     lines += [f"        ov::genai::width({settings.width}),", f"        ov::genai::height({settings.height}),",
               f"        ov::genai::num_inference_steps({settings.steps}),",
-              f"        ov::genai::guidance_scale({settings.guidance_scale:g}f),",
+              f"        ov::genai::guidance_scale({_cpp_float(settings.guidance_scale)}),",
               f"        ov::genai::rng_seed({settings.seed}),",
               f"        ov::genai::adapters({'{' + styles + '}' if styles else ''}),",
               "        ov::genai::callback([](size_t step, size_t num_steps, ov::Tensor&) {",

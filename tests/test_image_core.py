@@ -174,6 +174,6 @@ def test_python_code_reproduces_the_image(suite, handle, tmp_path, monkeypatch):
     with Image.open(tmp_path / "image.png") as png:
         assert np.array_equal(np.asarray(png), expected)
     cpp = image_code.cpp_code(settings, '"/m"', paths, {"INFERENCE_PRECISION_HINT": "f32"})
-    assert "ov::genai::rng_seed(5)" in cpp
+    assert "ov::genai::rng_seed(5)" in cpp and "ov::genai::guidance_scale(1.0f)" in cpp
     assert "ov::genai::adapters({{style_kohya, 0.8f}, {style_diffusers, 0.3f}})" in cpp
     assert cpp.count("{") == cpp.count("}") and cpp.count("(") == cpp.count(")")
