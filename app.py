@@ -1,7 +1,7 @@
 """OpenVINO GenAI demo suite: one Gradio app with a tab per modality, built from models.yaml.
 
     python app.py [--models PATH] [--host H] [--port N] [--share] [--device D] [--cache-dir DIR]
-                  [--offline] [--prefetch [IDS ...]] [--preload [IDS ...]] [--max-pipelines N]
+                  [--offline] [--prefetch [IDS ...]] [--preload [IDS ...]] [--max-pipelines N] [--presenter]
 
 Nothing is downloaded, exported or compiled at start unless --prefetch or --preload asks for it.
 """
@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="download/export these entries (all when no id is given) and exit")
     parser.add_argument("--preload", nargs="*", metavar="ID", default=None,
                         help="load and compile these entries (all when no id is given) before the UI opens")
+    parser.add_argument("--presenter", action="store_true",
+                        help="stage mode: preload and warm up the entries marked 'presenter: true', then go offline;"
+                             " large fonts, no footer, no run history, Compare views first")
     return parser.parse_args(argv)
 
 
@@ -122,13 +125,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if prefetch(suite, args.prefetch) else 0
     if args.preload is not None:
         preload(suite, args.preload)
+    if args.presenter:
+        from demos import panels, presenter
+        from demos.loader import LoaderError
+        print("Presenter mode: loading and warming up the stage models…", file=sys.stderr, flush=True)
+        try:
+            presenter.prepare_stage(suite, panels.warm_up,
+                                    report=lambda line: print(line, file=sys.stderr, flush=True))
+        except (LoaderError, KeyError, ValueError) as exc:
+            print(f"error: presenter mode cannot get ready: {exc}", file=sys.stderr)
+            return 1
 
-    on_space = bool(os.environ.get("SPACE_ID"))
-    host = args.host or ("0.0.0.0" if on_space else "127.0.0.1")
-    port = args.port or (7860 if on_space else None)
+    from demos.presenter import lan_address, launch_options
+    from demos.spaces import listen_address
+    host, port = listen_address(args.host, args.port)
     demo = build_app(suite)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
-                                                   show_error=True)
+                                                   show_error=True, prevent_thread_lock=True,
+                                                   **launch_options(args.presenter))
+    if host == "0.0.0.0" and (address := lan_address()):
+        print(f"Phones on this network can open http://{address}:{demo.server_port}/", file=sys.stderr, flush=True)
+    demo.block_thread()
     return 0
 
 

@@ -157,6 +157,7 @@ class Entry(_Strict):
     properties: dict[str, str | int | float | bool] = {}
     examples: list[str] = []
     description: str = ""
+    presenter: bool = False  # preloaded and warmed up by `python app.py --presenter`
 
     @field_validator("variants")
     @classmethod

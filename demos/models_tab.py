@@ -33,9 +33,19 @@ def table_rows(suite: Suite, hub_sizes: dict[str, int | None] | None = None) -> 
         state, size, loaded = _state(suite, entry)
         if size == "–" and hub_sizes and hub_sizes.get(entry.id) is not None:
             size = f"{format_bytes(hub_sizes[entry.id])} on the hub"
-        source = entry.source + (f" (+{', '.join(entry.variants)} variants)" if entry.variants else "")
+        source = _short_source(suite, entry.source)
+        if entry.variants:
+            source += f" (+{', '.join(entry.variants)} variant)"
         rows.append([entry.panel, entry.id, entry.title, source, size, state, loaded])
     return rows
+
+
+def _short_source(suite: Suite, source: str) -> str:
+    """Hub ids as they are; local folders by their last two path parts (the full path is in the details)."""
+    if suite.catalog.local_path(source) is None:
+        return source
+    parts = source.rstrip("/").split("/")
+    return "local: …/" + "/".join(parts[-2:]) if len(parts) > 2 else f"local: {source}"
 
 
 def _details(suite: Suite, entry: Entry) -> str:
@@ -46,9 +56,9 @@ def _details(suite: Suite, entry: Entry) -> str:
     for device, variant in entry.variants.items():
         lines.append(f"On {device}: `{variant.source}`")
     for adapter in getattr(entry, "adapters", []):
-        lines.append(f"LoRA **{adapter.title}**: `{adapter.source}`" + (f" / `{adapter.file}`" if adapter.file else ""))
+        lines.append(f"LoRA adapter *{adapter.title}*: `{adapter.source}`" + (f" / `{adapter.file}`" if adapter.file else ""))
     for draft in getattr(entry, "drafts", []):
-        lines.append(f"Draft **{draft.title}**: `{draft.source}`")
+        lines.append(f"Draft model *{draft.title}*: `{draft.source}`")
     return "  \n".join(lines)
 
 
@@ -60,7 +70,8 @@ def build(suite: Suite) -> None:
                 f"`{suite.loader.cache_dir}`. Fetch them here ahead of time, or load one to compile it now."
                 + (" **Offline:** only cached models are available." if suite.loader.offline else ""))
     table = gr.Dataframe(value=lambda: table_rows(suite, hub_sizes), headers=HEADERS, interactive=False,
-                         wrap=True, label="Catalog", elem_id="models-table")
+                         wrap=True, column_widths=["7%", "14%", "19%", "26%", "10%", "14%", "10%"],
+                         label="Catalog", elem_id="models-table")
     with gr.Row():
         choice = gr.Dropdown(choices=[(f"{e.title} ({e.panel})", e.id) for e in entries],
                              value=entries[0].id if entries else None, label="Model", scale=3,
@@ -87,7 +98,7 @@ def build(suite: Suite) -> None:
                                   gradio_progress(progress))
         extra = len(prepared.adapters) + len(prepared.drafts)
         note = f" with {extra} adapter(s)/draft(s)" if extra else ""
-        return (f"✅ **{entry.title}** is ready in `{prepared.model_dir}`{note} "
+        return (f"**{entry.title}** is ready in `{prepared.model_dir}`{note} "
                 f"({time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
 
     @guarded
@@ -96,7 +107,7 @@ def build(suite: Suite) -> None:
         started = time.perf_counter()
         handle = suite.load(entry, device_name, progress=gradio_progress(progress))
         verb = f"compiled in {handle.loaded.load_seconds:.1f} s" if handle.built_now else "was already loaded"
-        return (f"✅ **{entry.title}** on {handle.loaded.key.device} {verb} "
+        return (f"**{entry.title}** on {handle.loaded.key.device} {verb} "
                 f"(total {time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
 
     def unload():

@@ -49,6 +49,9 @@ class Suite:
         self.loader = loader
         self.runtime = runtime
         self.default_device = default_device or catalog.settings.device
+        # Presenter mode (demos.presenter): panels open on the stage entries, with Compare views first.
+        self.presenter = False
+        self.stage_entries: list[Entry] = []
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, cache_dir: Path | None = None, offline: bool | None = None,
