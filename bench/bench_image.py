@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -133,13 +134,17 @@ class App:
                               "generation": {"width": size, "height": size, "num_inference_steps": steps,
                                              "guidance_scale": 7.5}}]}
         (work / "models.yaml").write_text(yaml.safe_dump(catalog))
-        self.port = 7990 + os.getpid() % 9
+        with socket.socket() as probe:  # a free port: other apps may be running on this machine
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
         self.log = open(work / "app.log", "w")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--models", str(work / "models.yaml"),
                                       "--port", str(self.port)], cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
         url = f"http://127.0.0.1:{self.port}/"
         for _ in range(600):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited; see {work / 'app.log'}")
             try:
                 urllib.request.urlopen(url, timeout=2)
                 break

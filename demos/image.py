@@ -68,6 +68,12 @@ class ImagePanel:
         self._geometry: dict[str, Geometry] = {}
         self._adapter_paths: dict[str, dict[str, Path]] = {}  # entry id -> adapter files as last loaded
 
+    def stage_entry(self) -> ImageEntry | None:
+        """Presenter mode's image entry (the panel opens on it), else None."""
+        if not getattr(self.suite, "presenter", False):
+            return None
+        return next((e for e in getattr(self.suite, "stage_entries", []) if e in self.entries), None)
+
     # ----------------------------------------------------------------------------------------------------
     # Model facts
 
@@ -196,9 +202,15 @@ class Widgets:
 
 
 def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
+    """The tab's components. In presenter mode it opens on the stage model with its first style on, Compare
+    checked and the Compare slider above the gallery: the with/without-style view is what an audience looks at."""
+    stage = panel.stage_entry()
+    if stage is not None:
+        entries = [stage] + [e for e in entries if e is not stage]
     first = entries[0]
     geo = panel.geometry(first)  # reads a few JSON files if the model is already on disk; never fetches
     start = defaults(first, geo)
+    showcase = stage is not None and bool(stage.adapters)  # presenter mode with styles to show
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=340):
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="image-prompt", max_lines=8,
@@ -214,13 +226,14 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                        elem_id="image-device")
             info = gr.Markdown(_model_info(first, geo), elem_id="image-model-info")
             with gr.Group():
-                sliders = [gr.Slider(0, 2, value=0, step=0.05, label=f"Style: {adapter.title}",
+                sliders = [gr.Slider(0, 2, value=adapter.alpha if showcase and entry is first and index == 0 else 0,
+                                     step=0.05, label=f"Style: {adapter.title}",
                                      info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
                                      elem_id=f"image-style-{entry.id}-{adapter.id}")
-                           for entry in entries for adapter in entry.adapters]
+                           for entry in panel.entries for index, adapter in enumerate(entry.adapters)]
                 no_styles = gr.Markdown("<small>This model has no LoRA styles (add `adapters:` in models.yaml)."
                                         "</small>", visible=not first.adapters, padding=True)
-                compare = gr.Checkbox(False, label="Compare: also render without styles (same seed)",
+                compare = gr.Checkbox(showcase, label="Compare: also render without styles (same seed)",
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=True):
                 with gr.Row():
@@ -245,12 +258,14 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
             if examples:
                 gr.Examples(examples, [prompt], label="Examples")
         with gr.Column(scale=3, min_width=380):
+            slider = gr.ImageSlider(label="Without styles ◀ ▶ with styles", visible=showcase, type="filepath",
+                                    format="png", max_height=520, elem_id="image-compare-slider", render=showcase)
             gallery = gr.Gallery(label="Images", columns=2, height=520, preview=True, format="png",
                                  object_fit="contain", buttons=["download", "fullscreen"], elem_id="image-gallery",
                                  interactive=False)
             status = gr.Markdown(elem_id="image-status")
-            slider = gr.ImageSlider(label="Without styles ◀ ▶ with styles", visible=False, type="filepath",
-                                    format="png", max_height=520, elem_id="image-compare-slider")
+            if not showcase:
+                slider.render()  # below the gallery, except on stage
             params = gr.Textbox(label="Parameters (embedded in the PNG as text metadata)", lines=3,
                                 interactive=False, buttons=["copy"], elem_id="image-parameters")
             params_file = gr.DownloadButton("Download parameters (.json)", visible=False, size="sm",
@@ -320,8 +335,10 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         flag = panel.stops.start(session)
         try:
             loaded = settings.device in panel.suite.is_loaded(entry)
+            # On stage the Compare slider stays put above the gallery (hiding it there loses its next images).
+            compare_view = gr.skip() if panel.stage_entry() else gr.update(visible=bool(compare_on and settings.styles))
             yield {ui.status: "Starting…" if loaded else f"Loading {entry.title} on {settings.device}…",
-                   ui.slider: gr.update(visible=bool(compare_on and settings.styles))}
+                   ui.slider: compare_view}
             handle = panel.load(entry, settings.device, progress)
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
@@ -386,7 +403,8 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
         elif isinstance(event, image_batch.Preview):
             yield {ui.gallery: gr.update(value=shown + [(event.image, event.caption)], selected_index=len(shown))}
         elif isinstance(event, image_batch.Saved) and event.twin:
-            yield {ui.slider: gr.update(value=(str(event.path), first_styled), visible=True)}
+            yield {ui.slider: gr.update(value=(str(event.path), first_styled), visible=True),  # (without, with)
+                   ui.gallery: gr.update(value=list(shown), selected_index=len(shown) - 1)}  # drop its previews
         elif isinstance(event, image_batch.Saved):
             first_styled = first_styled or str(event.path)
             shown.append((str(event.path), event.caption))
@@ -413,6 +431,24 @@ def _finish(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, note: st
     python_text, cpp_text = panel.code(batch.settings)
     return {ui.metrics: metrics_markdown(figures) + (f" · {note}" if note else ""), ui.python: python_text,
             ui.cpp: cpp_text}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Presenter mode
+
+
+def warm_up(entry: Entry, suite: Suite) -> None:
+    """Presenter mode: short generations at the size the panel opens with, plain and with the first style (the
+    panel opens with it and Compare on), so the first image on stage pays for no first-inference allocation."""
+    if not isinstance(entry, ImageEntry):
+        return
+    handle = suite.load(entry)
+    geo = geometry(handle.prepared.model_dir)
+    prompt = entry.examples[0] if entry.examples else "a photo"
+    styles = [{}] + ([{entry.adapters[0].id: entry.adapters[0].alpha}] if entry.adapters else [])
+    for chosen in styles:  # 2 steps reach every model (text encoder, denoiser, VAE) at the stage's shapes
+        image_run.generate(handle, resolve(entry, geo, device=handle.loaded.key.device, prompt=prompt, steps=2,
+                                           styles=chosen))
 
 
 # ---------------------------------------------------------------------------------------------------------

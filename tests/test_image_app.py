@@ -152,6 +152,13 @@ def test_ui_generates_a_gallery_with_compare_and_parameters(client):
     metrics = [o[5] for o in outputs if isinstance(o[5], str)][-1]  # gr.State outputs are not sent to clients
     assert "Done: 2 image(s)" in status and "Seed: 43" in params and "Step" in metrics
 
+    # One image with Compare: the twin comes last, and its previews must not stay in the gallery.
+    job = client.submit(*_ui_args(count=1, compare=True, live=True, steps=6, weights=(0.8,)),
+                        api_name="/generate_images")
+    job.result(timeout=120)
+    final = [o[0]["value"] for o in job.outputs() if isinstance(o[0], dict) and "value" in o[0]][-1]
+    assert [item["caption"] for item in final] == ["seed 42 · style-kohya 0.8"]
+
 
 def test_stop_ends_generation_early_and_the_next_call_works(client):
     job = client.submit(*_ui_args(steps=200, guidance=7.5), api_name="/generate_images")

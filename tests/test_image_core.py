@@ -177,3 +177,10 @@ def test_python_code_reproduces_the_image(suite, handle, tmp_path, monkeypatch):
     assert "ov::genai::rng_seed(5)" in cpp and "ov::genai::guidance_scale(1.0f)" in cpp
     assert "ov::genai::adapters({{style_kohya, 0.8f}, {style_diffusers, 0.3f}})" in cpp
     assert cpp.count("{") == cpp.count("}") and cpp.count("(") == cpp.count(")")
+
+
+def test_presenter_warm_up_generates_with_the_stage_settings_without_rebuilding(suite, handle):
+    from demos import image
+
+    image.warm_up(suite.catalog.entry("tiny-sd"), suite)
+    assert suite.runtime.builds[handle.loaded.key] == 1
