@@ -201,11 +201,76 @@ class Direct:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def app_vs_direct(app: App, direct: Direct, steps: int, repeats: int) -> None:
+    """1. Seconds per step through the app and directly, alternating so background load falls on both."""
+    wall: dict[str, list[float]] = {"app": [], "direct": []}
+    inner: dict[str, list[float]] = {"app": [], "direct": []}   # genai's own per-step figure
+    overhead: list[float] = []                                   # app wall minus its pipe.generate time
+    for _ in range(repeats):
+        seconds, _, metrics = app.generate({})
+        wall["app"].append(seconds / steps)
+        inner["app"].append(metrics["step_ms"] / 1000)
+        overhead.append(seconds - metrics["generate_s"])
+        seconds, _, metrics = direct.generate({})
+        wall["direct"].append(seconds / steps)
+        inner["direct"].append(metrics["step_ms"] / 1000)
+    app_step, direct_step = statistics.median(wall["app"]), statistics.median(wall["direct"])
+    print("\n1. seconds per step, wall clock (genai's own step figure in brackets)")
+    for side in ("app", "direct"):
+        print(f"   {side:6} {statistics.median(wall[side]):7.2f} s/step  [{statistics.median(inner[side]):.2f} s]  "
+              f"runs: {', '.join(f'{v:.2f}' for v in wall[side])}")
+    print(f"   ratio direct/app = {direct_step / app_step:.3f}  (target >= 0.97); genai's step figure ratio "
+          f"{statistics.median(inner['direct']) / statistics.median(inner['app']):.3f}")
+    print(f"   what the app adds around pipe.generate (queue, PNG, transfer): {statistics.median(overhead):.2f} s per "
+          f"image = {statistics.median(overhead) / (app_step * steps) * 100:.1f} % of the call")
+
+
+def styles_vs_none(app: App, steps: int, repeats: int, both: dict[str, float]) -> None:
+    """2. Two styles at nonzero weight vs none, through the app on the same compiled pipeline."""
+    with_styles, without = [], []
+    for _ in range(repeats):
+        seconds, _, metrics = app.generate(both)
+        with_styles.append((seconds / steps, metrics["step_ms"] / 1000))
+        seconds, _, metrics = app.generate({})
+        without.append((seconds / steps, metrics["step_ms"] / 1000))
+    wall_s, wall_n = (statistics.median(v[0] for v in x) for x in (with_styles, without))
+    step_s, step_n = (statistics.median(v[1] for v in x) for x in (with_styles, without))
+    print("\n2. two styles at nonzero weight vs none (through the app, same pipeline)")
+    print(f"   wall: none {wall_n:.2f} s/step · two styles {wall_s:.2f} s/step · {(wall_s / wall_n - 1) * 100:+.1f} %"
+          f"  (target <= +15 %)")
+    print(f"   genai's step figure: none {step_n:.2f} s · two styles {step_s:.2f} s · "
+          f"{(step_s / step_n - 1) * 100:+.1f} %")
+
+
+def style_switch(app: App, direct: Direct, repeats: int, both: dict[str, float], size: int) -> None:
+    """3. What a style switch costs: 1-step calls at a small size, same styles vs switched, alternating."""
+    direct.size = size
+    direct.generate(both, steps=1)  # first call at this size allocates; not timed
+    same, switched = [], []
+    current: dict[str, float] = both
+    for _ in range(repeats):
+        for target in (current, {} if current else both):  # same styles again, then a switch
+            seconds = direct.generate(target, steps=1)[0]
+            (same if target is current else switched).append(seconds * 1000)
+            current = target
+    print(f"\n3. style switch (direct pipeline, 1-step calls at {size}x{size}, {repeats} of each, alternating)")
+    print(f"   same styles as the call before: {statistics.median(same):.0f} ms · styles switched: "
+          f"{statistics.median(switched):.0f} ms · a switch costs "
+          f"{statistics.median(switched) - statistics.median(same):+.0f} ms (spread of the same-style calls: "
+          f"{max(same) - min(same):.0f} ms)")
+    _, a1, _ = app.generate(both, seed=7)
+    _, _, m_none = app.generate({}, seed=7)
+    _, a2, m_back = app.generate(both, seed=7)
+    print(f"   through the app A -> none -> A: pipeline compiled again: {m_none['compiled'] or m_back['compiled']}; "
+          f"A reproduced exactly: {np.array_equal(a1, a2)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="image width and height")
     parser.add_argument("--steps", type=int, default=3, help="denoising steps per image")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per configuration and side")
+    parser.add_argument("--switch-size", type=int, default=128, help="image size of the style-switch calls")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ov-genai-demos-bench")
     parser.add_argument("--build-only", action="store_true", help="build and export the model, then exit")
     args = parser.parse_args()
@@ -224,42 +289,9 @@ def main() -> int:
             _, direct_image, _ = direct.generate({})
             print(f"app pipeline compiled in {first['load_s']:.1f} s; app and direct images identical: "
                   f"{np.array_equal(app_image, direct_image)}", flush=True)
-            timings: dict[str, list[float]] = {"app": [], "direct": [], "app styles": [], "app none": []}
-            genai_ms: dict[str, list[float]] = {"app": [], "direct": []}
-            for _ in range(args.repeats):  # alternate sides so background load falls on both
-                seconds, _, metrics = app.generate({})
-                timings["app"].append(seconds / args.steps)
-                genai_ms["app"].append(metrics["step_ms"])
-                seconds, _, metrics = direct.generate({})
-                timings["direct"].append(seconds / args.steps)
-                genai_ms["direct"].append(metrics["step_ms"])
-            for _ in range(args.repeats):
-                timings["app styles"].append(app.generate(both)[0] / args.steps)
-                timings["app none"].append(app.generate({})[0] / args.steps)
-            app_step, direct_step = statistics.median(timings["app"]), statistics.median(timings["direct"])
-            print("\n1. seconds per step, wall (genai's step figure in brackets)")
-            print(f"   app    {app_step:7.2f} s/step  [{statistics.median(genai_ms['app']) / 1000:.2f} s]")
-            print(f"   direct {direct_step:7.2f} s/step  [{statistics.median(genai_ms['direct']) / 1000:.2f} s]")
-            print(f"   ratio direct/app = {direct_step / app_step:.3f}  (target >= 0.97)")
-            styles_step, none_step = statistics.median(timings["app styles"]), statistics.median(timings["app none"])
-            print("\n2. two styles at nonzero weight vs none (through the app, same pipeline)")
-            print(f"   none {none_step:.2f} s/step · two styles {styles_step:.2f} s/step · "
-                  f"{(styles_step / none_step - 1) * 100:+.1f} %  (target <= +15 %)")
-
-            print("\n3. style switch (direct pipeline, 1-step calls; first step carries any adapter update)")
-            direct.generate(both, steps=1)
-            same = [direct.generate(both, steps=1)[2]["first_step_ms"] for _ in range(args.repeats)]
-            switched = []
-            for target in ({}, both, {"style-b": 0.6}, both)[: max(2, args.repeats)]:
-                switched.append(direct.generate(target, steps=1)[2]["first_step_ms"])
-            print(f"   first step, same styles as before: {statistics.median(same):.0f} ms · after a switch: "
-                  f"{statistics.median(switched):.0f} ms · switch costs "
-                  f"{statistics.median(switched) - statistics.median(same):+.0f} ms")
-            _, a1, _ = app.generate(both, seed=7)
-            _, _, m_none = app.generate({}, seed=7)
-            _, a2, m_back = app.generate(both, seed=7)
-            print(f"   through the app A -> none -> A: compiled again: {m_none['compiled'] or m_back['compiled']}; "
-                  f"A reproduced exactly: {np.array_equal(a1, a2)}")
+            app_vs_direct(app, direct, args.steps, args.repeats)
+            styles_vs_none(app, args.steps, args.repeats, both)
+            style_switch(app, direct, max(3, args.repeats), both, args.switch_size)
         finally:
             app.close()
     return 0
