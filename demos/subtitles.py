@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+WINDOW_S = 30.0  # Whisper's input window: no segment outlasts it
 
 @dataclass(frozen=True)
 class Segment:
@@ -25,7 +26,8 @@ class Segment:
 def segments_from_chunks(chunks: Iterable[Any], duration: float) -> list[Segment]:
     """Segments from genai's ``chunks`` (objects with ``start_ts``, ``end_ts``, ``text``).
 
-    Rules, in order: an unknown end (-1) becomes the next chunk's start (the audio's end for the last one);
+    Rules, in order: an unknown end (-1) becomes the next chunk's start (the audio's end for the last one), but
+    at most one 30 s window after its own start (a stopped run must not claim audio it never decoded);
     times are clamped to [0, duration]; a start never precedes the previous start and an end never precedes its
     start. Times are rounded to milliseconds (what SRT and WebVTT can say). One segment per chunk, text as
     genai gave it (leading space included), so the segments' texts add up to the transcript.
@@ -35,7 +37,7 @@ def segments_from_chunks(chunks: Iterable[Any], duration: float) -> list[Segment
     previous_start = 0.0
     for index, (start, end, text) in enumerate(raw):
         if end < 0:
-            end = raw[index + 1][0] if index + 1 < len(raw) else duration
+            end = min(raw[index + 1][0] if index + 1 < len(raw) else duration, start + WINDOW_S)
         start = max(previous_start, min(max(start, 0.0), duration))
         end = max(start, min(end, duration))
         previous_start = start
@@ -43,12 +45,26 @@ def segments_from_chunks(chunks: Iterable[Any], duration: float) -> list[Segment
     return segments
 
 
-def words_from_genai(words: Iterable[Any], duration: float) -> list[Segment]:
-    """Word timings (``word``, ``start_ts``, ``end_ts``) as segments, by the same rules as chunks."""
+def words_from_genai(words: Iterable[Any], duration: float, text: str) -> list[Segment]:
+    """Word timings (``word``, ``start_ts``, ``end_ts``) that spell out ``text``, as segments.
+
+    genai 2026.4 times every token a 30 s window decoded, including the tail after the window's last complete
+    segment, which the next window decodes again: those would appear twice. Walking the transcript, a word is
+    kept when it is the next thing the transcript says, so the words add up to the text once.
+    """
     class _Chunk:  # adapt WhisperWordTiming to the chunk shape
-        def __init__(self, word: Any) -> None:
-            self.start_ts, self.end_ts, self.text = word.start_ts, word.end_ts, word.word
-    return segments_from_chunks((_Chunk(w) for w in words), duration)
+        def __init__(self, start: float, end: float, word: str) -> None:
+            self.start_ts, self.end_ts, self.text = start, end, word
+
+    kept, cursor = [], 0
+    for word in words:
+        piece = str(word.word).strip()
+        found = text.find(piece, cursor) if piece else -1
+        if found < 0 or text[cursor:found].strip():
+            continue
+        kept.append(_Chunk(float(word.start_ts), float(word.end_ts), str(word.word)))
+        cursor = found + len(piece)
+    return segments_from_chunks(kept, duration)
 
 
 def timestamp(seconds: float, separator: str = ",") -> str:

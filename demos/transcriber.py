@@ -197,7 +197,7 @@ def _result(raw: Any, generate_s: float, audio: Audio, options: Options, stopped
             collector: _Streamer) -> Result:
     text = raw.texts[0] if raw.texts else ""
     segments = segments_from_chunks(raw.chunks or [], audio.seconds) if options.timestamps != "off" else []
-    words = words_from_genai(raw.words or [], audio.seconds) if options.timestamps == "words" else []
+    words = words_from_genai(raw.words or [], audio.seconds, text) if options.timestamps == "words" else []
     processing_s = audio.decode_s + generate_s
     perf = raw.perf_metrics
     metrics: dict[str, Any] = {
