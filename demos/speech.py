@@ -17,7 +17,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from . import languages, subtitles
-from .audio import AudioError, load
+from .audio import load
 from .catalog import Entry, SpeechEntry
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
@@ -48,8 +48,9 @@ def _options(entry: SpeechEntry, language: str, task: str, timestamps: str, code
     # max_new_tokens is passed only when models.yaml sets it: otherwise the model's own config decides, so the
     # app makes exactly the call a user of the raw pipeline makes.
     max_new = generation.max_new_tokens if "max_new_tokens" in generation.model_fields_set else None
-    return Options(language=languages.resolve(language or generation.language, codes), task=task,  # type: ignore[arg-type]
-                   timestamps=timestamps or "off", max_new_tokens=max_new)  # type: ignore[arg-type]
+    code = languages.resolve(language or generation.language, codes)
+    return Options(language=code, task=task, timestamps=timestamps or "off",  # type: ignore[arg-type]
+                   max_new_tokens=max_new)
 
 
 def _load(suite: Suite, entry: SpeechEntry, device: str, timestamps: str, progress=None) -> Handle:
@@ -72,7 +73,7 @@ def _prepare(suite: Suite, model: str, device: str, language: str, task: str, ti
     handle = _load(suite, entry, device, timestamps, progress)  # type: ignore[arg-type]
     codes, multilingual = _model_codes(handle)
     options = _options(entry, language, task, timestamps, codes)  # type: ignore[arg-type]
-    check_request(options, {f"<|{c}|>": 0 for c in codes}, multilingual)
+    check_request(options, multilingual)
     return entry, handle, options  # type: ignore[return-value]
 
 
@@ -190,14 +191,15 @@ def build(entries: list[Entry], suite: Suite) -> None:
             with gr.Row():
                 model = model_picker(entries, scale=3)
                 device = device_picker(suite.runtime.devices(), suite.default_device, scale=1)
-            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio",
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio (upload or record)",
                              elem_id="speech-audio")
             media = gr.File(label="…or a video / any other media file", file_types=MEDIA_TYPES, height=120,
                             elem_id="speech-media")
             with gr.Row():
                 language = gr.Dropdown(choices=languages.choices(_default_codes(suite, first)),
                                        value=languages.AUTO, label="Language", scale=2)
-                task = gr.Radio(TASK_CHOICES, value=first.generation.task, label="Task", scale=3)  # type: ignore[attr-defined]
+                default_task = first.generation.task  # type: ignore[attr-defined]
+                task = gr.Radio(TASK_CHOICES, value=default_task, label="Task", scale=3)
             timestamps = gr.Radio(TIMESTAMP_CHOICES, value="off", label="Timestamps",
                                   info="Segments give SRT / WebVTT subtitles; words need their own compiled pipeline")
             with gr.Row():
@@ -215,7 +217,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 words = gr.Dataframe(headers=SEGMENT_HEADERS, datatype=["str", "str", "str"],
                                      column_widths=["18%", "18%", "64%"], interactive=False, max_height=320)
             downloads = gr.File(label="Downloads (TXT; SRT and WebVTT with timestamps)", file_count="multiple",
-                                interactive=False, elem_id="speech-files")
+                                interactive=False, height=150, elem_id="speech-files")
             metrics = metrics_card()
             code_py, code_cpp = code_view()
 

@@ -111,7 +111,8 @@ def cpp_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
     ]
     if options.timestamps != "off":
         lines += ["    for (const auto& chunk : *result.chunks)",
-                  '        std::cout << "[" << chunk.start_ts << " -> " << chunk.end_ts << "] " << chunk.text << "\\n";']
+                  '        std::cout << "[" << chunk.start_ts << " -> " << chunk.end_ts << "]"',
+                  '                  << chunk.text << "\\n";']
     if options.timestamps == "words":
         lines += ["    for (const auto& word : *result.words)",
                   '        std::cout << word.start_ts << " " << word.end_ts << " " << word.word << "\\n";']

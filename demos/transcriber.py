@@ -82,8 +82,8 @@ def expected_windows(seconds: float) -> int:
     return max(1, math.ceil(seconds / WINDOW_S))
 
 
-def check_request(options: Options, lang_to_id: dict[str, int], multilingual: bool) -> None:
-    """Refuse what the model cannot do, in words a user can act on."""
+def check_request(options: Options, multilingual: bool) -> None:
+    """Refuse what the model cannot do, in words a user can act on (languages are checked by ``resolve``)."""
     if options.task not in ("transcribe", "translate"):
         raise ValueError(f"task must be 'transcribe' or 'translate', not {options.task!r}")
     if options.timestamps not in TIMESTAMP_MODES:
@@ -91,8 +91,6 @@ def check_request(options: Options, lang_to_id: dict[str, int], multilingual: bo
     if not multilingual and options.task == "translate":
         raise ValueError("this model is English-only: it can transcribe English but not translate; "
                          "choose a multilingual Whisper model to translate")
-    if options.language:
-        languages.resolve(options.language, languages.model_languages(lang_to_id))
 
 
 class _Streamer:

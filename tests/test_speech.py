@@ -19,7 +19,8 @@ from tests.conftest import AppProcess
 
 MODEL = "tiny-whisper"
 LIMIT_S = 150  # max_audio_seconds of the test entry: 2 minutes pass, 160 s do not
-SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n(.+?)(?:\n\n|\n?$)", re.S)
+SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n"
+                     r"(.+?)(?:\n\n|\n?$)", re.S)
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +272,20 @@ def test_plain_string_paths_are_refused(client):
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError, match="as a file"):
         client.predict("/etc/hostname", MODEL, api_name="/transcribe")
+
+
+def test_word_timestamps_are_part_of_the_runtime_key(tiny_catalog_path, tmp_path):
+    """Words need a pipeline built with word_timestamps=True; segments and off share the plain one."""
+    from demos.catalog import load_catalog
+    from demos.speech import _load
+    from demos.suite import Suite
+
+    suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path / "cache")
+    entry = suite.catalog.entry(MODEL, "speech")
+    plain = _load(suite, entry, "CPU", "segments")
+    words = _load(suite, entry, "CPU", "words")
+    again = _load(suite, entry, "CPU", "off")
+    assert dict(words.loaded.key.properties)["word_timestamps"] is True
+    assert "word_timestamps" not in dict(plain.loaded.key.properties)
+    assert again.loaded is plain.loaded and not again.built_now
+    assert sorted(suite.runtime.builds.values()) == [1, 1]
