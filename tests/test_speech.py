@@ -159,6 +159,17 @@ def test_segments_table_and_subtitle_files_match_the_chunks(client, direct, tmp_
     assert "ov::genai::WhisperPipeline" in code_cpp and "config.return_timestamps = true;" in code_cpp
 
 
+def test_show_code_runs_and_reproduces_the_result(client, tmp_path, capsys):
+    path = media.encode(tmp_path / "snippet.mp3", media.signal(5.0, 44100, seed=12), 44100, "libmp3lame")
+    status, text, table, *_ , code_py, code_cpp = client.predict(*ui_args(path, language="de"),
+                                                                 api_name="/transcribe_ui")
+    assert 'language=\'<|de|>\'' in code_py and 'config.language = "<|de|>";' in code_cpp
+    scope: dict = {}
+    exec(compile(code_py.replace('"audio.mp3"', repr(str(path))), "show-code", "exec"), scope)  # noqa: S102
+    assert scope["result"].texts[0] == text
+    assert capsys.readouterr().out.startswith(text)  # the snippet's streamer printed the same text
+
+
 def test_word_timestamps_use_their_own_pipeline(client, tmp_path):
     path = media.write_wav(tmp_path / "words.wav", media.signal(5.0, seed=8), 16000)
     status, text, table, words, files, *_ , code_py, _cpp = client.predict(*ui_args(path, "words"),
