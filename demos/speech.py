@@ -17,11 +17,11 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from . import languages, subtitles
-from .audio import load
+from .audio import Audio, load
 from .catalog import Entry, SpeechEntry
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
-from .transcriber import Options, Progress, Result, check_request, run
+from .transcriber import Options, Progress, Result, check_audible, check_request, run
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
 
@@ -65,16 +65,25 @@ def _model_codes(handle: Handle) -> tuple[list[str], bool]:
     return languages.model_languages(dict(config.lang_to_id)), bool(config.is_multilingual)
 
 
-def _prepare(suite: Suite, model: str, device: str, language: str, task: str, timestamps: str,
-             progress=None) -> tuple[SpeechEntry, Handle, Options]:
-    entry = entry_for(suite, PANEL, model)
+def _read(suite: Suite, model: str, path: str) -> tuple[SpeechEntry, Audio]:
+    """The entry and the decoded audio: bad files are refused before any model is fetched or compiled."""
+    entry: SpeechEntry = entry_for(suite, PANEL, model)  # type: ignore[assignment]
+    decoded = load(path, entry.generation.max_audio_seconds)
+    check_audible(decoded)
+    return entry, decoded
+
+
+def _prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task: str, timestamps: str,
+             progress=None) -> tuple[Handle, Options]:
     if timestamps not in ("off", "segments", "words"):
         raise ValueError(f"timestamps must be off, segments or words, not {timestamps!r}")
-    handle = _load(suite, entry, device, timestamps, progress)  # type: ignore[arg-type]
+    if (task or "transcribe").strip().lower() not in ("transcribe", "translate"):
+        raise ValueError(f"task must be 'transcribe' or 'translate', not {task!r}")
+    handle = _load(suite, entry, device, timestamps, progress)
     codes, multilingual = _model_codes(handle)
-    options = _options(entry, language, task, timestamps, codes)  # type: ignore[arg-type]
+    options = _options(entry, language, task, timestamps, codes)
     check_request(options, multilingual)
-    return entry, handle, options  # type: ignore[return-value]
+    return handle, options
 
 
 def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
@@ -119,9 +128,8 @@ def build_api(suite: Suite) -> None:
         Returns:
             The text, the segments [{start, end, text}] (empty without timestamps) and a metrics dict.
         """
-        path = _file_path(audio)
-        entry, handle, options = _prepare(suite, model, device, language, task, "segments" if timestamps else "off")
-        decoded = load(path, entry.generation.max_audio_seconds)
+        entry, decoded = _read(suite, model, _file_path(audio))
+        handle, options = _prepare(suite, entry, device, language, task, "segments" if timestamps else "off")
         *_, result = run(handle.pipeline, handle.loaded.lock, decoded, options)
         segments = [s.as_dict() for s in result.segments]
         return result.text, segments, _metrics(result, handle, decoded.warning)
@@ -251,10 +259,10 @@ def build(entries: list[Entry], suite: Suite) -> None:
     def _transcribe_ui(path: str, model_id: str, device_name: str, language_code: str, task_name: str, mode: str,
                        stop_flag: threading.Event, progress: gr.Progress) -> Iterator[tuple]:
         keep = gr.update()
-        yield ("Loading the model and reading the audio…", "", [], [], None, "", keep, keep)
-        entry, handle, options = _prepare(suite, model_id, device_name, language_code, task_name, mode,
-                                          gradio_progress(progress))
-        decoded = load(path, entry.generation.max_audio_seconds)
+        yield ("Reading the audio and loading the model…", "", [], [], None, "", keep, keep)
+        entry, decoded = _read(suite, model_id, path)
+        handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
+                                   gradio_progress(progress))
         if decoded.warning:
             gr.Warning(decoded.warning)
         py, cpp = python_code(entry, handle, options), cpp_code(entry, handle, options)

@@ -144,12 +144,17 @@ def _make_streamer(collector: _Streamer) -> Any:
     return streamer
 
 
-def run(pipeline: Any, lock: threading.Lock, audio: Audio, options: Options,
-        stop: threading.Event | None = None) -> Iterator[Progress | Result]:
-    """Transcribe ``audio``: yields ``Progress`` while running, then one ``Result`` (last item)."""
+def check_audible(audio: Audio) -> None:
+    """Refuse digital silence: Whisper would hallucinate words into it."""
     if is_silent(audio.samples):
         raise AudioError(f"the audio is silent ({audio.seconds:.1f} s without any sound above -80 dBFS); "
                          "check the microphone or the file")
+
+
+def run(pipeline: Any, lock: threading.Lock, audio: Audio, options: Options,
+        stop: threading.Event | None = None) -> Iterator[Progress | Result]:
+    """Transcribe ``audio``: yields ``Progress`` while running, then one ``Result`` (last item)."""
+    check_audible(audio)
     stop = stop or threading.Event()
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     expected = expected_windows(audio.seconds)
