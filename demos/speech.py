@@ -225,7 +225,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 words = gr.Dataframe(headers=SEGMENT_HEADERS, datatype=["str", "str", "str"],
                                      column_widths=["18%", "18%", "64%"], interactive=False, max_height=320)
             downloads = gr.File(label="Downloads (TXT; SRT and WebVTT with timestamps)", file_count="multiple",
-                                interactive=False, height=150, elem_id="speech-files")
+                                interactive=False, height=200, elem_id="speech-files")
             metrics = metrics_card()
             code_py, code_cpp = code_view()
 
