@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
+import numpy as np
 from gradio.data_classes import FileData
 
 from . import languages, subtitles
-from .audio import Audio, load
+from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
@@ -84,6 +85,17 @@ def _prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task:
     options = _options(entry, language, task, timestamps, codes)
     check_request(options, multilingual)
     return handle, options
+
+
+def warm_up(entry: SpeechEntry, suite: Suite) -> None:
+    """Presenter mode: transcribe 5 s of a gliding tone with the panel's opening settings (segments, auto
+    language), so the first clip on stage does not pay for the first-inference compile."""
+    seconds = np.arange(5 * 16000) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * (300 + 100 * np.sin(2 * np.pi * 0.5 * seconds)) * seconds)
+    clip = from_array(16000, tone.astype(np.float32))
+    handle, options = _prepare(suite, entry, "", "", "", "segments")
+    for _ in run(handle.pipeline, handle.loaded.lock, clip, options):
+        pass
 
 
 def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
