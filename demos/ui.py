@@ -102,6 +102,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "images_per_min": ("Images", "{:.1f} / min"),
     "audio_s": ("Audio", "{:.1f} s"),
     "real_time_factor": ("RTF", "{:.3f}"),
+    "processing_s": ("Processing", "{:.2f} s"),
+    "decode_ms": ("Audio decoding", "{:.0f} ms"),
+    "language": ("Language", "{}"),
+    "stopped_after_windows": ("Stopped after", "{} window(s)"),
+    "warning": ("Note", "{}"),
     "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
     "device": ("Device", "{}"),
 }

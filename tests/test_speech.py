@@ -1,0 +1,302 @@
+"""The Speech panel as its users use it: ``python app.py`` on the tiny Whisper, driven through gradio_client.
+
+Results are compared with ``WhisperPipeline.generate`` called directly on the same samples (f32 on both sides).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from demos import audio
+from demos.subtitles import segments_from_chunks
+from tests import media
+from tests.conftest import AppProcess
+
+MODEL = "tiny-whisper"
+LIMIT_S = 150  # max_audio_seconds of the test entry: 2 minutes pass, 160 s do not
+SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n"
+                     r"(.+?)(?:\n\n|\n?$)", re.S)
+
+
+@pytest.fixture(scope="module")
+def app(kit, tmp_path_factory):
+    """The app on a catalog with just the tiny Whisper (a short audio limit, so 'too long' is quick to make)."""
+    from tests.kit import catalog_dict
+
+    folder = tmp_path_factory.mktemp("speech-app")
+    catalog = catalog_dict(kit, folder / "cache")
+    speech = dict(catalog["speech"][0], generation={"max_audio_seconds": LIMIT_S})
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump({"settings": catalog["settings"], "speech": [speech]}, sort_keys=False))
+    process = AppProcess(["--models", str(path)], env={"HF_HOME": str(folder / "hf"), "HF_HUB_OFFLINE": "1"},
+                         log_path=folder / "app.log")
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+    return Client(app.url, verbose=False, download_files=str(app.log_path.parent / "downloads"))
+
+
+@pytest.fixture(scope="module")
+def direct(kit):
+    import openvino_genai as ov_genai
+    return ov_genai.WhisperPipeline(str(kit.whisper.ov), "CPU", INFERENCE_PRECISION_HINT="f32")
+
+
+def transcribe(client, path: Path, **kwargs):
+    from gradio_client import handle_file
+    return client.predict(handle_file(str(path)), kwargs.pop("model", MODEL), **kwargs, api_name="/transcribe")
+
+
+def ui_args(path: Path, timestamps: str = "segments", language: str = "auto", task: str = "transcribe") -> list:
+    from gradio_client import handle_file
+    return [handle_file(str(path)), None, MODEL, "CPU", language, task, timestamps]
+
+
+def expected_segments(raw, seconds: float) -> list[dict]:
+    return [s.as_dict() for s in segments_from_chunks(raw.chunks, seconds)]
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    cues = []
+    for match in SRT_CUE.finditer(text):
+        g = [int(x) for x in match.groups()[1:9]]
+        cues.append((g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000, g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000,
+                     match.group(10).strip()))
+    assert cues, f"no SRT cue in {text!r}"
+    return cues
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Equality with the raw pipeline
+
+
+@pytest.mark.parametrize("settings", [{}, {"timestamps": True}, {"language": "de", "task": "translate"},
+                                      {"language": "English", "timestamps": True}])
+def test_transcribe_equals_direct_generate(client, direct, tmp_path, settings):
+    path = media.write_wav(tmp_path / "mono16k.wav", media.signal(6.0, seed=4), 16000)
+    rate, data = media.read_wav(path)
+    samples = (data.astype(np.float32) / 32768).tolist()
+    text, segments, metrics = transcribe(client, path, **settings)
+    kwargs = {"return_timestamps": settings.get("timestamps", False), "task": settings.get("task", "transcribe")}
+    if "language" in settings:
+        kwargs["language"] = {"de": "<|de|>", "English": "<|en|>"}[settings["language"]]
+    raw = direct.generate(samples, **kwargs)
+    assert text == raw.texts[0] and text.strip()
+    if settings.get("timestamps"):
+        assert segments == expected_segments(raw, 6.0) and len(segments) == len(raw.chunks)
+        assert "".join(s["text"] for s in segments) == text
+    else:
+        assert segments == []
+    assert metrics["audio_s"] == 6.0
+    assert metrics["real_time_factor"] == pytest.approx(metrics["processing_s"] / 6.0, rel=1e-2)
+    assert {"ttft_ms", "processing_s", "decode_ms", "language", "device"} <= metrics.keys()
+
+
+def test_44k_stereo_equals_direct_on_the_panels_samples(client, direct, tmp_path):
+    from scipy.signal import resample_poly
+    original = media.signal(5.0, seed=5) * 0.8
+    up = resample_poly(original, 441, 160)
+    stereo = media.write_wav(tmp_path / "stereo44k.wav", np.stack([up, up], axis=1), 44100)
+    mono = media.write_wav(tmp_path / "mono16k.wav", original, 16000)
+    text, segments, metrics = transcribe(client, stereo, timestamps=True)
+    samples = audio.load(stereo).samples  # the panel's own decoding and resampling
+    raw = direct.generate(samples.tolist(), return_timestamps=True)
+    assert text == raw.texts[0]
+    assert segments == expected_segments(raw, metrics["audio_s"])
+    # ... and the resampled stereo carries the same content as the 16 kHz mono original.
+    reference = audio.load(mono).samples
+    n = min(len(samples), len(reference))
+    assert abs(len(samples) - len(reference)) <= 1
+    assert np.corrcoef(samples[:n], reference[:n])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("name,codec,container,video", [("talk.m4a", "aac", "ipod", False),
+                                                        ("talk.mp4", "aac", "mp4", True)])
+def test_compressed_audio_and_video_files(client, direct, tmp_path, name, codec, container, video):
+    path = media.encode(tmp_path / name, media.signal(4.0, 44100, seed=6), 44100, codec, container, video)
+    text, _, metrics = transcribe(client, path)
+    assert text == direct.generate(audio.load(path).samples.tolist()).texts[0] and text.strip()
+    assert metrics["audio_s"] == pytest.approx(4.0, abs=0.1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The UI event: streaming, segments table, subtitle files, long audio, Stop
+
+
+def test_segments_table_and_subtitle_files_match_the_chunks(client, direct, tmp_path):
+    path = media.write_wav(tmp_path / "interview.wav", media.signal(8.0, seed=7), 16000)
+    status, text, table, words, files, metrics_md, code_py, code_cpp = client.predict(
+        *ui_args(path), api_name="/transcribe_ui")
+    raw = direct.generate(audio.load(path).samples.tolist(), return_timestamps=True)
+    expected = segments_from_chunks(raw.chunks, 8.0)
+    assert text == raw.texts[0] and "Done" in status
+    rows = table["data"]
+    assert len(rows) == len(expected) and [r[2] for r in rows] == [s.text.strip() for s in expected]
+    by_name = {Path(f).suffix: Path(f) for f in files}
+    assert set(by_name) == {".txt", ".srt", ".vtt"}
+    cues = parse_srt(by_name[".srt"].read_text())
+    spoken = [s for s in expected if s.text.strip()]
+    assert [c[2] for c in cues] == [s.text.strip() for s in spoken]
+    assert [(c[0], c[1]) for c in cues] == [(s.start, s.end) for s in spoken]
+    starts = [c[0] for c in cues]
+    assert starts == sorted(starts) and all(0 <= c[0] <= c[1] <= 8.0 for c in cues)
+    vtt = by_name[".vtt"].read_text()
+    assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == len(cues)
+    assert by_name[".txt"].read_text().split("\n")[:-1] == [s.text.strip() for s in spoken]
+    assert "RTF" in metrics_md and "TTFT" in metrics_md and "Audio" in metrics_md
+    assert "WhisperPipeline(" in code_py and "return_timestamps=True" in code_py
+    assert "ov::genai::WhisperPipeline" in code_cpp and "config.return_timestamps = true;" in code_cpp
+
+
+def test_show_code_runs_and_reproduces_the_result(client, tmp_path, capsys):
+    path = media.encode(tmp_path / "snippet.mp3", media.signal(5.0, 44100, seed=12), 44100, "libmp3lame")
+    status, text, table, *_ , code_py, code_cpp = client.predict(*ui_args(path, language="de"),
+                                                                 api_name="/transcribe_ui")
+    assert 'language=\'<|de|>\'' in code_py and 'config.language = "<|de|>";' in code_cpp
+    scope: dict = {}
+    exec(compile(code_py.replace('"audio.mp3"', repr(str(path))), "show-code", "exec"), scope)  # noqa: S102
+    assert scope["result"].texts[0] == text
+    assert capsys.readouterr().out.startswith(text)  # the snippet's streamer printed the same text
+
+
+def test_word_timestamps_use_their_own_pipeline(client, tmp_path):
+    path = media.write_wav(tmp_path / "words.wav", media.signal(5.0, seed=8), 16000)
+    status, text, table, words, files, *_ , code_py, _cpp = client.predict(*ui_args(path, "words"),
+                                                                           api_name="/transcribe_ui")
+    rows = words["data"]
+    assert rows and "".join(r[2] for r in rows).replace(" ", "") == text.replace(" ", "")
+    starts = [r[0] for r in rows]
+    assert starts == sorted(starts)  # HH:MM:SS.mmm strings sort like times
+    assert "word_timestamps=True" in code_py
+    assert any(Path(f).name.endswith(".words.srt") for f in files)
+
+
+def test_text_streams_while_decoding(client, tmp_path):
+    path = media.write_wav(tmp_path / "stream.wav", media.signal(6.0, seed=9), 16000)
+    job = client.submit(*ui_args(path, "off"), api_name="/transcribe_ui")
+    outputs = [list(o) for o in job]  # every yield
+    final_text = outputs[-1][1]
+    partial = [o[1] for o in outputs[:-1] if o[1]]
+    assert len(partial) >= 3, "the transcript should grow token by token"
+    assert all(final_text.startswith(p.rstrip("\ufffd")) for p in partial)
+    assert [len(p) for p in partial] == sorted(len(p) for p in partial)
+
+
+def test_two_minutes_complete_window_by_window(client, tmp_path):
+    path = media.write_wav(tmp_path / "two-minutes.wav", media.signal(120.0, seed=10), 16000)
+    job = client.submit(*ui_args(path), api_name="/transcribe_ui")
+    outputs = [list(o) for o in job]
+    windows = [o[0] for o in outputs if o[0].startswith("Window")]
+    assert len(windows) >= 4 and windows[0].startswith("Window 1 of ~4")
+    status, text, table = outputs[-1][:3]
+    assert status.startswith("**Done**") and text.strip()
+    ends = [r[1] for r in table["data"]]
+    assert ends[-1] <= "00:02:00.000" and max(r[0] for r in table["data"]) > "00:01:00"
+
+
+def test_stop_ends_long_audio_early(client, tmp_path):
+    path = media.write_wav(tmp_path / "stop-me.wav", media.signal(120.0, seed=11), 16000)
+    job = client.submit(*ui_args(path), api_name="/transcribe_ui")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:  # the first update comes before decoding starts
+        time.sleep(0.02)
+    assert client.predict(api_name="/stop_transcription").startswith("Stopping")
+    outputs = [list(o) for o in job]
+    status, text, table, _words, files, metrics_md = outputs[-1][:6]
+    assert status.startswith("**Stopped** after 1 window"), status
+    assert "Stopped after" in metrics_md
+    assert max(r[1] for r in table["data"]) < "00:00:31"  # one window: ends within 30 s of its start
+    assert any(str(f).endswith(".srt") for f in files)  # the partial result still downloads
+    assert client.predict(api_name="/stop_transcription") == "Nothing is running."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real speech
+
+
+def test_spoken_clip_goes_through_the_whole_path(client, direct, tmp_path):
+    wav = media.espeak(tmp_path / "spoken.wav", "Hello, this is a test of the speech demo. The cat sat on the mat.")
+    rate, data = media.read_wav(wav)
+    assert rate == 22050 and np.abs(data).max() > 1000
+    path = media.encode(tmp_path / "spoken.mp3", data.astype(np.float32) / 32768, rate, "libmp3lame")
+    text, segments, metrics = transcribe(client, path, timestamps=True, language="en")
+    raw = direct.generate(audio.load(path).samples.tolist(), return_timestamps=True, language="<|en|>")
+    assert text == raw.texts[0] and text.strip()
+    assert segments and all(0 <= s["start"] <= s["end"] <= metrics["audio_s"] for s in segments)
+    assert metrics["language"] == "en"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad input
+
+
+def _error(client, path: Path, **kwargs) -> str:
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError) as failure:
+        transcribe(client, path, **kwargs)
+    return str(failure.value)
+
+
+def test_bad_input_is_a_clear_message_and_the_app_keeps_serving(client, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert "empty (0 bytes)" in _error(client, empty)
+    zero = media.write_wav(tmp_path / "zero.wav", np.zeros(0), 16000)
+    assert "zero length" in _error(client, zero)
+    silence = media.write_wav(tmp_path / "silence.wav", np.zeros(16000 * 3), 16000)
+    assert "silent" in _error(client, silence)
+    text = tmp_path / "notes.wav"
+    text.write_text("Meeting notes, not a recording.\n" * 40)
+    assert "not an audio or video file" in _error(client, text)
+    whole = media.encode(tmp_path / "whole.mp3", media.signal(6.0, 44100), 44100, "libmp3lame")
+    stub = tmp_path / "cut.mp3"
+    stub.write_bytes(whole.read_bytes()[:300])
+    assert "cut.mp3" in _error(client, stub)
+    good = media.write_wav(tmp_path / "good.wav", media.signal(3.0), 16000)
+    assert "not one this model knows" in _error(client, good, language="xx")
+    assert "task must be" in _error(client, good, task="summarize")
+    assert "unknown model id" in _error(client, good, model="whisper-huge")
+    too_long = media.write_wav(tmp_path / "long.wav", media.signal(LIMIT_S + 10.0), 16000)
+    message = _error(client, too_long)
+    assert "limit is 2 min 30 s" in message and "max_audio_seconds" in message
+    # A half mp3 is transcribed, with a note that says what happened.
+    half = tmp_path / "half.mp3"
+    half.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    text_half, _, metrics = transcribe(client, half)
+    assert "truncated" in metrics["warning"] and text_half.strip()
+    # Still serving.
+    assert transcribe(client, good)[0].strip()
+
+
+def test_plain_string_paths_are_refused(client):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="as a file"):
+        client.predict("/etc/hostname", MODEL, api_name="/transcribe")
+
+
+def test_word_timestamps_are_part_of_the_runtime_key(tiny_catalog_path, tmp_path):
+    """Words need a pipeline built with word_timestamps=True; segments and off share the plain one."""
+    from demos.catalog import load_catalog
+    from demos.speech import _load
+    from demos.suite import Suite
+
+    suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path / "cache")
+    entry = suite.catalog.entry(MODEL, "speech")
+    plain = _load(suite, entry, "CPU", "segments")
+    words = _load(suite, entry, "CPU", "words")
+    again = _load(suite, entry, "CPU", "off")
+    assert dict(words.loaded.key.properties)["word_timestamps"] is True
+    assert "word_timestamps" not in dict(plain.loaded.key.properties)
+    assert again.loaded is plain.loaded and not again.built_now
+    assert sorted(suite.runtime.builds.values()) == [1, 1]
