@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, ChatEntry, Entry
+from .catalog import Catalog, ChatEntry, Entry, ImageEntry
 from .loader import Loader, ProgressFn, Status, _no_progress
 from .runtime import Loaded, PipelineKey, Runtime
 
@@ -80,6 +80,15 @@ class Suite:
         if isinstance(entry, ChatEntry) and device.split(".")[0] == "NPU":
             properties.setdefault("MAX_PROMPT_LEN", entry.npu.max_prompt_len)
             properties.setdefault("MIN_RESPONSE_LEN", entry.npu.min_response_len)
+        if isinstance(entry, ImageEntry) and device.split(".")[0] == "CPU":
+            # Image panel: LoRA styles switch per image, and on CPUs with bf16 the default precision has given
+            # black images after a switch; f32 is exact. Measured on the build machine (AMD EPYC, AVX2, no
+            # AVX512-BF16/AMX; OPTIMIZATION_CAPABILITIES = FP32, INT8): the CPU plugin's default hint is already
+            # f32, hints bf16/f16 fall back to it, and A -> none -> A was bit-exact with the default, f32, bf16 and
+            # f16 hints alike; so f32 costs nothing here and is what keeps switching exact where bf16 exists. An
+            # entry may still set its own hint. Set here, not in the panel, so the Models tab and --preload build
+            # the very pipeline the panel uses.
+            properties.setdefault("INFERENCE_PRECISION_HINT", "f32")
         return properties
 
     def load(self, entry: Entry, device: str | None = None, draft: str | None = None,

@@ -1,0 +1,143 @@
+"""One click's worth of images: seeds ``seed, seed+1, …``, an optional no-style twin for Compare, as events.
+
+Each image is generated in a worker thread so the Gradio handler can keep yielding progress and previews while
+genai runs; the step callback hands them over through a queue. The UI turns the events into updates.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import numpy as np
+
+from . import image_files, image_run
+from .image_settings import MAX_SEED, Geometry, ImageSettings
+from .suite import Handle
+
+
+@dataclass(frozen=True)
+class Step:
+    """A denoising step finished."""
+
+    done_total: int   # steps done over the whole batch
+    total: int
+    label: str        # "image 2/4" or "without styles"
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A live preview of the image being generated (not saved)."""
+
+    image: np.ndarray
+    caption: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A finished image, written as PNG with its parameters (and, unless it is the Compare twin, a .json)."""
+
+    path: Path
+    meta: Path | None
+    settings: ImageSettings
+    caption: str
+    text: str
+    twin: bool
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Stop was pressed (or the browser went away): the batch ends here."""
+
+    result: image_run.Generated
+    label: str
+    caption: str
+
+
+Event = Union[Step, Preview, Saved, Stopped]
+
+
+def caption(settings: ImageSettings, suffix: str = "") -> str:
+    styles = " + ".join(f"{name} {weight:g}" for name, weight in settings.styles) or "no style"
+    return f"seed {settings.seed} · {styles}{suffix}"
+
+
+@dataclass
+class Batch:
+    """The images one request asks for; ``run()`` yields events, ``results`` collects what genai returned."""
+
+    handle: Handle
+    geo: Geometry
+    title: str
+    settings: ImageSettings
+    count: int = 1
+    compare: bool = False          # also the first seed without styles (only meaningful with styles)
+    preview_every: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    results: list[image_run.Generated] = field(default_factory=list)
+
+    def jobs(self) -> list[tuple[ImageSettings, bool]]:
+        """(settings, is_twin) in generation order: the twin right after the first image, so Compare shows early."""
+        jobs = [(self.settings.with_seed((self.settings.seed + i) % (MAX_SEED + 1)), False) for i in range(self.count)]
+        if self.compare and self.settings.styles:
+            jobs.insert(1, (jobs[0][0].without_styles(), True))
+        return jobs
+
+    def run(self) -> Iterator[Event]:
+        folder = image_files.run_folder()
+        jobs = self.jobs()
+        total = self.settings.steps * len(jobs)
+        finished = 0
+        for index, (job, twin) in enumerate(jobs):
+            label = "without styles" if twin else f"image {finished + 1}/{self.count}"
+            for kind, payload in _in_thread(self.handle, job, self.stop, self.preview_every):
+                if kind == "step":
+                    done, steps, preview = payload
+                    yield Step(index * self.settings.steps + done, total, label, done, steps)
+                    if preview is not None:
+                        yield Preview(preview, caption(job, f" · preview at step {done}/{steps}"))
+                    continue
+                result: image_run.Generated = payload
+                self.results.append(result)
+                if result.image is None:
+                    suffix = f" · preview at step {result.preview_step}; stopped at {result.steps_done}"
+                    yield Stopped(result, label, caption(job, suffix))
+                    return
+                name = f"{index:02d}-seed{job.seed}{'-no-style' if twin else ''}"
+                path = image_files.save_png(result.image, folder / f"{name}.png", job, self.geo, self.title)
+                meta = None
+                if not twin:
+                    meta = folder / f"{name}.json"
+                    meta.write_text(json.dumps(image_files.parameters(job, self.geo, self.title), indent=2))
+                    finished += 1
+                yield Saved(path, meta, job, caption(job), image_files.parameters_text(job, self.geo), twin)
+
+
+def _in_thread(handle: Handle, settings: ImageSettings, stop: threading.Event,
+               preview_every: int) -> Iterator[tuple[str, Any]]:
+    """Run one generation in a worker thread; yield ("step", (done, total, preview)) then ("done", Generated)."""
+    events: queue.Queue = queue.Queue()
+
+    def on_step(done: int, total: int, preview: np.ndarray | None) -> None:
+        events.put(("step", (done, total, preview)))
+
+    def work() -> None:
+        try:
+            events.put(("done", image_run.generate(handle, settings, stop=stop, preview_every=preview_every,
+                                                   on_step=on_step)))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread, where Gradio reports it
+            events.put(("error", exc))
+
+    threading.Thread(target=work, name="image-generate", daemon=True).start()
+    while True:
+        kind, payload = events.get()
+        if kind == "error":
+            raise payload
+        yield kind, payload
+        if kind == "done":
+            return
