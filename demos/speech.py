@@ -238,7 +238,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                      column_widths=["18%", "18%", "64%"], interactive=False, max_height=320)
             downloads = gr.File(label="Downloads (TXT; SRT and WebVTT with timestamps)", file_count="multiple",
                                 interactive=False, height=200, elem_id="speech-files")
-            metrics = metrics_card()
+            metrics = metrics_card(elem_id="speech-metrics")
             code_py, code_cpp = code_view()
 
     def on_model(model_id: str) -> Any:

@@ -76,5 +76,5 @@ def screenshot(page, name: str) -> Path:
 
 def open_tab(page, url: str, tab: str) -> None:
     """Load the app and switch to the tab titled ``tab``."""
-    page.goto(url, wait_until="networkidle")
-    page.get_by_role("tab", name=tab).click()
+    page.goto(url, wait_until="load")
+    page.get_by_role("tab", name=tab).click()  # auto-waits until Gradio has rendered the tabs

@@ -1,7 +1,6 @@
 """The Image panel as users drive it: ``python app.py`` on tiny models, through gradio_client (and one browser run)."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -209,22 +208,15 @@ def test_zero_and_negative_numbers_mean_defaults(client):
     assert 0 <= metrics["seed"] < 2**32 and any("random seed" in n for n in metrics["notes"])
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium for Playwright")
 def test_browser_generates_an_image_with_metrics_and_code(image_app):
-    from playwright.sync_api import sync_playwright
+    from tests.browser import browser_page, open_tab, screenshot
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                     args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.goto(image_app.url, wait_until="load")
-            page.get_by_role("tab", name="Image").click()
-            page.locator("#image-prompt textarea").fill("a red house in the forest")
-            page.locator("#image-generate").click()
-            page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
-            assert page.locator("#image-gallery img").count() >= 1
-            assert "Step" in page.locator("#image-metrics").inner_text()
-            assert "Seed: 42" in page.locator("#image-parameters textarea").input_value()
-        finally:
-            browser.close()
+    with browser_page(width=1300) as page:
+        open_tab(page, image_app.url, "Image")
+        page.locator("#image-prompt textarea").fill("a red house in the forest")
+        page.locator("#image-generate").click()
+        page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
+        assert page.locator("#image-gallery img").count() >= 1
+        assert "Step" in page.locator("#image-metrics").inner_text()
+        assert "Seed: 42" in page.locator("#image-parameters textarea").input_value()
+        screenshot(page, "image-generated")
