@@ -285,3 +285,52 @@ def test_npu_limit_through_an_in_process_app(npu_suite):
         assert text and metrics["npu_prompt"].endswith("/ 64 tokens")
     finally:
         demo.close()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What the panel's buttons do (handlers, in-process)
+
+
+def _choices(**changes):
+    from demos.chat_handlers import SPEC_FIXED, Choices
+    values = dict(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
+                  draft="tiny-draft", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=5, threshold=0.4,
+                  max_new_tokens=16, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=42)
+    return Choices(**{**values, **changes})
+
+
+def test_send_retry_and_stop_buttons(suite):
+    from demos.chat_handlers import ChatPanel
+    panel = ChatPanel(suite)
+    *_, (history, box, card, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s1")
+    assert box == "" and "TTFT" in card
+    assert [m["role"] for m in history] == ["user", "assistant", "assistant"]
+    assert "tokens/s" in history[2]["metadata"]["title"], "a metrics note follows the answer"
+    reply = history[1]["content"]
+    *_, (again, _, _, _) = panel.retry(history, "tiny-llm", "CPU", _choices(), "s1")
+    assert len(again) == 3 and again[1]["content"] == reply, "Retry answers the last message again"
+    # Stop from another thread (the Stop button's event) while the answer streams.
+    stream = panel.respond("Go on.", history, "tiny-llm", "CPU", _choices(max_new_tokens=400), "s1")
+    next(stream)  # the message is shown; the stop flag is registered from here on
+    assert panel.stops.stop("other-session") == 0 and panel.stops.stop("s1") == 1
+    *_, (stopped, _, card, _) = stream
+    assert "Stopped" in card and "stopped" in stopped[-1]["metadata"]["title"]
+    assert 0 < len(stopped[-2]["content"]) and "400 tokens" not in card
+
+
+def test_compare_reports_speedup_and_identical_greedy_text(suite):
+    import gradio as gr
+
+    from demos.chat_handlers import COMPARE_ADAPTER, COMPARE_DRAFT, ChatPanel
+    panel = ChatPanel(suite)
+    prompt, _ = DRAFT_PROMPTS[0]
+    *_, last = panel.compare(prompt, COMPARE_DRAFT, "tiny-llm", "CPU", _choices(max_new_tokens=24), "s")
+    left, right, left_card, right_card, verdict, left_title, right_title, _ = last
+    assert left[1]["content"] == right[1]["content"]
+    assert "identical text" in verdict and "draft tokens accepted" in verdict and "×" in verdict
+    assert "Accepted draft tokens" in right_card and "Accepted" not in left_card
+    assert "Without draft" in left_title and "tiny-draft" in right_title
+    with pytest.raises(gr.Error, match="Choose an adapter"):
+        list(panel.compare(prompt, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(), "s"))
+    *_, last = panel.compare(PROMPT, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(adapter="lora-a"), "s")
+    assert last[0][1]["content"] != last[1][1]["content"] and "With lora-a ×1" in last[6]
