@@ -221,15 +221,25 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     compare_btn.click(compare, everything, [left, right, left_card, right_card, verdict, left_title, right_title, status],
                       show_progress="minimal", **shared)
 
+    def announce(data: dict) -> str:
+        """Say what is about to load before it loads, so a first (slow) load never looks frozen."""
+        return panel.loading_note(data[model], data[device], choices(data))
+
+    def announce_if_speculative(data: dict) -> Any:
+        return announce(data) if data[speculative] else gr.update()
+
     model.input(model_changed, model,
                 [adapter, alpha, adapter2, alpha2, draft, speculative, lora_box, spec_box, max_new_tokens,
                  temperature, top_p, top_k, repetition_penalty, system, examples],
                 api_visibility="private", queue=False) \
+        .then(announce, everything, status, api_visibility="private", queue=False) \
         .then(load, everything, status, **shared)
-    device.input(load, everything, status, **shared)
-    load_btn.click(load, everything, status, **shared)
+    for trigger in (device.input, load_btn.click):
+        trigger(announce, everything, status, api_visibility="private", queue=False) \
+            .then(load, everything, status, **shared)
     for part in (speculative, draft, draft_device):
-        part.input(load_if_speculative, everything, status, **shared)
+        part.input(announce_if_speculative, everything, status, api_visibility="private", queue=False) \
+            .then(load_if_speculative, everything, status, **shared)
     adapter.input(adapter_alpha, [model, adapter], alpha, api_visibility="private", queue=False)
     adapter2.input(adapter_alpha, [model, adapter2], alpha2, api_visibility="private", queue=False)
     spec_mode.change(lambda mode: (gr.update(visible=mode == SPEC_FIXED), gr.update(visible=mode == SPEC_CONFIDENCE)),

@@ -122,6 +122,25 @@ class ChatPanel:
         adapters = f" · {len(entry.adapters)} LoRA adapter(s) registered" if entry.adapters else ""
         return f"**{entry.title}** is loaded ({', '.join(parts)}){adapters}."
 
+    def loading_note(self, model_id: str, device: str, choices: Choices) -> str:
+        """What the next load will do: nothing (already live) or a first load that may take a while."""
+        entry = self.entry(model_id)
+        settings = choices.settings(entry)
+        device = device or self.suite.default_device
+        what = f"**{entry.title}** on {device}" + (f" with draft {settings.draft}" if settings.draft else "")
+        status = self.suite.status(entry, device)
+        if status.path is not None and any(k.model_dir == str(status.path) and k.device == device and
+                                           bool(k.draft_dir) == bool(settings.draft)
+                                           for k in self.suite.runtime.loaded_keys()):
+            return f"{what} is loaded and ready."
+        if status.ready:
+            steps = "compiling"
+        elif status.needs_export:
+            steps = ("" if status.downloaded else "downloading, ") + "exporting with optimum-intel, then compiling"
+        else:
+            steps = "downloading, then compiling"
+        return f"Loading {what} — first use: {steps}; this can take a while…"
+
     def _open(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
               progress: ProgressFn) -> Opened:
         return open_pipeline(self.suite, entry, device, settings, messages, progress)
