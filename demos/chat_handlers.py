@@ -7,7 +7,7 @@ partial reply stays, and the pipeline is ready for the next turn (each turn send
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 import gradio as gr
 
@@ -17,7 +17,7 @@ from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, Sto
                           open_pipeline, speedup, stream_reply, text_of, to_messages, warm_up)
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
-from .ui import entry_for, gradio_progress, metrics_markdown
+from .ui import entry_for, metrics_markdown
 
 SPEC_FIXED = "Fixed tokens per step"
 SPEC_CONFIDENCE = "Confidence threshold"
