@@ -218,7 +218,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     stop_btn.click(stop, None, None, queue=False, api_visibility="private")
     compare_stop.click(stop, None, None, queue=False, api_visibility="private")
     clear_btn.click(clear, None, [chatbot, metrics, prompt], queue=False, api_visibility="private")
-    compare_btn.click(compare, everything, [left, right, left_card, right_card, verdict, left_title, right_title, status],
+    compare_out = [left, right, left_card, right_card, verdict, left_title, right_title, status]
+    compare_btn.click(compare, everything, compare_out,
                       show_progress="minimal", **shared)
 
     def announce(data: dict) -> str:

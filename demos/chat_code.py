@@ -210,7 +210,8 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
             lines.append("    config.adapters = ov::genai::AdapterConfig();  // no adapter for this answer")
     lines += ["", "    ov::genai::ChatHistory chat;"]
     if system_prompt.strip():
-        lines.append(f'    chat.push_back({{{{"role", "system"}}, {{"content", {json.dumps(system_prompt.strip())}}}}});')
+        system = json.dumps(system_prompt.strip())
+        lines.append(f'    chat.push_back({{{{"role", "system"}}, {{"content", {system}}}}});')
     lines += [f'    chat.push_back({{{{"role", "user"}}, {{"content", {json.dumps(prompt or "Hello!")}}}}});',
               "    auto streamer = [](std::string text) {",
               "        std::cout << text << std::flush;",
