@@ -125,20 +125,24 @@ class ChatPanel:
     def loading_note(self, model_id: str, device: str, choices: Choices) -> str:
         """What the next load will do: nothing (already live) or a first load that may take a while."""
         entry = self.entry(model_id)
-        settings = choices.settings(entry)
+        return self._load_note(entry, device, choices.settings(entry)) or \
+            f"**{entry.title}** on {device or self.suite.default_device} is loaded and ready."
+
+    def _load_note(self, entry: ChatEntry, device: str, settings: Settings) -> str:
+        """'' when the pipeline for these settings is live, else what loading it will involve."""
         device = device or self.suite.default_device
-        what = f"**{entry.title}** on {device}" + (f" with draft {settings.draft}" if settings.draft else "")
         status = self.suite.status(entry, device)
         if status.path is not None and any(k.model_dir == str(status.path) and k.device == device and
                                            bool(k.draft_dir) == bool(settings.draft)
                                            for k in self.suite.runtime.loaded_keys()):
-            return f"{what} is loaded and ready."
+            return ""
         if status.ready:
             steps = "compiling"
         elif status.needs_export:
             steps = ("" if status.downloaded else "downloading, ") + "exporting with optimum-intel, then compiling"
         else:
             steps = "downloading, then compiling"
+        what = f"**{entry.title}** on {device}" + (f" with draft {settings.draft}" if settings.draft else "")
         return f"Loading {what} — first use: {steps}; this can take a while…"
 
     def _open(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
@@ -174,7 +178,9 @@ class ChatPanel:
         shown = history + [{"role": "user", "content": prompt}]
         stop = self.stops.start(session)  # from the start: a Stop during a long first load also counts
         try:
-            yield shown + [{"role": "assistant", "content": PENDING}], "", gr.update(), gr.update()
+            note = self._load_note(entry, device, settings)  # a first load must not look frozen
+            pending = {"role": "assistant", "content": f"_{note}_" if note else PENDING}
+            yield shown + [pending], "", gr.update(), note or gr.update()
             try:
                 opened = self._open(entry, device, settings, messages, progress)
             except Exception:

@@ -302,7 +302,9 @@ def _choices(**changes):
 def test_send_retry_and_stop_buttons(suite):
     from demos.chat_handlers import ChatPanel
     panel = ChatPanel(suite)
-    *_, (history, box, card, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s1")
+    first, *_, (history, box, card, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s1")
+    assert "first use: compiling" in first[0][-1]["content"] and "first use" in first[3], \
+        "a first load says so in the chat and the status line"
     assert box == "" and "TTFT" in card
     assert [m["role"] for m in history] == ["user", "assistant", "assistant"]
     assert "tokens/s" in history[2]["metadata"]["title"], "a metrics note follows the answer"
