@@ -19,8 +19,10 @@ FIGURES = ("ttft_ms", "tpot_ms", "tokens_per_s", "input_tokens", "output_tokens"
 
 
 @pytest.fixture(scope="module")
-def client(tiny_app) -> Client:
-    return Client(tiny_app.url, verbose=False)
+def client(tiny_app):
+    client = Client(tiny_app.url, verbose=False)
+    yield client
+    client.predict(api_name="/unload_models")  # the app is shared by the session: leave nothing loaded
 
 
 @pytest.fixture(scope="module")

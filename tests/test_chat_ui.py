@@ -19,6 +19,8 @@ def page(tiny_app):
         page.locator("#tab-chat-button").click()
         yield page
         browser.close()
+    from gradio_client import Client
+    Client(tiny_app.url, verbose=False).predict(api_name="/unload_models")  # the app is shared by the session
 
 
 def _notes(page) -> list[str]:
