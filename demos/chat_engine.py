@@ -339,6 +339,9 @@ def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, 
         metrics["acceptance_rate"] = round(accepted / drafted, 4) if drafted else 0.0
     if opened.prompt_tokens is not None:
         metrics["npu_prompt"] = f"{opened.prompt_tokens} / {opened.max_prompt_len} tokens"
+        if opened.max_prompt_len and opened.prompt_tokens + metrics["output_tokens"] >= 0.8 * opened.max_prompt_len:
+            # Warn while the chat still fits: the next turns add this answer and a new question.
+            metrics["npu_prompt"] += " (nearly full: clear the chat soon)"
     metrics["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
                                          if settings.draft else "")
     return metrics

@@ -257,6 +257,9 @@ def test_npu_uses_its_variant_and_prompt_bounds(npu_suite):
     assert key.device == "NPU" and key.model_dir == str(npu_suite.variant)
     assert properties["MAX_PROMPT_LEN"] == 64 and properties["MIN_RESPONSE_LEN"] == 32
     assert reply.metrics["npu_prompt"].endswith("/ 64 tokens")
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": reply.text}]
+    fuller = _answer(npu_suite, entry, default_settings(entry, max_new_tokens=8), "And?", history, device="NPU")
+    assert "clear the chat soon" in fuller.metrics["npu_prompt"], fuller.metrics["npu_prompt"]
 
 
 def test_npu_refuses_a_chat_longer_than_its_prompt_length_before_building(npu_suite):
