@@ -168,6 +168,11 @@ class Runtime:
                     draft_props["adapters"] = ov_genai.AdapterConfig()
                 properties["draft_model"] = ov_genai.draft_model(key.draft_dir, key.draft_device or key.device,
                                                                  **draft_props)
+            if adapters and key.device.split(".")[0] != "NPU":
+                # LLMPipeline's default prefix caching reuses prompt KV computed under the previous call's
+                # adapter (measured: A then none answers "none" wrongly). SchedulerConfig() has it off. NPU
+                # pipelines take no scheduler config.
+                properties.setdefault("scheduler_config", ov_genai.SchedulerConfig())
             pipeline = ov_genai.LLMPipeline(key.model_dir, key.device, **properties)
         elif key.panel == "image":
             pipeline = ov_genai.Text2ImagePipeline(key.model_dir, key.device, **properties)

@@ -96,6 +96,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "output_tokens": ("Output", "{} tokens"),
     "generate_s": ("Generate", "{:.2f} s"),
     "accepted_draft_tokens": ("Accepted draft tokens", "{}"),
+    "draft_tokens": ("Draft tokens", "{}"),
     "acceptance_rate": ("Acceptance", "{:.0%}"),
     "speedup": ("Speedup", "{:.2f}×"),
     "step_ms": ("Step", "{:.0f} ms"),
@@ -109,6 +110,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "warning": ("Note", "{}"),
     "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
     "device": ("Device", "{}"),
+    "npu_prompt": ("NPU prompt", "{}"),
 }
 
 

@@ -1,0 +1,390 @@
+"""The chat panel's engine: settings -> checked pipeline -> streamed reply with its metrics. No Gradio here.
+
+The UI and the ``/chat`` endpoint both go through ``open_pipeline`` (which refuses what would fail late: an
+unknown adapter or draft, a draft with another tokenizer, a chat too long for an NPU) and ``stream_reply``
+(which runs ``LLMPipeline.generate`` on a worker thread and hands the growing reply back token by token).
+"""
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .catalog import ChatEntry
+from .chat_checks import check_draft_tokenizer, check_prompt_length, count_prompt_tokens
+from .loader import ProgressFn, _no_progress
+from .runtime import PipelineKey
+from .suite import Handle, Prepared, Suite
+
+DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
+DEFAULT_SEED = 42
+UPDATE_INTERVAL_S = 0.04  # at most ~25 streamed updates a second: smooth to the eye, cheap for the CPU
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user chooses per answer. Adapters are ``(id, alpha)`` pairs; none means the plain model."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = DEFAULT_SEED
+    adapters: tuple[tuple[str, float], ...] = ()
+    draft: str = ""
+    draft_device: str = ""
+    assistant_tokens: int = DEFAULT_ASSISTANT_TOKENS
+    confidence_threshold: float = 0.0  # > 0: draft while the draft is this confident, instead of a fixed count
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def default_settings(entry: ChatEntry, **overrides: Any) -> Settings:
+    """The entry's generation defaults; an override that is None, empty, zero or negative keeps the default.
+
+    Temperature is the exception: 0 means greedy, so only a negative temperature means "the default".
+    """
+    gen = entry.generation
+    base = Settings(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
+                    top_k=gen.top_k, repetition_penalty=gen.repetition_penalty)
+    changes = {}
+    for name, value in overrides.items():
+        if value is None or value == "" or value == ():
+            continue
+        if name == "temperature":
+            if value >= 0:
+                changes[name] = float(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0 \
+                and name not in ("seed", "confidence_threshold", "top_k"):
+            continue
+        else:
+            changes[name] = value
+    return base.replace(**changes)
+
+
+def validate(entry: ChatEntry, settings: Settings) -> None:
+    """KeyError / ValueError naming what to fix, before anything is fetched or compiled."""
+    adapter_ids = [a.id for a in entry.adapters]
+    for adapter_id, alpha in settings.adapters:
+        if adapter_id not in adapter_ids:
+            valid = ", ".join(adapter_ids) or "none (this model lists no adapters)"
+            raise KeyError(f"model {entry.id!r} has no adapter {adapter_id!r}; its adapters: {valid}")
+        if not -4 <= alpha <= 4:
+            raise ValueError(f"adapter {adapter_id!r}: alpha {alpha} is out of range; use a value from -4 to 4")
+    ids = [a for a, _ in settings.adapters]
+    if len(ids) != len(set(ids)):
+        raise ValueError("the same adapter is chosen twice; pick two different adapters to blend")
+    if settings.draft and settings.draft not in [d.id for d in entry.drafts]:
+        valid = ", ".join(d.id for d in entry.drafts) or "none (this model lists no drafts)"
+        raise KeyError(f"model {entry.id!r} has no draft {settings.draft!r}; its drafts: {valid}")
+    if settings.max_new_tokens < 1:
+        raise ValueError("max new tokens must be at least 1")
+    if not 0 <= settings.temperature <= 2:
+        raise ValueError(f"temperature {settings.temperature} is out of range; use 0 (greedy) to 2")
+    if not 0 < settings.top_p <= 1:
+        raise ValueError(f"top-p {settings.top_p} is out of range; use a value above 0 and at most 1")
+    if settings.repetition_penalty <= 0:
+        raise ValueError("repetition penalty must be above 0 (1 means no penalty)")
+    if settings.draft and settings.confidence_threshold <= 0 and settings.assistant_tokens < 1:
+        raise ValueError("assistant tokens per step must be at least 1")
+    if settings.confidence_threshold >= 1:
+        raise ValueError("the draft confidence threshold must be below 1")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Messages
+
+
+def text_of(content: Any) -> str:
+    """Plain text of a message's content: a string, or Gradio 6's list of ``{type: text, text}`` blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(text_of(part) for part in content)
+    return str(content)
+
+
+def to_messages(history: list[dict] | None, system_prompt: str, prompt: str) -> list[dict[str, str]]:
+    """The conversation the model sees: system prompt, earlier turns, the new prompt.
+
+    Messages carrying Gradio ``metadata`` with a title are the panel's own notes (metrics, load notes), not
+    part of the conversation, and are left out. A non-empty ``system_prompt`` replaces any system message.
+    """
+    messages: list[dict[str, str]] = []
+    for index, message in enumerate(history or []):
+        if not isinstance(message, dict):
+            raise ValueError(f"history[{index}] must be a message like {{'role': 'user', 'content': 'Hi'}}")
+        if (message.get("metadata") or {}).get("title"):
+            continue
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(f"history[{index}].role is {role!r}; use one of {', '.join(ROLES)}")
+        if role == "system" and system_prompt.strip():
+            continue
+        messages.append({"role": role, "content": text_of(message.get("content"))})
+    if system_prompt.strip():
+        messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pipelines
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A pipeline ready for one answer, and what was learnt while opening it."""
+
+    handle: Handle
+    device: str
+    prompt_tokens: int | None = None  # counted only where a bound applies (NPU)
+    max_prompt_len: int | None = None
+
+
+def is_npu(device: str) -> bool:
+    return device.split(".")[0] == "NPU"
+
+
+# Per suite: (entry, device, draft, draft device) -> (pipeline key, prepared folders) of pipelines opened before.
+# A live pipeline is reused without asking the loader again, whose LoRA fit check reads the model's weights
+# (tens of milliseconds for a 1B model), time every answer's TTFT would otherwise pay.
+_OPENED: "weakref.WeakKeyDictionary[Suite, dict[tuple, tuple[PipelineKey, Prepared]]]" = weakref.WeakKeyDictionary()
+
+
+def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
+                  messages: list[dict[str, str]], progress: ProgressFn = _no_progress) -> Opened:
+    """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late."""
+    validate(entry, settings)
+    device = suite.runtime.check_device(device or suite.default_device)
+    draft_device = ""
+    if settings.draft:
+        draft_entry = next(d for d in entry.drafts if d.id == settings.draft)
+        draft_device = suite.runtime.check_device(settings.draft_device or draft_entry.device or device)
+    opened = _OPENED.setdefault(suite, {})
+    ident = (entry.id, device, settings.draft, draft_device)
+    known = opened.get(ident)
+    live = known is not None and known[0] in suite.runtime.loaded_keys()
+    prepared = known[1] if live else suite.prepare(entry, device, progress, drafts=bool(settings.draft))
+    if settings.draft and not live:
+        check_draft_tokenizer(prepared.model_dir, prepared.drafts[settings.draft], settings.draft, entry.id)
+    tokens = None
+    if is_npu(device):
+        # The NPU pipeline is compiled for a fixed prompt length: count the whole chat before building it.
+        tokens = count_prompt_tokens(prepared.model_dir, messages)
+        check_prompt_length(tokens, entry.npu.max_prompt_len, device)
+    if live:
+        loaded, built = suite.runtime.get(known[0], on_build=lambda message: progress(None, message))
+        handle = Handle(loaded, prepared, built)
+    else:
+        handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
+                            progress=progress)
+        opened[ident] = (handle.loaded.key, handle.prepared)
+    return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
+
+
+def warm_up(opened: Opened, messages: list[dict[str, str]]) -> None:
+    """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see."""
+    import openvino_genai as ov_genai
+    if not opened.handle.built_now:
+        return
+    with opened.handle.loaded.lock:
+        opened.handle.pipeline.generate(ov_genai.ChatHistory(messages), max_new_tokens=2)
+
+
+def adapter_config(handle: Handle, settings: Settings) -> Any:
+    """The per-call ``AdapterConfig``: the chosen adapters with their alphas, or an empty one for none."""
+    import openvino_genai as ov_genai
+    if not settings.adapters:
+        return ov_genai.AdapterConfig()
+    return ov_genai.AdapterConfig([(handle.adapter(a), float(alpha)) for a, alpha in settings.adapters])
+
+
+def generation_config(handle: Handle, settings: Settings) -> Any:
+    """A ``GenerationConfig`` from the model's own (eos and stop tokens) with the user's choices on top."""
+    config = handle.pipeline.get_generation_config()
+    config.max_new_tokens = int(settings.max_new_tokens)
+    config.repetition_penalty = float(settings.repetition_penalty)
+    if settings.temperature > 0:
+        config.do_sample = True
+        config.temperature = float(settings.temperature)
+        config.top_p = float(settings.top_p)
+        if settings.top_k > 0:
+            config.top_k = int(settings.top_k)
+        config.rng_seed = int(settings.seed)
+    else:
+        config.do_sample = False
+    if settings.draft:
+        # GenAI takes one or the other: a fixed number of draft tokens per step, or draft-while-confident.
+        if settings.confidence_threshold > 0:
+            config.assistant_confidence_threshold = float(settings.confidence_threshold)
+            config.num_assistant_tokens = 0
+        else:
+            config.num_assistant_tokens = int(settings.assistant_tokens)
+    if handle.loaded.adapters:
+        config.adapters = adapter_config(handle, settings)
+    return config
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Streaming
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The finished (or stopped) answer."""
+
+    text: str
+    metrics: dict[str, Any]
+    stopped: bool
+
+
+@dataclass
+class _Finished:
+    result: Any = None
+    error: BaseException | None = None
+
+
+def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Settings,
+                 stop: threading.Event | None = None) -> Iterator[str | Reply]:
+    """Yield the growing reply text, then a ``Reply``. Setting ``stop`` ends generation at the next token.
+
+    ``generate`` runs on a worker thread that holds the pipeline's lock; the streamer puts text pieces on a
+    queue and answers STOP once ``stop`` is set. Closing this generator before the reply is complete (a client
+    that cancels) sets ``stop``, so an abandoned answer never keeps the pipeline busy.
+    """
+    import openvino_genai as ov_genai
+
+    stop = stop or threading.Event()
+    pieces: queue.Queue = queue.Queue()
+    handle = opened.handle
+    config = generation_config(handle, settings)
+
+    def on_text(piece: str) -> ov_genai.StreamingStatus:
+        pieces.put(piece)
+        return ov_genai.StreamingStatus.STOP if stop.is_set() else ov_genai.StreamingStatus.RUNNING
+
+    def work() -> None:
+        try:
+            with handle.loaded.lock:
+                result = handle.pipeline.generate(ov_genai.ChatHistory(messages), config, on_text)
+            pieces.put(_Finished(result=result))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
+            pieces.put(_Finished(error=exc))
+
+    worker = threading.Thread(target=work, name="chat-generate", daemon=True)
+    worker.start()
+    text, shown, last_update = "", 0, 0.0
+    completed = False
+    try:
+        while True:
+            # Updates go out at most every UPDATE_INTERVAL_S; pieces arriving meanwhile are joined into the
+            # next one. The first piece goes out at once (TTFT), and a model slower than the interval still
+            # streams token by token; a fast one no longer spends its CPU on per-token UI updates.
+            due = last_update + UPDATE_INTERVAL_S - time.monotonic()
+            try:
+                item = pieces.get(timeout=max(due, 0.001)) if len(text) > shown else pieces.get()
+            except queue.Empty:
+                item = None
+            if isinstance(item, str):
+                text += item
+            if len(text) > shown and (item is None or time.monotonic() - last_update >= UPDATE_INTERVAL_S):
+                shown, last_update = len(text), time.monotonic()
+                yield text
+            if isinstance(item, _Finished):
+                if item.error is not None:
+                    raise item.error
+                result = item.result
+                final = result.texts[0] if result.texts else text
+                reply = Reply(final, reply_metrics(opened, result, settings), stop.is_set())
+                completed = True
+                yield reply
+                return
+    finally:
+        if not completed:
+            stop.set()  # closed early (a client cancelled): let the worker's streamer answer STOP
+
+
+def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:
+    """The answer's figures in the suite's metric vocabulary (see ``ui.METRICS``)."""
+    perf = result.perf_metrics
+    metrics: dict[str, Any] = {}
+    if opened.handle.built_now:
+        metrics["load_s"] = round(opened.handle.loaded.load_seconds, 3)
+    metrics.update({
+        "ttft_ms": round(perf.get_ttft().mean, 2),
+        "tpot_ms": round(perf.get_tpot().mean, 3),
+        "tokens_per_s": round(perf.get_throughput().mean, 2),
+        "input_tokens": int(perf.get_num_input_tokens()),
+        "output_tokens": int(perf.get_num_generated_tokens()),
+        "generate_s": round(perf.get_generate_duration().mean / 1000, 4),
+    })
+    extended = getattr(result, "extended_perf_metrics", None)
+    if settings.draft and extended is not None and hasattr(extended, "get_num_accepted_tokens"):
+        drafted = int(extended.get_num_draft_tokens())
+        accepted = int(extended.get_num_accepted_tokens())
+        metrics["accepted_draft_tokens"] = accepted
+        metrics["draft_tokens"] = drafted
+        metrics["acceptance_rate"] = round(accepted / drafted, 4) if drafted else 0.0
+    if opened.prompt_tokens is not None:
+        metrics["npu_prompt"] = f"{opened.prompt_tokens} / {opened.max_prompt_len} tokens"
+        if opened.max_prompt_len and opened.prompt_tokens + metrics["output_tokens"] >= 0.8 * opened.max_prompt_len:
+            # Warn while the chat still fits: the next turns add this answer and a new question.
+            metrics["npu_prompt"] += " (nearly full: clear the chat soon)"
+    metrics["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
+                                         if settings.draft else "")
+    return metrics
+
+
+def speedup(baseline: dict[str, Any], candidate: dict[str, Any]) -> float | None:
+    """End-to-end output tokens per second of ``candidate`` over ``baseline`` (TTFT included)."""
+    try:
+        base = baseline["output_tokens"] / baseline["generate_s"]
+        cand = candidate["output_tokens"] / candidate["generate_s"]
+    except (KeyError, ZeroDivisionError, TypeError):
+        return None
+    return round(cand / base, 3) if base > 0 else None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Stop buttons
+
+
+@dataclass
+class StopRegistry:
+    """Stop flags of the answers running for each browser session, so a Stop click reaches its own answers."""
+
+    _running: dict[str, set[threading.Event]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._running.setdefault(session, set()).add(event)
+        return event
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            events = self._running.get(session, set())
+            events.discard(event)
+            if not events:
+                self._running.pop(session, None)
+
+    def stop(self, session: str) -> int:
+        """Ask every answer of ``session`` to stop; return how many were running."""
+        with self._lock:
+            events = list(self._running.get(session, ()))
+        for event in events:
+            event.set()
+        return len(events)
