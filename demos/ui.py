@@ -103,6 +103,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "audio_s": ("Audio", "{:.1f} s"),
     "real_time_factor": ("RTF", "{:.3f}"),
     "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
+    "image_prep_ms": ("Image prep", "{:.0f} ms"),
+    "images": ("Images", "{}"),
+    "context_rebuild_ms": ("Context rebuild", "{:.0f} ms"),
     "device": ("Device", "{}"),
 }
 
