@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,8 @@ from .vision_samples import sample_images
 
 PANEL = "vision"
 CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
+STOPPED_MARK = " *(stopped)*"
+METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
 UI_REFRESH_S = 0.05
 """Shortest interval between two streamed Chatbot updates: each one is re-rendered (images included) and would
 otherwise compete with the generating thread for the GIL at every token."""
@@ -45,9 +48,15 @@ def _stop_event(session: str) -> threading.Event:
     return event
 
 
+def _current_stop(session: str) -> threading.Event:
+    with _STOPS_LOCK:
+        event = _STOPS.get(session)
+    return event or _stop_event(session)
+
+
 def _stop(session: str) -> None:
     with _STOPS_LOCK:
-        event = _STOPS.pop(session, None)
+        event = _STOPS.get(session)
     if event is not None:
         event.set()
 
@@ -161,7 +170,7 @@ def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dic
         messages.append({"role": "user", "content": content})
         reply = turn.reply if turn.reply is not None else partial
         if reply is not None:
-            shown = reply + (" ⏹" if turn.stopped else "")
+            shown = reply + (STOPPED_MARK if turn.stopped else "")
             messages.append({"role": "assistant", "content": [{"type": "text", "text": shown or "…"}]})
     return messages
 
@@ -205,7 +214,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     textbox = gr.MultimodalTextbox(file_count="multiple", file_types=["image"], sources=["upload"],
                                    placeholder="Ask about your images: drop, paste or upload them here…",
                                    show_label=False, submit_btn=True, stop_btn=False, elem_id="vision-input")
-    metrics = metrics_card(value="", elem_id="vision-metrics")
+    metrics = metrics_card(value=METRICS_HINT, elem_id="vision-metrics")
     with gr.Row():
         examples = gr.Dataset(components=[textbox], samples=example_rows(first), label="Examples", scale=4,
                               elem_id="vision-examples")
@@ -239,31 +248,44 @@ def build(entries: list[Entry], suite: Suite) -> None:
         return (_constraints(suite, by_id[model_id], device_name),
                 *show_code(model_id, device_name, chat, tokens, temp, nucleus))
 
-    def send(message: dict | None, chat: list[ChatTurn], model_id: str, device_name: str, tokens: float,
-             temp: float, nucleus: float, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def accept(message: dict | None, chat: list[ChatTurn], model_id: str, request: gr.Request):
+        """Check the message at once (no queue, no model work): a mistake is a message, and the chat and the
+        input box are left as they were (nothing to retype)."""
         message = message or {}
         entry = entry_for(suite, PANEL, model_id)
         files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
-        question = _check_turn(entry, message.get("text", ""), files, chat)
-        settings = _settings(entry, tokens, temp, nucleus)
-        stop = _stop_event(request.session_hash or "")
-        pending = [*chat, ChatTurn(question, tuple(files))]
+        turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
+        _stop_event(request.session_hash or "")  # from now on, Stop applies to this answer
+        return (message, turn), gr.skip()
+
+    def show_question(pending: tuple[dict, ChatTurn], chat: list[ChatTurn]):
         busy = gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
-        yield busy, _chat_messages(pending, ""), chat, gr.skip(), gr.skip(), gr.skip()
+        return busy, _chat_messages([*chat, pending[1]], "")
+
+    def respond(pending: tuple[dict, ChatTurn] | None, chat: list[ChatTurn], model_id: str, device_name: str,
+                tokens: float, temp: float, nucleus: float, request: gr.Request,
+                progress=gr.Progress(track_tqdm=True)):
+        if not pending:
+            raise ValueError("Nothing to answer: type a question and attach an image")
+        message, turn = pending
+        entry = entry_for(suite, PANEL, model_id)
+        settings = _settings(entry, tokens, temp, nucleus)
+        stop = _current_stop(request.session_hash or "")
+        asked = [*chat, turn]
         try:
             handle, facts = _load(suite, entry, device_name, progress)
             shown_at = 0.0
-            for item in _answers(handle, facts, pending, settings, stop):
+            for item in _answers(handle, facts, asked, settings, stop):
                 if isinstance(item, str) and time.monotonic() - shown_at < UI_REFRESH_S:
                     continue  # the next chunk (or the final answer) carries this text too
                 shown_at = time.monotonic()
                 if isinstance(item, Answer):
-                    done = [*chat, ChatTurn(question, tuple(files), item.text, item.stopped)]
+                    done = [*chat, replace(turn, reply=item.text, stopped=item.stopped)]
                     code = _code(suite, entry, device_name, done, settings, facts)
                     yield (gr.MultimodalTextbox(submit_btn=True, stop_btn=False), _chat_messages(done), done,
                            _metrics_text(item.metrics, load_note(handle)), *code)
                 else:
-                    yield gr.skip(), _chat_messages(pending, item), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    yield gr.skip(), _chat_messages(asked, item), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         except Exception:
             # Give the message back so it can be fixed and sent again; the chat shows what it showed before.
             yield (gr.MultimodalTextbox(value=message, submit_btn=True, stop_btn=False), _chat_messages(chat), chat,
@@ -275,7 +297,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
 
     def clear_chat(request: gr.Request):
         _stop(request.session_hash or "")
-        return [], [], "", gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
+        return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
 
     def add_snapshot(snapshot: str | None, message: dict | None):
         if not snapshot:
@@ -287,11 +309,19 @@ def build(entries: list[Entry], suite: Suite) -> None:
         return sample[0]
 
     settings_inputs = [max_new, temperature, top_p]
-    sent = textbox.submit(guarded(send), [textbox, chat_state, model, device, *settings_inputs],
-                          [textbox, chatbot, chat_state, metrics, code_py, code_cpp], api_name="vision_send",
-                          api_visibility="undocumented", concurrency_id=CONCURRENCY, show_progress="minimal")
-    sent.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
-              api_visibility="undocumented")
+    pending = gr.State(None)
+    # Queued (its own queue, no model work): Gradio 6.31 shows no error toast for a failing queue=False event.
+    # Outputs hidden: a refused message leaves the chat and the input box as they were, unmarked.
+    accepted = textbox.submit(guarded(accept), [textbox, chat_state, model], [pending, metrics],
+                              show_progress="hidden", api_name="vision_accept", api_visibility="undocumented")
+    shown = accepted.success(show_question, [pending, chat_state], [textbox, chatbot], queue=False,
+                             show_progress="hidden", api_visibility="private")
+    answered = shown.success(guarded(respond), [pending, chat_state, model, device, *settings_inputs],
+                             [textbox, chatbot, chat_state, metrics, code_py, code_cpp], api_name="vision_respond",
+                             api_visibility="undocumented", concurrency_id=CONCURRENCY, show_progress="full",
+                             show_progress_on=[metrics])
+    answered.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
+                  api_visibility="undocumented")
     textbox.stop(stop_answer, None, None, queue=False, api_name="vision_stop", api_visibility="undocumented")
     clear.click(clear_chat, None, [chatbot, chat_state, metrics, textbox], queue=False, api_name="vision_clear",
                 api_visibility="undocumented")

@@ -13,6 +13,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demos.images_in import Budget, prepare
+from demos.vision import STOPPED_MARK
 
 MODEL = "tiny-vlm"
 N = 16
@@ -105,10 +106,15 @@ def test_second_turn_with_a_new_image(client, chat, tmp_path):
                                     ("Compare them.", [], None)])
 
 
+def _accept(client: Client, text: str, files: list[Path]) -> None:
+    """The UI's submit: checked at once (no queue), then answered by /vision_respond on the session's state."""
+    client.predict({"text": text, "files": [handle_file(f) for f in files]}, MODEL, api_name="/vision_accept")
+
+
 def _send(client: Client, text: str, files: list[Path], tokens: int = N):
-    """The UI's submit event (what the browser calls), returning (chatbot messages, metrics markdown, code)."""
-    message = {"text": text, "files": [handle_file(f) for f in files]}
-    _, messages, metrics, python, _ = client.predict(message, MODEL, "CPU", tokens, 0, 0.9, api_name="/vision_send")
+    """What the browser does on Enter; returns (chatbot messages, metrics markdown, Python code)."""
+    _accept(client, text, files)
+    _, messages, metrics, python, _ = client.predict(MODEL, "CPU", tokens, 0, 0.9, api_name="/vision_respond")
     return messages, metrics, python
 
 
@@ -160,8 +166,8 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, p
     client = Client(tiny_app.url, verbose=False)
     picture = _picture(8)
     path = _png(tmp_path, "long.png", picture)
-    job = client.submit({"text": QUESTION, "files": [handle_file(path)]}, MODEL, "CPU", 3000, 0, 0.9,
-                        api_name="/vision_send")
+    _accept(client, QUESTION, [path])
+    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
     deadline = time.monotonic() + 120
     while not any(isinstance(o, tuple) and len(o[1]) == 2 and o[1][-1]["content"][0]["text"] not in ("", "…")
                   for o in job.outputs()) and time.monotonic() < deadline:
@@ -169,10 +175,10 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, p
     client.predict(api_name="/vision_stop")
     _, messages, metrics, _, _ = job.result(timeout=120)
     partial = messages[-1]["content"][0]["text"]
-    assert partial.endswith(" ⏹") and "**Stopped** by user" in metrics
+    assert partial.endswith(STOPPED_MARK) and "**Stopped** by user" in metrics
     generated = int(metrics.split("**Output** ")[1].split(" tokens")[0])
     assert 0 < generated < 3000, "stopped long before max_new_tokens"
-    assert _ask(plain, [picture], tokens=3000).startswith(partial[:-2])
+    assert _ask(plain, [picture], tokens=3000).startswith(partial[:-len(STOPPED_MARK)])
     reply, _ = client.predict(handle_file(path), QUESTION, MODEL, [], N, api_name="/ask_image")
     assert reply == _ask(plain, [picture])
 
