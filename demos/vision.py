@@ -178,6 +178,8 @@ def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dic
 def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings,
           facts: vision_models.ModelFacts | None = None) -> tuple[str, str]:
     status = suite.status(entry, device)
+    if facts is None and status.path is not None and (status.path / "config.json").exists():
+        facts = vision_models.facts(status.path)  # the scaling the demo applies, once the model is here
     request = CodeRequest(entry=entry, device=device, model_dir=status.path,
                           properties=suite.properties(entry, device),
                           turns=[(t.text, [f.name for f in t.files]) for t in chat],
@@ -249,8 +251,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 *show_code(model_id, device_name, chat, tokens, temp, nucleus))
 
     def accept(message: dict | None, chat: list[ChatTurn], model_id: str, request: gr.Request):
-        """Check the message at once (no queue, no model work): a mistake is a message, and the chat and the
-        input box are left as they were (nothing to retype)."""
+        """Check the message before any model work: a mistake is a message, and the chat and the input box are
+        left as they were (nothing to retype)."""
         message = message or {}
         entry = entry_for(suite, PANEL, model_id)
         files = [FileRef(p, Path(p).name) for p in message.get("files") or []]

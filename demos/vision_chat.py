@@ -16,6 +16,10 @@ switching between conversations on one pipeline recomputes the cache instead of 
 
 Stop: the streamer returns ``StreamingStatus.STOP``; genai then rolls the history state back, so a stopped turn
 is never stored (the next turn rebuilds).
+
+Only ``generate(ChatHistory, ...)`` is ever called on a vision pipeline: measured on 2026.4.1, once a VLMPipeline
+has served a ChatHistory call, later plain ``generate(str)`` calls on it continue a hidden chat (their input grows
+with every call) instead of starting afresh.
 """
 from __future__ import annotations
 

@@ -168,3 +168,29 @@ def test_genai_errors_are_explained():
     assert "2000 tokens, the limit is 1024" in str(npu)
     other = explain(RuntimeError("Exception from src/a.cpp:3:\nsomething broke\n"))
     assert str(other) == "The pipeline failed: something broke"
+
+
+def test_show_code_python_runs_and_reproduces_the_answer(loaded, kit, tmp_path):
+    """The Python of 'Show code' is a runnable script that answers exactly what the panel answered."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from demos.catalog import VisionEntry
+    from demos.images_in import prepare
+    from demos.vision_code import CodeRequest, python_code
+    from demos.vision_models import facts
+
+    picture = np.random.default_rng(12).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(picture).save(tmp_path / "photo.png")
+    budget = facts(kit.vlm.ov).budget
+    image = ImageIn(prepare(tmp_path / "photo.png", budget).array, "d", "photo.png")
+    expected = _answer(loaded, [Turn(QUESTION, (image,))], HistoryStore()).text
+    entry = VisionEntry(id="tiny-vlm", source=str(kit.vlm.ov), generation={"max_new_tokens": N, "temperature": 0})
+    code = python_code(CodeRequest(entry=entry, device="CPU", model_dir=kit.vlm.ov,
+                                   properties={"INFERENCE_PRECISION_HINT": "f32"}, turns=[(QUESTION, ["photo.png"])],
+                                   max_new_tokens=N, temperature=0.0, top_p=1.0, budget=budget, local=True))
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(expected + "\nTTFT ")
