@@ -222,8 +222,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
                               elem_id="vision-examples")
         clear = gr.Button("Clear", scale=1, elem_id="vision-clear")
     with gr.Accordion("Webcam", open=False):
-        webcam = gr.Image(sources=["webcam"], type="filepath", label="Snapshot (added to your next message)",
-                          elem_id="vision-webcam")
+        webcam = gr.Image(sources=["webcam"], type="filepath", format="png", elem_id="vision-webcam",
+                          label="Snapshot (added to your next message)")
     with gr.Accordion("Generation settings", open=False):
         g = first.generation
         with gr.Row():
