@@ -80,7 +80,8 @@ def _build_checkpoint(target: Path) -> None:
                        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=4096,
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+    config = LlavaConfig(vision_config=vision, text_config=text,
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-2,
                          image_seq_length=(IMAGE_SIZE // PATCH) ** 2, tie_word_embeddings=False)
     torch.manual_seed(0)

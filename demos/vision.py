@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,29 +36,37 @@ UI_REFRESH_S = 0.05
 """Shortest interval between two streamed Chatbot updates: each one is re-rendered (images included) and would
 otherwise compete with the generating thread for the GIL at every token."""
 
-# The Stop button of a browser session (or a gradio_client session) sets the event of its running answer.
-_STOPS: dict[str, threading.Event] = {}
-_STOPS_LOCK = threading.Lock()
+@dataclass
+class _Run:
+    """The answer a browser session (or a gradio_client session) is waiting for: Stop and Clear reach it here."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    cleared: bool = False   # Clear was pressed: the answer must not write its chat back
 
 
-def _stop_event(session: str) -> threading.Event:
-    event = threading.Event()
-    with _STOPS_LOCK:
-        _STOPS[session] = event
-    return event
+_RUNS: dict[str, _Run] = {}
+_RUNS_LOCK = threading.Lock()
 
 
-def _current_stop(session: str) -> threading.Event:
-    with _STOPS_LOCK:
-        event = _STOPS.get(session)
-    return event or _stop_event(session)
+def _new_run(session: str) -> _Run:
+    run = _Run()
+    with _RUNS_LOCK:
+        _RUNS[session] = run
+    return run
 
 
-def _stop(session: str) -> None:
-    with _STOPS_LOCK:
-        event = _STOPS.get(session)
-    if event is not None:
-        event.set()
+def _current_run(session: str) -> _Run:
+    with _RUNS_LOCK:
+        run = _RUNS.get(session)
+    return run or _new_run(session)
+
+
+def _stop(session: str, clear: bool = False) -> None:
+    with _RUNS_LOCK:
+        run = _RUNS.get(session)
+    if run is not None:
+        run.cleared = run.cleared or clear
+        run.stop.set()
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -257,7 +265,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         entry = entry_for(suite, PANEL, model_id)
         files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
         turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
-        _stop_event(request.session_hash or "")  # from now on, Stop applies to this answer
+        _new_run(request.session_hash or "")  # from now on, Stop and Clear apply to this answer
         return (message, turn), gr.skip()
 
     def show_question(pending: tuple[dict, ChatTurn], chat: list[ChatTurn]):
@@ -272,12 +280,16 @@ def build(entries: list[Entry], suite: Suite) -> None:
         message, turn = pending
         entry = entry_for(suite, PANEL, model_id)
         settings = _settings(entry, tokens, temp, nucleus)
-        stop = _current_stop(request.session_hash or "")
+        run = _current_run(request.session_hash or "")
         asked = [*chat, turn]
         try:
             handle, facts = _load(suite, entry, device_name, progress)
             shown_at = 0.0
-            for item in _answers(handle, facts, asked, settings, stop):
+            for item in _answers(handle, facts, asked, settings, run.stop):
+                if run.cleared:  # Clear was pressed: leave the emptied chat alone
+                    idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
+                    yield idle, [], [], METRICS_HINT, gr.skip(), gr.skip()
+                    return
                 if isinstance(item, str) and time.monotonic() - shown_at < UI_REFRESH_S:
                     continue  # the next chunk (or the final answer) carries this text too
                 shown_at = time.monotonic()
@@ -298,7 +310,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         _stop(request.session_hash or "")
 
     def clear_chat(request: gr.Request):
-        _stop(request.session_hash or "")
+        _stop(request.session_hash or "", clear=True)
         return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
 
     def add_snapshot(snapshot: str | None, message: dict | None):

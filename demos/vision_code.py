@@ -51,8 +51,8 @@ def _budget_lines(budget: Budget | None) -> list[str]:
         side = budget.shortest_side
         return [f"    scale = {side} / min(image.size)  # the model uses a {side} px shortest side",
                 "    if scale < 1:",
-                "        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),",
-                "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
+                "        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))",
+                "        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)",
                 "    return ov.Tensor(np.array(image))"]
     if budget.fit:
         width, height = budget.fit
@@ -62,7 +62,7 @@ def _budget_lines(budget: Budget | None) -> list[str]:
                 "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
                 "    return ov.Tensor(np.array(image))"]
     if budget.max_pixels:
-        return [f"    scale = ({budget.max_pixels} / (image.width * image.height)) ** 0.5  # the most pixels the model uses",
+        return [f"    scale = ({budget.max_pixels} / (image.width * image.height)) ** 0.5  # the model's pixel budget",
                 "    if scale < 1:",
                 "        image = image.resize((round(image.width * scale), round(image.height * scale)),",
                 "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
@@ -123,7 +123,7 @@ def _cpp_string(text: str) -> str:
 
 
 def cpp_code(request: CodeRequest) -> str:
-    """The same conversation with the C++ API (``load_image.hpp`` is in openvino.genai's visual_language_chat sample)."""
+    """The same conversation in C++ (``load_image.hpp`` comes with openvino.genai's visual_language_chat sample)."""
     model = str(request.model_dir) if request.local and request.model_dir else "model_dir"
     props = ", ".join(f"{{{_cpp_string(k)}, {_cpp_value(v)}}}" for k, v in request.properties.items())
     turns = request.turns or [((request.entry.examples or ["What is in the picture?"])[0], ["photo.jpg"])]

@@ -162,9 +162,11 @@ def test_bad_histories_are_explained(history, message):
 
 
 def test_genai_errors_are_explained():
-    tag = explain(RuntimeError("Exception from src/x.cpp:1:\nCheck 'idx < n' failed at y:\nMissing image/video with index 1"))
+    tag = explain(RuntimeError("Exception from src/x.cpp:1:\nCheck 'idx < n' failed at y:\n"
+                               "Missing image/video with index 1"))
     assert isinstance(tag, ValueError) and "image tag" in str(tag)
-    npu = explain(RuntimeError("VLM pipeline on NPU may only process input embeddings up to 1024 tokens. 2000 is passed."))
+    npu = explain(RuntimeError("VLM pipeline on NPU may only process input embeddings up to 1024 tokens. "
+                               "2000 is passed."))
     assert "2000 tokens, the limit is 1024" in str(npu)
     other = explain(RuntimeError("Exception from src/a.cpp:3:\nsomething broke\n"))
     assert str(other) == "The pipeline failed: something broke"
