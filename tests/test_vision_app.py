@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from demos.images_in import Budget, prepare
-from demos.vision import STOPPED_MARK
+from demos.vision import METRICS_HINT, STOPPED_MARK
 
 MODEL = "tiny-vlm"
 N = 16
@@ -239,3 +239,18 @@ def test_ui_refuses_a_first_message_without_image(tiny_app):
     client = Client(tiny_app.url, verbose=False)
     with pytest.raises(Exception, match="Attach an image first"):
         _send(client, QUESTION, [])
+
+
+def test_clear_during_an_answer_empties_the_chat_for_good(tiny_app, tmp_path):
+    client = Client(tiny_app.url, verbose=False)
+    _accept(client, QUESTION, [_png(tmp_path, "clear.png", _picture(12))])
+    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    chatbot, metrics, _ = client.predict(api_name="/vision_clear")  # the State output is not returned
+    assert chatbot == []
+    _, messages, metrics, _, _ = job.result(timeout=120)
+    assert messages == [] and metrics == METRICS_HINT, "the stopped answer did not write the old chat back"
+    messages, _, _ = _send(client, QUESTION, [_png(tmp_path, "after.png", _picture(13))])
+    assert len(messages) == 2, "a new conversation starts from the cleared one"
