@@ -8,8 +8,9 @@ One run, side by side, on a random-weight LLaVA-style model of realistic size (C
 
 1. Time to first token and tokens/s as a client of ``python app.py`` sees them (``/ask_image`` through
    gradio_client, image uploaded as a file) against a script that opens the same file with PIL and calls
-   ``VLMPipeline.generate`` with a streamer. Rounds alternate between the two, each round with a new picture
-   (genai caches encoded images by content), after one warm-up each. Target: app/direct ≥ 0.97.
+   ``VLMPipeline.generate`` with a streamer, once with a plain prompt and once with a ``ChatHistory`` (what the
+   app uses, so that later turns can bring new images). Each round uses a new picture (genai caches encoded
+   images by content) and rotates the order, after one warm-up each. Target: app/direct ≥ 0.97.
 2. Preparing a 12-megapixel JPEG photo (EXIF-rotated) for this model: ``images_in.prepare`` against PIL's
    reduced-scale decode alone (the floor) and a naive full decode. Target: ≤ 20 ms.
 
@@ -199,8 +200,9 @@ def run_app(client, path: Path, tokens: int) -> dict:
             "genai": metrics}
 
 
-def run_direct(pipeline, path: Path, tokens: int) -> dict:
-    """What a script using openvino_genai does: open the file with PIL, generate with a streamer."""
+def run_direct(pipeline, path: Path, tokens: int, chat: bool = False) -> dict:
+    """What a script using openvino_genai does: open the file with PIL, generate with a streamer; with ``chat``,
+    through a ``ChatHistory`` as the app (and any multi-turn chat) does, otherwise with a plain prompt."""
     import openvino as ov
     import openvino_genai as ov_genai
     from PIL import Image, ImageOps
@@ -214,8 +216,8 @@ def run_direct(pipeline, path: Path, tokens: int) -> dict:
 
     started = time.perf_counter()
     image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    result = pipeline.generate(QUESTION, images=[ov.Tensor(np.array(image))], max_new_tokens=tokens,
-                               streamer=streamer)
+    prompt = ov_genai.ChatHistory([{"role": "user", "content": QUESTION}]) if chat else QUESTION
+    result = pipeline.generate(prompt, images=[ov.Tensor(np.array(image))], max_new_tokens=tokens, streamer=streamer)
     end = time.perf_counter()
     perf = result.perf_metrics
     count = perf.get_num_generated_tokens()
@@ -224,7 +226,8 @@ def run_direct(pipeline, path: Path, tokens: int) -> dict:
                       "vision_encode_ms": perf.get_vision_encoding_duration().mean}}
 
 
-# -------------------------------------------------------------------------------------------------------------
+SIDES = ("app", "plain", "chat")
+"""The app; a script with a plain prompt; a script with a ChatHistory (the API the app must use for multi-turn)."""
 
 
 def bench_generation(model_dir: Path, rounds: int, tokens: int, width: int, height: int, folder: Path) -> dict:
@@ -234,45 +237,49 @@ def bench_generation(model_dir: Path, rounds: int, tokens: int, width: int, heig
     proc, url = start_app(model_dir, folder)
     try:
         client = Client(url, verbose=False)
-        pipeline = ov_genai.VLMPipeline(str(model_dir), "CPU")
+        # Two pipelines: once a VLMPipeline has served a ChatHistory call, its plain-prompt calls continue a chat.
+        plain, chat = ov_genai.VLMPipeline(str(model_dir), "CPU"), ov_genai.VLMPipeline(str(model_dir), "CPU")
+        run = {"app": lambda path: run_app(client, path, tokens),
+               "plain": lambda path: run_direct(plain, path, tokens),
+               "chat": lambda path: run_direct(chat, path, tokens, chat=True)}
         pictures = []
         for index in range(rounds + 1):
             path = folder / f"picture-{width}x{height}-{index}.jpg"
             path.write_bytes(photo(width, height, seed=index))
             pictures.append(path)
-        run_app(client, pictures[0], tokens)          # warm-up: compiles the app's pipeline
-        run_direct(pipeline, pictures[0], tokens)     # and the direct one's first inference
-        app, direct = [], []
+        for side in SIDES:  # warm-up: compiles the app's pipeline, first inference of the others
+            run[side](pictures[0])
+        rows: dict[str, list[dict]] = {side: [] for side in SIDES}
         for index, path in enumerate(pictures[1:]):
-            # Alternate who goes first; a round's two runs are neighbours in time, so load from other processes
-            # on the machine hits both alike and their ratio is compared, round by round.
-            order = ("app", "direct") if index % 2 == 0 else ("direct", "app")
+            # The order rotates; a round's runs are neighbours in time, so load from other processes on the
+            # machine hits them alike, and ratios are taken round by round.
+            order = SIDES[index % 3:] + SIDES[:index % 3]
             for side in order:
-                row = run_app(client, path, tokens) if side == "app" else run_direct(pipeline, path, tokens)
-                (app if side == "app" else direct).append(row)
-            print(f"  {width}x{height} round {index + 1}: app TTFT {app[-1]['ttft_ms']:.0f} ms, "
-                  f"{app[-1]['tokens_per_s']:.2f} tokens/s; direct TTFT {direct[-1]['ttft_ms']:.0f} ms, "
-                  f"{direct[-1]['tokens_per_s']:.2f} tokens/s", flush=True)
-        del pipeline
+                rows[side].append(run[side](path))
+            print(f"  {width}x{height} round {index + 1}: " + "; ".join(
+                f"{side} TTFT {rows[side][-1]['ttft_ms']:.0f} ms, {rows[side][-1]['tokens_per_s']:.2f} tokens/s"
+                for side in SIDES), flush=True)
+        del plain, chat
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
-    def pair(key: str, genai: bool = False) -> tuple[float, float, float]:
-        """(median app, median direct, median of the per-round app/direct speed ratios)."""
+    def compare(key: str, genai: bool = False) -> list[float]:
+        """Medians of app, plain, chat; then medians of the per-round speed ratios app/plain and app/chat."""
         get = (lambda row: row["genai"][key]) if genai else (lambda row: row[key])
-        a, d = [get(r) for r in app], [get(r) for r in direct]
-        faster_is_higher = "per_s" in key
-        ratios = [x / y if faster_is_higher else y / x for x, y in zip(a, d)]
-        return statistics.median(a), statistics.median(d), statistics.median(ratios)
+        values = {side: [get(r) for r in rows[side]] for side in SIDES}
+        speed = (lambda a, d: a / d) if "per_s" in key else (lambda a, d: d / a)
+        ratios = [statistics.median(speed(a, d) for a, d in zip(values["app"], values[other]))
+                  for other in ("plain", "chat")]
+        return [statistics.median(values[side]) for side in SIDES] + ratios
 
     return {
         "picture": f"{width}x{height} JPEG, {pictures[1].stat().st_size / 1e6:.1f} MB",
-        "rounds": len(app),
-        "tokens": statistics.median(r["tokens"] for r in app + direct),
-        "rows": [("TTFT, client side (ms)", pair("ttft_ms")), ("tokens/s, client side", pair("tokens_per_s")),
-                 ("TTFT, genai (ms)", pair("ttft_ms", True)), ("tokens/s, genai", pair("tokens_per_s", True)),
-                 ("vision encoding (ms)", pair("vision_encode_ms", True))],
+        "rounds": rounds,
+        "tokens": statistics.median(r["tokens"] for side in SIDES for r in rows[side]),
+        "rows": [("TTFT, client side (ms)", compare("ttft_ms")), ("tokens/s, client side", compare("tokens_per_s")),
+                 ("TTFT, genai (ms)", compare("ttft_ms", True)), ("tokens/s, genai", compare("tokens_per_s", True)),
+                 ("vision encoding (ms)", compare("vision_encode_ms", True))],
     }
 
 
@@ -318,8 +325,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds with a 640x480 picture (half as many at 12 MP)")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=21, help="timings of the image preparation")
+    parser.add_argument("--model", type=Path, help="an OpenVINO VLM folder to use instead of the built one")
     args = parser.parse_args()
-    model_dir = build_model()
+    model_dir = args.model or build_model()
     print(f"model: {model_dir}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-vision-") as scratch:
         folder = Path(scratch)
@@ -327,13 +335,14 @@ def main() -> None:
         small = bench_generation(model_dir, args.rounds, args.tokens, 640, 480, folder)
         big = bench_generation(model_dir, max(2, args.rounds // 2), args.tokens, 4000, 3000, folder)
     print("\n== Vision: app (/ask_image via gradio_client) vs VLMPipeline directly ==")
-    print("(medians; app/direct is the median of per-round speed ratios: tokens/s app/direct, times direct/app,")
-    print(" so 1.0 means as fast and > 1 faster)")
+    print("app: the app through gradio_client; plain: a script with a plain prompt; chat: a script with a")
+    print("ChatHistory (the API the app uses). Medians; the ratios are medians of per-round speed ratios")
+    print("(tokens/s app/direct, times direct/app): 1.0 means as fast as the direct script, > 1 faster.")
     for result in (small, big):
         print(f"\npicture {result['picture']}, {result['rounds']} rounds, {result['tokens']:.0f} new tokens each")
-        print(f"{'':28}{'app':>10}{'direct':>10}{'app/direct':>12}")
-        for label, (app, direct, ratio) in result["rows"]:
-            print(f"{label:28}{app:10.1f}{direct:10.1f}{ratio:12.3f}")
+        print(f"{'':26}{'app':>9}{'plain':>9}{'chat':>9}{'app/plain':>11}{'app/chat':>10}")
+        for label, (app, plain, chat, vs_plain, vs_chat) in result["rows"]:
+            print(f"{label:26}{app:9.1f}{plain:9.1f}{chat:9.1f}{vs_plain:11.3f}{vs_chat:10.3f}")
     print(f"\n== Preparing a 12-megapixel photo for this model ({prep['budget']}), median wall / CPU ms ==")
     print(f"{prep['file']} -> {prep['result']}")
     rows = [("images_in.prepare (target <= 20 ms)", prep["prepare_ms"]),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,9 +31,10 @@ PANEL = "vision"
 CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
-UI_REFRESH_S = 0.05
-"""Shortest interval between two streamed Chatbot updates: each one is re-rendered (images included) and would
-otherwise compete with the generating thread for the GIL at every token."""
+STREAM_INTERVAL_S = 0.05
+"""Shortest interval between two streamed updates (after the first, which goes out at once): each update is
+rendered by Gradio (the Chatbot with its images) and would otherwise compete with the generating thread for the GIL
+at every token."""
 
 @dataclass
 class _Run:
@@ -107,7 +107,7 @@ def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTur
              settings: Settings, stop: threading.Event) -> Iterator[str | Answer]:
     """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
     turns = model_turns(chat, facts.budget)
-    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop)) as stream:
+    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop, interval=STREAM_INTERVAL_S)) as stream:
         yield from stream
 
 
@@ -284,15 +284,11 @@ def build(entries: list[Entry], suite: Suite) -> None:
         asked = [*chat, turn]
         try:
             handle, facts = _load(suite, entry, device_name, progress)
-            shown_at = 0.0
             for item in _answers(handle, facts, asked, settings, run.stop):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
                     idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
                     yield idle, [], [], METRICS_HINT, gr.skip(), gr.skip()
                     return
-                if isinstance(item, str) and time.monotonic() - shown_at < UI_REFRESH_S:
-                    continue  # the next chunk (or the final answer) carries this text too
-                shown_at = time.monotonic()
                 if isinstance(item, Answer):
                     done = [*chat, replace(turn, reply=item.text, stopped=item.stopped)]
                     code = _code(suite, entry, device_name, done, settings, facts)

@@ -173,18 +173,22 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
 
 
 def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: threading.Event | None = None,
-                  store: HistoryStore = STORE) -> Iterator[str | Answer]:
+                  store: HistoryStore = STORE, interval: float = 0.0) -> Iterator[str | Answer]:
     """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``.
 
     Holds the pipeline's lock while generating. Setting ``stop`` (or closing the iterator) ends the
-    generation at the next token; the pipeline stays usable.
+    generation at the next token; the pipeline stays usable. With ``interval`` (seconds), text after the first
+    chunk is handed out at most that often: the generating thread then only appends to a queue per token, and
+    the consumer (a Gradio response, which takes the GIL to render) wakes a few times a second, not per token.
     """
+    import openvino_genai as ov_genai
+
     stop = stop or threading.Event()
     *earlier, current = turns
     events: queue.Queue = queue.Queue()
+    finished = threading.Event()
 
     def streamer(chunk: str) -> Any:
-        import openvino_genai as ov_genai
         events.put(("text", chunk))
         return ov_genai.StreamingStatus.STOP if stop.is_set() else ov_genai.StreamingStatus.RUNNING
 
@@ -213,15 +217,19 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
             events.put(("done", (text, stopped, result.perf_metrics, rebuild_s)))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which raises it
             events.put(("error", exc))
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=work, name="vlm-generate", daemon=True)
     worker.start()
-    text = ""
+    text, shown_at = "", None
     try:
         while True:
+            if shown_at is not None and interval > 0:  # let tokens pile up (an early end still wakes us)
+                finished.wait(max(0.0, shown_at + interval - time.monotonic()))
             kind, payload = events.get()
             chunks = []
-            while kind == "text":  # coalesce whatever is queued: the UI need not see every token separately
+            while kind == "text":  # coalesce whatever is queued
                 chunks.append(payload)
                 try:
                     kind, payload = events.get_nowait()
@@ -229,6 +237,7 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
                     kind = None
             if chunks:
                 text += "".join(chunks)
+                shown_at = time.monotonic()
                 yield text
             if kind == "error":
                 raise explain(payload)
