@@ -109,6 +109,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "stopped_after_windows": ("Stopped after", "{} window(s)"),
     "warning": ("Note", "{}"),
     "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
+    "image_prep_ms": ("Image prep", "{:.0f} ms"),
+    "images": ("Images", "{}"),
+    "context_rebuild_ms": ("Context rebuild", "{:.0f} ms"),
     "device": ("Device", "{}"),
     "npu_prompt": ("NPU prompt", "{}"),
 }

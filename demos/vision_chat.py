@@ -1,0 +1,312 @@
+"""Multi-turn chat about images with ``openvino_genai.VLMPipeline``: images per turn, streaming, Stop, metrics.
+
+How openvino_genai 2026.4 keeps a chat with images (``src/cpp/src/visual_language/vlm_chat_context.cpp``): the
+user appends messages to an ``openvino_genai.ChatHistory`` and calls ``generate(history, images=...)``; the images
+of a call belong to the last user message. The ``ChatHistory`` object itself remembers, in hidden state, which
+earlier message carried which (already encoded) image. A fresh ``ChatHistory`` built from plain dicts therefore
+knows no earlier images (an ``<ov_genai_image_N>`` tag pointing back fails with "Missing image/video with index").
+
+So this module keeps the live ``ChatHistory`` of each conversation per pipeline, found again by a fingerprint of
+the conversation (texts, image content hashes, replies): the next turn appends to it and genai reuses its KV cache
+and encoded images, exactly as a direct user of the pipeline would. A conversation it has not seen (another
+model, a restarted app, an API client's own history, a turn that was stopped) is rebuilt turn by turn: every
+earlier turn with images is sent once with ``max_new_tokens=1`` so genai registers its images, then the new turn
+is generated. Measured here: a rebuilt conversation answers exactly like the one grown turn by turn, and
+switching between conversations on one pipeline recomputes the cache instead of reusing another chat's.
+
+Stop: the streamer returns ``StreamingStatus.STOP``; genai then rolls the history state back, so a stopped turn
+is never stored (the next turn rebuilds).
+
+Only ``generate(ChatHistory, ...)`` is ever called on a vision pipeline: measured on 2026.4.1, once a VLMPipeline
+has served a ChatHistory call, later plain ``generate(str)`` calls on it continue a hidden chat (their input grows
+with every call) instead of starting afresh.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import queue
+import re
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Iterator
+
+import numpy as np
+
+from .runtime import Loaded
+
+MAX_CHATS_PER_PIPELINE = 16
+"""Conversations whose ``ChatHistory`` is kept per pipeline (each holds its encoded images)."""
+
+
+@dataclass(frozen=True)
+class ImageIn:
+    """One picture of a turn: the RGB array the model sees, a content hash, and its name for messages and code."""
+
+    array: np.ndarray
+    digest: str
+    name: str = "image"
+    prep_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A user message (text + images) and the answer to it (``None`` while it is being answered)."""
+
+    text: str
+    images: tuple[ImageIn, ...] = ()
+    reply: str | None = None
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The end of a streamed answer."""
+
+    text: str
+    stopped: bool
+    metrics: dict[str, Any]
+
+
+def fingerprint(turns: list[Turn] | tuple[Turn, ...]) -> str:
+    """Identifies a conversation by what the model saw: texts, image contents and replies, in order."""
+    canon = [[t.text, [i.digest for i in t.images], t.reply] for t in turns]
+    return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode()).hexdigest()
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Live ChatHistory objects, per pipeline
+
+
+class HistoryStore:
+    """``ChatHistory`` objects of recent conversations, per live pipeline, by conversation fingerprint.
+
+    A conversation is taken out while it is being answered (two identical conversations never share one object),
+    and put back under its new fingerprint when the answer completes. Entries die with their pipeline.
+    """
+
+    def __init__(self, per_pipeline: int = MAX_CHATS_PER_PIPELINE):
+        self.per_pipeline = per_pipeline
+        self._by_pipeline: dict[int, OrderedDict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, loaded: Loaded, key: str) -> Any | None:
+        with self._lock:
+            return self._by_pipeline.get(id(loaded), OrderedDict()).pop(key, None)
+
+    def put(self, loaded: Loaded, key: str, history: Any) -> None:
+        with self._lock:
+            chats = self._by_pipeline.get(id(loaded))
+            if chats is None:
+                chats = self._by_pipeline[id(loaded)] = OrderedDict()
+                weakref.finalize(loaded, self._forget, id(loaded))
+            chats[key] = history
+            chats.move_to_end(key)
+            while len(chats) > self.per_pipeline:
+                chats.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(chats) for chats in self._by_pipeline.values())
+
+    def _forget(self, pipeline_id: int) -> None:
+        with self._lock:
+            self._by_pipeline.pop(pipeline_id, None)
+
+
+STORE = HistoryStore()
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Generation
+
+
+def generation_config(pipeline: Any, settings: Settings) -> Any:
+    """The pipeline's own defaults with the request's length and sampling; temperature 0 means greedy."""
+    config = pipeline.get_generation_config()
+    config.max_new_tokens = int(settings.max_new_tokens)
+    config.do_sample = settings.temperature > 0
+    if config.do_sample:
+        config.temperature = float(settings.temperature)
+        config.top_p = float(settings.top_p)
+    return config
+
+
+def _tensors(images: tuple[ImageIn, ...]) -> list[Any]:
+    import openvino as ov
+    return [ov.Tensor(image.array) for image in images]
+
+
+def _user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def _assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
+    """A fresh ChatHistory holding ``earlier`` turns, their images registered with genai (one prefill each)."""
+    import openvino_genai as ov_genai
+
+    history = ov_genai.ChatHistory()
+    prime = pipeline.get_generation_config()
+    prime.max_new_tokens = 1
+    prime.do_sample = False
+    for turn in earlier:
+        history.append(_user(turn.text))
+        if turn.images and not stop.is_set():
+            pipeline.generate(history, images=_tensors(turn.images), generation_config=prime)
+        history.append(_assistant(turn.reply or ""))
+    return history
+
+
+def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: threading.Event | None = None,
+                  store: HistoryStore = STORE, interval: float = 0.0) -> Iterator[str | Answer]:
+    """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``.
+
+    Holds the pipeline's lock while generating. Setting ``stop`` (or closing the iterator) ends the
+    generation at the next token; the pipeline stays usable. With ``interval`` (seconds), text after the first
+    chunk is handed out at most that often: the generating thread then only appends to a queue per token, and
+    the consumer (a Gradio response, which takes the GIL to render) wakes a few times a second, not per token.
+    """
+    import openvino_genai as ov_genai
+
+    stop = stop or threading.Event()
+    *earlier, current = turns
+    events: queue.Queue = queue.Queue()
+    finished = threading.Event()
+
+    def streamer(chunk: str) -> Any:
+        events.put(("text", chunk))
+        return ov_genai.StreamingStatus.STOP if stop.is_set() else ov_genai.StreamingStatus.RUNNING
+
+    def work() -> None:
+        try:
+            with loaded.lock:
+                pipeline = loaded.pipeline
+                started = time.perf_counter()
+                history = store.take(loaded, fingerprint(earlier))
+                rebuilt = history is None
+                if rebuilt:
+                    history = _rebuild(pipeline, earlier, stop)
+                rebuild_s = time.perf_counter() - started if rebuilt and any(t.images for t in earlier) else 0.0
+                if stop.is_set():  # stopped while waiting for the pipeline or rebuilding: nothing to generate
+                    events.put(("done", ("", True, None, rebuild_s)))
+                    return
+                history.append(_user(current.text))
+                result = pipeline.generate(history, images=_tensors(current.images),
+                                           generation_config=generation_config(pipeline, settings),
+                                           streamer=streamer)
+                text = result.texts[0]
+                stopped = stop.is_set()
+                if not stopped:  # genai rolled a stopped turn back: such a history is not reusable
+                    history.append(_assistant(text))
+                    store.put(loaded, fingerprint([*earlier, replace(current, reply=text)]), history)
+            events.put(("done", (text, stopped, result.perf_metrics, rebuild_s)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which raises it
+            events.put(("error", exc))
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="vlm-generate", daemon=True)
+    worker.start()
+    text, shown_at = "", None
+    try:
+        while True:
+            if shown_at is not None and interval > 0:  # let tokens pile up (an early end still wakes us)
+                finished.wait(max(0.0, shown_at + interval - time.monotonic()))
+            kind, payload = events.get()
+            chunks = []
+            while kind == "text":  # coalesce whatever is queued
+                chunks.append(payload)
+                try:
+                    kind, payload = events.get_nowait()
+                except queue.Empty:
+                    kind = None
+            if chunks:
+                text += "".join(chunks)
+                shown_at = time.monotonic()
+                yield text
+            if kind == "error":
+                raise explain(payload)
+            if kind == "done":
+                final, stopped, perf, rebuild_s = payload
+                yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
+                return
+    finally:
+        stop.set()  # a consumer that leaves early (client gone, Stop) ends the generation too
+        worker.join()
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Metrics and errors
+
+
+def _finite(value: float, digits: int = 2) -> float | None:
+    return round(float(value), digits) if value is not None and math.isfinite(value) else None
+
+
+def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bool) -> dict[str, Any]:
+    """The panel's metrics dict (keys from ``ui.METRICS``); non-finite values are left out (JSON has no NaN)."""
+    values: dict[str, Any] = {}
+    if perf is not None:
+        values.update({
+            "ttft_ms": _finite(perf.get_ttft().mean, 1),
+            "tpot_ms": _finite(perf.get_tpot().mean),
+            "tokens_per_s": _finite(perf.get_throughput().mean, 1),
+            "input_tokens": int(perf.get_num_input_tokens()),
+            "output_tokens": int(perf.get_num_generated_tokens()),
+            "generate_s": _finite(perf.get_generate_duration().mean / 1000, 3),
+        })
+    if turn.images:
+        if perf is not None:
+            values["vision_encode_ms"] = _finite(perf.get_vision_encoding_duration().mean, 1)
+        values["image_prep_ms"] = _finite(sum(i.prep_seconds for i in turn.images) * 1000, 1)
+        values["images"] = len(turn.images)
+    if rebuild_s:
+        values["context_rebuild_ms"] = _finite(rebuild_s * 1000, 1)
+    values["load_s"] = _finite(loaded.load_seconds)
+    values["device"] = loaded.key.device
+    if stopped:
+        values["stopped"] = True
+    return {k: v for k, v in values.items() if v is not None}
+
+
+_TAG_ERRORS = ("Missing image/video with index", "native vision tags must match", "cannot mix universal tags",
+               "Referring to older images")
+
+
+def explain(exc: BaseException) -> BaseException:
+    """genai's C++ errors as messages a person can act on (``ValueError``s); anything else unchanged."""
+    if not isinstance(exc, RuntimeError):
+        return exc
+    message = str(exc)
+    if any(marker in message for marker in _TAG_ERRORS):
+        return ValueError("The message contains an image tag (such as <image> or <ov_genai_image_0>) that does not "
+                          "match the attached images: remove the tag (images are placed before your text "
+                          "automatically) or attach as many images as the tags name.")
+    if "may only process input embeddings up to" in message:
+        found = re.search(r"up to (\d+) tokens\. (\d+) is passed", message)
+        sizes = f" ({found.group(2)} tokens, the limit is {found.group(1)})" if found else ""
+        return ValueError(f"The conversation is longer than the NPU prompt length{sizes}: press Clear to start a "
+                          "new chat, use fewer or smaller images, or raise MAX_PROMPT_LEN in the entry's properties.")
+    return ValueError(f"The pipeline failed: {_core_message(message)}")
+
+
+def _core_message(message: str) -> str:
+    """The informative line of an OpenVINO exception ('Exception from src/...', 'Check ... failed at ...')."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Exception from", "Check '")) and "failed at" not in line]
+    return (useful or lines or [message])[-1][:500]

@@ -1,0 +1,173 @@
+"""'Show code' for the Vision panel: the Python and C++ lines that reproduce the current conversation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import VisionEntry
+from .images_in import Budget
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    """Everything the snippets show: where the model is, how it is built, the chat so far and the settings."""
+
+    entry: VisionEntry
+    device: str
+    model_dir: Path | None                   # None until the model has been fetched
+    properties: dict[str, Any]
+    turns: list[tuple[str, list[str]]]       # (question, image file names) per user turn
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    budget: Budget | None = None
+    local: bool = field(default=False)       # the entry's source is a local folder
+
+
+def _model_line_python(request: CodeRequest) -> list[str]:
+    entry = request.entry
+    if request.local and request.model_dir:
+        return [f"model_dir = {str(request.model_dir)!r}"]
+    if entry.export:
+        options = entry.export
+        flags = f"--weight-format {options.weight_format}"
+        flags += f" --group-size {options.group_size}" if options.group_size else ""
+        flags += f" --ratio {options.ratio}" if options.ratio else ""
+        flags += " --sym" if options.sym else ""
+        return [f"# optimum-cli export openvino -m {entry.source} {flags} --task image-text-to-text model_ov",
+                "model_dir = 'model_ov'"]
+    revision = f", revision={entry.revision!r}" if entry.revision else ""
+    return ["from huggingface_hub import snapshot_download", "",
+            f"model_dir = snapshot_download({entry.source!r}{revision})"]
+
+
+def _budget_lines(budget: Budget | None) -> list[str]:
+    """How the demo scales an upload down; omitted when it never does."""
+    if budget is None:
+        return ["    return ov.Tensor(np.array(image))"]
+    if budget.shortest_side:
+        side = budget.shortest_side
+        return [f"    scale = {side} / min(image.size)  # the model uses a {side} px shortest side",
+                "    if scale < 1:",
+                "        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))",
+                "        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)",
+                "    return ov.Tensor(np.array(image))"]
+    if budget.fit:
+        width, height = budget.fit
+        return [f"    scale = max({width} / image.width, {height} / image.height)  # the model uses {width}x{height}",
+                "    if scale < 1:",
+                "        image = image.resize((round(image.width * scale), round(image.height * scale)),",
+                "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
+                "    return ov.Tensor(np.array(image))"]
+    if budget.max_pixels:
+        return [f"    scale = ({budget.max_pixels} / (image.width * image.height)) ** 0.5  # the model's pixel budget",
+                "    if scale < 1:",
+                "        image = image.resize((round(image.width * scale), round(image.height * scale)),",
+                "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
+                "    return ov.Tensor(np.array(image))"]
+    return ["    return ov.Tensor(np.array(image))"]
+
+
+def python_code(request: CodeRequest) -> str:
+    """A runnable script: build the pipeline, then ask every question of the conversation with its images."""
+    props = "".join(f", {k}={v!r}" for k, v in request.properties.items() if k.isidentifier())
+    other = {k: v for k, v in request.properties.items() if not k.isidentifier()}
+    if other:
+        props += f", **{other!r}"
+    sampling = (f"config.do_sample = True\nconfig.temperature = {request.temperature}\nconfig.top_p = {request.top_p}"
+                if request.temperature > 0 else "config.do_sample = False  # greedy")
+    turns = request.turns or [((request.entry.examples or ["What is in the picture?"])[0], ["photo.jpg"])]
+    lines = [
+        "import numpy as np",
+        "import openvino as ov",
+        "import openvino_genai as ov_genai",
+        "from PIL import Image, ImageOps",
+        *_model_line_python(request),
+        "",
+        f"pipe = ov_genai.VLMPipeline(model_dir, {request.device!r}{props})",
+        "",
+        "",
+        "def read_image(path: str) -> ov.Tensor:",
+        "    image = ImageOps.exif_transpose(Image.open(path)).convert('RGB')  # upright, 3 channels",
+        *_budget_lines(request.budget),
+        "",
+        "",
+        "def print_text(text: str) -> ov_genai.StreamingStatus:",
+        "    print(text, end='', flush=True)",
+        "    return ov_genai.StreamingStatus.RUNNING  # STOP ends the answer early",
+        "",
+        "",
+        "config = pipe.get_generation_config()",
+        f"config.max_new_tokens = {request.max_new_tokens}",
+        sampling,
+        "",
+        "# (question, images) per turn; images of each turn go with that turn's question",
+        f"turns = {json.dumps([[q, files] for q, files in turns], ensure_ascii=False)}",
+        "history = ov_genai.ChatHistory()",
+        "for question, files in turns:",
+        "    history.append({'role': 'user', 'content': question})",
+        "    result = pipe.generate(history, images=[read_image(f) for f in files], generation_config=config,",
+        "                           streamer=print_text)",
+        "    history.append({'role': 'assistant', 'content': result.texts[0]})",
+        "    metrics = result.perf_metrics",
+        "    print(f'\\nTTFT {metrics.get_ttft().mean:.0f} ms, {metrics.get_throughput().mean:.1f} tokens/s, '",
+        "          f'vision encoding {metrics.get_vision_encoding_duration().mean:.0f} ms')",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cpp_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def cpp_code(request: CodeRequest) -> str:
+    """The same conversation in C++ (``load_image.hpp`` comes with openvino.genai's visual_language_chat sample)."""
+    model = str(request.model_dir) if request.local and request.model_dir else "model_dir"
+    props = ", ".join(f"{{{_cpp_string(k)}, {_cpp_value(v)}}}" for k, v in request.properties.items())
+    turns = request.turns or [((request.entry.examples or ["What is in the picture?"])[0], ["photo.jpg"])]
+    body = []
+    for question, files in turns:
+        images = ", ".join(f"utils::load_image({_cpp_string(f)})" for f in files)
+        body += [f"    history.push_back({{{{\"role\", \"user\"}}, {{\"content\", {_cpp_string(question)}}}}});",
+                 "    result = pipe.generate(history,",
+                 f"        ov::genai::images(std::vector<ov::Tensor>{{{images}}}),",
+                 "        ov::genai::generation_config(config), ov::genai::streamer(print_text));",
+                 "    history.push_back({{\"role\", \"assistant\"}, {\"content\", result.texts[0]}});",
+                 "    std::cout << \"\\nTTFT \" << result.perf_metrics.get_ttft().mean << \" ms\\n\";"]
+    sampling = ([f"    config.do_sample = true;", f"    config.temperature = {request.temperature}f;",
+                 f"    config.top_p = {request.top_p}f;"] if request.temperature > 0 else
+                ["    config.do_sample = false;  // greedy"])
+    lines = [
+        "// Build against OpenVINO GenAI; load_image.hpp/.cpp come from samples/cpp/visual_language_chat",
+        "#include <iostream>",
+        "#include <openvino/genai/visual_language/pipeline.hpp>",
+        "#include \"load_image.hpp\"",
+        "",
+        "ov::genai::StreamingStatus print_text(std::string&& text) {",
+        "    std::cout << text << std::flush;",
+        "    return ov::genai::StreamingStatus::RUNNING;",
+        "}",
+        "",
+        "int main() {",
+        f"    std::string model_dir = {_cpp_string(model)};  // the OpenVINO model folder",
+        f"    ov::AnyMap properties{{{props}}};",
+        f"    ov::genai::VLMPipeline pipe(model_dir, {_cpp_string(request.device)}, properties);",
+        "    ov::genai::GenerationConfig config = pipe.get_generation_config();",
+        f"    config.max_new_tokens = {request.max_new_tokens};",
+        *sampling,
+        "    ov::genai::ChatHistory history;",
+        "    ov::genai::VLMDecodedResults result;",
+        *body,
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cpp_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return _cpp_string(str(value))
