@@ -44,6 +44,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         gr.Markdown("No chat models in the catalog: add entries under `chat:` in models.yaml.")
         return
     panel = ChatPanel(suite)
+    entries = suite.stage_first(entries)  # presenter mode opens on the warm stage model …
     first = entries[0]
     devices = suite.runtime.devices()
 
@@ -55,7 +56,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
 
     with gr.Row():
         with gr.Column(scale=3):
-            with gr.Tabs():
+            # … and on Compare, the view an audience looks at (speedup with the draft, or the adapter's effect).
+            with gr.Tabs(selected="chat-compare" if suite.presenter else "chat-conversation"):
                 with gr.Tab("Conversation", id="chat-conversation"):
                     chatbot = gr.Chatbot(height=470, elem_id="chat-chatbot", buttons=["copy", "copy_all"],
                                          feedback_options=None, show_label=False,
@@ -249,6 +251,19 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
           api_visibility="private", queue=False, show_progress="hidden")
 
     _declare_api(panel)
+
+
+def warm_up(entry: ChatEntry, suite: Suite) -> None:
+    """Presenter mode: a short answer from every pipeline the tab opens with: plain, with the first draft (Compare
+    runs both) and with the first adapter, so the first answer on stage pays for no first-inference work."""
+    panel = ChatPanel(suite)
+    prompt = entry.examples[0] if entry.examples else "Hello!"
+    runs = [dict(adapter="", draft="")]
+    runs += [dict(adapter="", draft=entry.drafts[0].id)] if entry.drafts else []
+    runs += [dict(adapter=entry.adapters[0].id, draft="")] if entry.adapters else []
+    for run in runs:
+        for _ in panel.api_stream(prompt, entry.id, [], "", run["adapter"], 0.0, run["draft"], "", 8, -1.0):
+            pass
 
 
 def _shown_prompt(typed: str, history: list[dict] | None) -> str:

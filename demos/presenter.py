@@ -54,8 +54,10 @@ def prepare_stage(suite: Suite, warm_up: Callable[[Entry, Suite], None],
     machine that cannot load its demo must say so before the talk, not during it."""
     suite.presenter = True
     suite.stage_entries = stage_entries(suite.catalog)
-    if len(suite.stage_entries) > suite.runtime.max_pipelines:
-        suite.runtime.max_pipelines = len(suite.stage_entries)  # evicting a warm pipeline would defeat the point
+    # Evicting a warm pipeline would defeat the point: room for all while warming (a chat entry with a draft warms
+    # two), then the bound becomes what is loaded, or the configured one if larger.
+    configured = suite.runtime.max_pipelines
+    suite.runtime.max_pipelines = max(configured, 4 * len(suite.stage_entries))
     done = []
     for entry in suite.stage_entries:
         started = time.perf_counter()
@@ -66,6 +68,7 @@ def prepare_stage(suite: Suite, warm_up: Callable[[Entry, Suite], None],
         warmed = time.perf_counter() - started
         report(f"{entry.id}: loaded in {loaded:.1f} s, warm-up generation {warmed:.1f} s")
         done.append(WarmUp(entry, loaded, warmed))
+    suite.runtime.max_pipelines = max(configured, len(suite.runtime.loaded_keys()))
     go_offline(suite)
     return done
 

@@ -202,6 +202,7 @@ def _clock(seconds: float) -> str:
 
 def build(entries: list[Entry], suite: Suite) -> None:
     """The Speech tab's body (called inside ``gr.Tab``). Nothing is loaded until the first request."""
+    entries = suite.stage_first(entries)  # presenter mode opens on the warm stage model
     first = entries[0]
     gr.Markdown("Upload or record speech (or drop a video): Whisper transcribes it, or translates it into "
                 "English, with segment or word timestamps and subtitle files. Long audio is decoded in 30 s "
@@ -209,7 +210,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=340):
             with gr.Row():
-                model = model_picker(entries, scale=3)
+                model = model_picker(entries, scale=3, elem_id="speech-model")
                 device = device_picker(suite.runtime.devices(), suite.default_device, scale=1)
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio (upload or record)",
                              elem_id="speech-audio")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .catalog import Catalog, ChatEntry, Entry, ImageEntry
 from .loader import Loader, ProgressFn, Status, _no_progress
 from .runtime import Loaded, PipelineKey, Runtime
+
+E = TypeVar("E", bound=Entry)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ class Suite:
         # Presenter mode (demos.presenter): panels open on the stage entries, with Compare views first.
         self.presenter = False
         self.stage_entries: list[Entry] = []
+
+    def stage_first(self, entries: list[E]) -> list[E]:
+        """``entries`` with the panel's stage entry first in presenter mode, so its tab opens on the warm model."""
+        if not self.presenter:
+            return list(entries)
+        stage = [e for e in entries if e in self.stage_entries][:1]
+        return stage + [e for e in entries if e not in stage]
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, cache_dir: Path | None = None, offline: bool | None = None,

@@ -111,6 +111,19 @@ def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTur
         yield from stream
 
 
+def warm_up(entry: Entry, suite: Suite) -> None:
+    """Presenter mode: a short answer about the first example picture, so the first question on stage pays for
+    no first-inference work (image encoder and language model both run)."""
+    if not isinstance(entry, VisionEntry):
+        return
+    handle, facts = _load(suite, entry, "")
+    picture = sample_images()[0]
+    question = entry.examples[0] if entry.examples else "What is in the picture?"
+    chat = [ChatTurn(question, (FileRef(str(picture), picture.name),))]
+    for _ in _answers(handle, facts, chat, _settings(entry, 8), threading.Event()):
+        pass
+
+
 # -------------------------------------------------------------------------------------------------------------
 # /ask_image
 
@@ -206,7 +219,7 @@ def _metrics_text(metrics: dict[str, Any], note: str = "") -> str:
 
 def build(entries: list[Entry], suite: Suite) -> None:
     """The Vision tab's body (called inside ``gr.Tab``); nothing is loaded until the first question."""
-    vision_entries = [e for e in entries if isinstance(e, VisionEntry)]
+    vision_entries = suite.stage_first([e for e in entries if isinstance(e, VisionEntry)])
     first = vision_entries[0]
     by_id = {e.id: e for e in vision_entries}
     samples = [str(p) for p in sample_images()]

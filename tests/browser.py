@@ -78,3 +78,11 @@ def open_tab(page, url: str, tab: str) -> None:
     """Load the app and switch to the tab titled ``tab``."""
     page.goto(url, wait_until="load")
     page.get_by_role("tab", name=tab).click()  # auto-waits until Gradio has rendered the tabs
+
+
+def choose(page, elem_id: str, label: str) -> None:
+    """Pick ``label`` in the Gradio dropdown ``#elem_id`` the way a person does: open it, click the option."""
+    page.locator(f"#{elem_id} input[role=combobox]").click()
+    page.locator(f"#{elem_id}").get_by_role("option", name=label, exact=True).click()
+    page.wait_for_function(
+        f"document.querySelector('#{elem_id} input[role=combobox]').value === {label!r}", timeout=10_000)

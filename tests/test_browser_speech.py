@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from tests import media
-from tests.browser import browser_page, open_tab, screenshot
+from tests.browser import browser_page, choose, open_tab, screenshot
 
 
 def test_speech_tab_transcribes_an_uploaded_file(tiny_app, tmp_path):
     clip = media.write_wav(tmp_path / "clip.wav", media.signal(3.0), 16000)
     with browser_page() as page:
         open_tab(page, tiny_app.url, "Speech")
+        choose(page, "speech-model", "Tiny Whisper")
         page.locator("#speech-audio input[type=file]").set_input_files(str(clip))
         page.get_by_label("Segments", exact=True).check()
         page.locator("#speech-run").click()

@@ -208,15 +208,46 @@ def test_zero_and_negative_numbers_mean_defaults(client):
     assert 0 <= metrics["seed"] < 2**32 and any("random seed" in n for n in metrics["notes"])
 
 
-def test_browser_generates_an_image_with_metrics_and_code(image_app):
-    from tests.browser import browser_page, open_tab, screenshot
+def _shown_pixels(page) -> np.ndarray:
+    """The pixels of the first image in the gallery, fetched as the browser fetched them."""
+    import io
+    src = page.locator("#image-gallery img").first.get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+
+
+def _generate(page) -> None:
+    """Click Generate and wait for this run's picture (every run saves to a new file, so its address changes)."""
+    first = "document.querySelector('#image-gallery img')"
+    before = page.evaluate(f"{first} ? {first}.src : ''")
+    page.locator("#image-generate").click()
+    page.wait_for_function(f"{first} && {first}.src !== {before!r}", timeout=60_000)
+    page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
+
+
+def test_browser_generates_switches_a_style_and_back(image_app):
+    from tests.browser import browser_page, choose, open_tab, screenshot
 
     with browser_page(width=1300) as page:
         open_tab(page, image_app.url, "Image")
+        choose(page, "image-model", "Tiny Stable Diffusion")
         page.locator("#image-prompt textarea").fill("a red house in the forest")
-        page.locator("#image-generate").click()
-        page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
+        _generate(page)
         assert page.locator("#image-gallery img").count() >= 1
         assert "Step" in page.locator("#image-metrics").inner_text()
         assert "Seed: 42" in page.locator("#image-parameters textarea").input_value()
+        plain = _shown_pixels(page)
         screenshot(page, "image-generated")
+
+        # A style at 0.8: another picture, named in its parameters; back to 0: the first picture again, exactly.
+        style = page.locator("#image-style-tiny-sd-style-kohya input[type=number]")
+        style.fill("0.8")
+        style.press("Enter")
+        _generate(page)
+        assert "LoRA: style-kohya:0.8" in page.locator("#image-parameters textarea").input_value()
+        styled = _shown_pixels(page)
+        assert styled.shape == plain.shape and not np.array_equal(styled, plain)
+        screenshot(page, "image-styled")
+        style.fill("0")
+        style.press("Enter")
+        _generate(page)
+        assert np.array_equal(_shown_pixels(page), plain), "A -> none gives the unstyled picture, pixel for pixel"
