@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             presenter.prepare_stage(suite, panels.warm_up,
                                     report=lambda line: print(line, file=sys.stderr, flush=True))
-        except (LoaderError, KeyError, ValueError) as exc:
+        except (LoaderError, KeyError, ValueError, RuntimeError) as exc:  # RuntimeError: OpenVINO compile/run
             print(f"error: presenter mode cannot get ready: {exc}", file=sys.stderr)
             return 1
 

@@ -47,12 +47,14 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     entries = suite.stage_first(entries)  # presenter mode opens on the warm stage model …
     first = entries[0]
     devices = suite.runtime.devices()
+    # On stage, Compare must work at the first click: with no draft to compare it compares the first adapter.
+    shown_adapter = first.adapters[0] if suite.presenter and first.adapters and not first.drafts else None
 
     with gr.Row(equal_height=True):
         model = model_picker(entries, scale=3, elem_id="chat-model")
         device = device_picker(devices, suite.default_device, scale=1, elem_id="chat-device")
         load_btn = gr.Button("Load", scale=0, min_width=90, elem_id="chat-load")
-    status = gr.Markdown(panel.status(first.id, suite.default_device), elem_id="chat-status")
+    status = gr.Markdown(panel.status(first.id, device.value), elem_id="chat-status")
 
     with gr.Row():
         with gr.Column(scale=3):
@@ -107,9 +109,10 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                 gr.Markdown("All adapters are registered when the model loads: switching one, its alpha, or "
                             "none never recompiles.", elem_classes=["hint"])
                 with gr.Row():
-                    adapter = gr.Dropdown(_adapter_choices(first), value="", label="Adapter", scale=2,
-                                          elem_id="chat-adapter")
-                    alpha = gr.Slider(0, 2, value=1.0, step=0.05, label="Alpha", scale=2, elem_id="chat-alpha")
+                    adapter = gr.Dropdown(_adapter_choices(first), value=shown_adapter.id if shown_adapter else "",
+                                          label="Adapter", scale=2, elem_id="chat-adapter")
+                    alpha = gr.Slider(0, 2, value=shown_adapter.alpha if shown_adapter else 1.0, step=0.05,
+                                      label="Alpha", scale=2, elem_id="chat-alpha")
                 with gr.Row():
                     adapter2 = gr.Dropdown(_adapter_choices(first), value="", label="Blend with", scale=2,
                                            elem_id="chat-adapter2")
@@ -135,7 +138,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                                         elem_id="chat-temperature")
                 with gr.Row():
                     top_p = gr.Slider(0.05, 1, value=gen.top_p, step=0.05, label="Top-p", elem_id="chat-top-p")
-                    top_k = gr.Slider(0, 200, value=gen.top_k, step=1, label="Top-k (0 = off)", elem_id="chat-top-k")
+                    top_k = gr.Slider(0, 200, value=gen.top_k, step=1, label="Top-k (0 = the model's)",
+                                      elem_id="chat-top-k")
                 with gr.Row():
                     repetition_penalty = gr.Slider(0.5, 2, value=gen.repetition_penalty, step=0.05,
                                                    label="Repetition penalty", elem_id="chat-repetition-penalty")
@@ -152,7 +156,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     def choices(data: dict) -> Choices:
         return Choices(*(data[c] for c in setting_parts))
 
-    initial = panel.code(first.id, suite.default_device, choices({c: c.value for c in setting_parts}),
+    initial = panel.code(first.id, device.value, choices({c: c.value for c in setting_parts}),
                          first.examples[0] if first.examples else "")
     python_code.value, cpp_code.value = initial
 
@@ -186,7 +190,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         panel.stops.stop(_session(request))
 
     def clear(request: gr.Request) -> tuple:
-        panel.stops.stop(_session(request))
+        panel.stops.clear(_session(request))
         return [], "", ""
 
     @guarded
@@ -198,8 +202,10 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                 gr.update(choices=_draft_choices(entry), value=entry.drafts[0].id if entry.drafts else None),
                 gr.update(value=False), gr.update(visible=bool(entry.adapters)), gr.update(visible=bool(entry.drafts)),
                 g.max_new_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, entry.system_prompt,
-                gr.update(samples=_examples(entry), visible=bool(entry.examples)))
+                gr.update(samples=_examples(entry), visible=bool(entry.examples)),
+                COMPARE_DRAFT if entry.drafts else COMPARE_ADAPTER)
 
+    @guarded
     def adapter_alpha(model_id: str, adapter_id: str) -> Any:
         if not model_id or not adapter_id:
             return gr.update()
@@ -224,16 +230,18 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     compare_btn.click(compare, everything, compare_out,
                       show_progress="minimal", **shared)
 
+    @guarded
     def announce(data: dict) -> str:
         """Say what is about to load before it loads, so a first (slow) load never looks frozen."""
         return panel.loading_note(data[model], data[device], choices(data))
 
+    @guarded
     def announce_if_speculative(data: dict) -> Any:
         return announce(data) if data[speculative] else gr.update()
 
     model.input(model_changed, model,
                 [adapter, alpha, adapter2, alpha2, draft, speculative, lora_box, spec_box, max_new_tokens,
-                 temperature, top_p, top_k, repetition_penalty, system, examples],
+                 temperature, top_p, top_k, repetition_penalty, system, examples, compare_mode],
                 api_visibility="private", queue=False) \
         .then(announce, everything, status, api_visibility="private", queue=False) \
         .then(load, everything, status, **shared)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .catalog import ChatEntry
+from .catalog import ChatEntry, ExportOptions
+from .loader import export_command
 from .chat_engine import Settings, is_npu
 from .suite import Suite
 
@@ -17,10 +19,17 @@ class Ref:
     path: str | None = None
     repo: str | None = None
     file: str | None = None
+    export: str | None = None  # the optimum-cli command that makes the OpenVINO folder, when it is not made yet
+
+    @property
+    def exported_folder(self) -> str:
+        return (self.repo or "model").split("/")[-1] + "-ov"
 
     def python(self) -> str:
         if self.path:
             return json.dumps(self.path)
+        if self.export:
+            return json.dumps(self.exported_folder)
         if self.file:
             return f"hf_hub_download({json.dumps(self.repo)}, {json.dumps(self.file)})"
         return f"snapshot_download({json.dumps(self.repo)})"
@@ -28,13 +37,20 @@ class Ref:
     def cpp(self) -> str:
         if self.path:
             return json.dumps(self.path)
+        if self.export:
+            return json.dumps(self.exported_folder)
         # C++ has no hub client: download with the CLI first, into a folder named after the repo.
         local = (self.repo or "model").split("/")[-1]
         return json.dumps(f"{local}/{self.file}" if self.file else local)
 
+    def python_note(self) -> str | None:
+        return f"# first, once: {self.export}" if self.export and not self.path else None
+
     def cpp_note(self) -> str | None:
         if self.path:
             return None
+        if self.export:
+            return f"// first, once: {self.export}"
         local = (self.repo or "model").split("/")[-1]
         what = f" {self.file}" if self.file else ""
         return f"// hf download {self.repo}{what} --local-dir {local}"
@@ -50,8 +66,8 @@ class Refs:
 def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) -> Refs:
     """Local folders where the cache already has them (no network), hub ids otherwise."""
     status = suite.status(entry, device or suite.default_device)
-    source, _, _ = entry.source_for(device or suite.default_device)
-    model = Ref(path=str(status.path)) if status.path else Ref(repo=source)
+    source, _, export = entry.source_for(device or suite.default_device)
+    model = Ref(path=str(status.path)) if status.path else _hub_ref(source, export)
     adapters = {}
     for adapter in entry.adapters:
         local = suite.catalog.local_path(adapter.source)
@@ -64,8 +80,27 @@ def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) ->
         entry_draft = next((d for d in entry.drafts if d.id == settings.draft), None)
         if entry_draft is not None:
             draft_status = suite.loader.status(entry_draft.source, entry_draft.revision, entry_draft.export, "chat")
-            draft = Ref(path=str(draft_status.path)) if draft_status.path else Ref(repo=entry_draft.source)
+            draft = Ref(path=str(draft_status.path)) if draft_status.path else _hub_ref(entry_draft.source,
+                                                                                        entry_draft.export)
     return Refs(model, adapters, draft)
+
+
+def _hub_ref(source: str, export: ExportOptions | None) -> Ref:
+    """A model not in the cache yet: a hub download, or for a PyTorch checkpoint the export that converts it."""
+    if export is None:
+        return Ref(repo=source)
+    ref = Ref(repo=source)
+    command = export_command(Path(source), Path(ref.exported_folder), export, export.task)
+    return Ref(repo=source, export="optimum-cli " + " ".join(command[command.index("export"):]))
+
+
+def _properties(entry: ChatEntry, device: str) -> dict[str, Any]:
+    """The main pipeline's properties as the app passes them (``Suite.properties``: on NPU the prompt bounds from
+    the entry's ``npu`` settings unless its own properties set them)."""
+    properties: dict[str, Any] = {}
+    if is_npu(device):
+        properties.update(MAX_PROMPT_LEN=entry.npu.max_prompt_len, MIN_RESPONSE_LEN=entry.npu.min_response_len)
+    return {**properties, **entry.properties}
 
 
 def _var(adapter_id: str) -> str:
@@ -79,8 +114,10 @@ def _py_value(value: Any) -> str:
 def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,
                 system_prompt: str, prompt: str) -> str:
     """A runnable script: build the pipeline as the app does, then stream one answer with these settings."""
-    hub = [r for r in (refs.model, refs.draft, *refs.adapters.values()) if r is not None and not r.path]
-    lines = ["import openvino_genai as ov_genai"]
+    hub = [r for r in (refs.model, refs.draft, *refs.adapters.values())
+           if r is not None and not r.path and not r.export]
+    notes = [r.python_note() for r in (refs.model, refs.draft) if r is not None]
+    lines = [n for n in dict.fromkeys(notes) if n] + ["import openvino_genai as ov_genai"]
     if hub:
         names = sorted({"hf_hub_download" if r.file else "snapshot_download" for r in hub})
         lines.append(f"from huggingface_hub import {', '.join(names)}")
@@ -98,9 +135,7 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
         if entry.adapters:
             draft_args.append("adapters=ov_genai.AdapterConfig()")
         args.append(f"draft_model=ov_genai.draft_model({', '.join(draft_args)})")
-    if is_npu(device):
-        args += [f"MAX_PROMPT_LEN={entry.npu.max_prompt_len}", f"MIN_RESPONSE_LEN={entry.npu.min_response_len}"]
-    args += [f"{k}={_py_value(v)}" for k, v in entry.properties.items()]
+    args += [f"{k}={_py_value(v)}" for k, v in _properties(entry, device).items()]
     lines.append("pipe = ov_genai.LLMPipeline(")
     for arg in args:
         code, _, comment = arg.partition("  # ")
@@ -115,8 +150,7 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
         lines.append(f"config.rng_seed = {settings.seed}")
     else:
         lines.append("config.do_sample = False  # greedy")
-    if settings.repetition_penalty != 1.0:
-        lines.append(f"config.repetition_penalty = {settings.repetition_penalty}")
+    lines.append(f"config.repetition_penalty = {settings.repetition_penalty}")  # set always: the model's may differ
     if settings.draft:
         if settings.confidence_threshold > 0:
             lines.append(f"config.assistant_confidence_threshold = {settings.confidence_threshold}")
@@ -174,10 +208,7 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
             draft_props.append("ov::genai::adapters()")
         extra = f", ov::AnyMap{{{', '.join(draft_props)}}}" if draft_props else ""
         props.append(f"ov::genai::draft_model({refs.draft.cpp()}, {json.dumps(draft_device)}{extra})")
-    if is_npu(device):
-        props += [_cpp_property("MAX_PROMPT_LEN", entry.npu.max_prompt_len),
-                  _cpp_property("MIN_RESPONSE_LEN", entry.npu.min_response_len)]
-    props += [_cpp_property(k, v) for k, v in entry.properties.items()]
+    props += [_cpp_property(k, v) for k, v in _properties(entry, device).items()]
     lines.append("    ov::AnyMap properties{")
     for prop in props:
         code, _, comment = prop.partition("  //")
@@ -194,8 +225,7 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
         lines.append(f"    config.rng_seed = {settings.seed};")
     else:
         lines.append("    config.do_sample = false;  // greedy")
-    if settings.repetition_penalty != 1.0:
-        lines.append(f"    config.repetition_penalty = {settings.repetition_penalty}f;")
+    lines.append(f"    config.repetition_penalty = {settings.repetition_penalty}f;")
     if settings.draft:
         if settings.confidence_threshold > 0:
             lines.append(f"    config.assistant_confidence_threshold = {settings.confidence_threshold}f;")

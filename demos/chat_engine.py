@@ -194,7 +194,7 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
 
 
-def warm_up(opened: Opened, messages: list[dict[str, str]]) -> None:
+def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]]) -> None:
     """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see."""
     import openvino_genai as ov_genai
     if not opened.handle.built_now:
@@ -366,6 +366,7 @@ class StopRegistry:
     """Stop flags of the answers running for each browser session, so a Stop click reaches its own answers."""
 
     _running: dict[str, set[threading.Event]] = field(default_factory=dict)
+    _cleared: set[threading.Event] = field(default_factory=set)  # stopped by Clear: their chat must stay empty
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, session: str) -> threading.Event:
@@ -378,6 +379,7 @@ class StopRegistry:
         with self._lock:
             events = self._running.get(session, set())
             events.discard(event)
+            self._cleared.discard(event)
             if not events:
                 self._running.pop(session, None)
 
@@ -388,3 +390,15 @@ class StopRegistry:
         for event in events:
             event.set()
         return len(events)
+
+    def clear(self, session: str) -> None:
+        """Stop every answer of ``session`` because its chat was cleared: they must not write it back."""
+        with self._lock:
+            events = list(self._running.get(session, ()))
+            self._cleared.update(events)
+        for event in events:
+            event.set()
+
+    def cleared(self, event: threading.Event) -> bool:
+        with self._lock:
+            return event in self._cleared

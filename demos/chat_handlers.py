@@ -14,7 +14,7 @@ import gradio as gr
 from . import chat_code
 from .catalog import ChatEntry
 from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
-                          open_pipeline, speedup, stream_reply, text_of, to_messages, warm_up)
+                          open_pipeline, speedup, stream_reply, text_of, to_messages, prime_new_pipeline)
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
 from .ui import entry_for, metrics_markdown
@@ -188,6 +188,9 @@ class ChatPanel:
                 raise
             status = self.status(model_id, device) if opened.handle.built_now else gr.update()
             for item in stream_reply(opened, messages, settings, stop):
+                if self.stops.cleared(stop):  # Clear was pressed: leave the emptied chat alone
+                    yield [], "", "", status
+                    return
                 if isinstance(item, Reply):
                     final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
                     yield final, "", reply_card(item), status
@@ -223,16 +226,16 @@ class ChatPanel:
         current = choices.settings(entry)
         left, right, left_title, right_title = self._compare_pair(entry, mode, choices, current)
         messages = to_messages([], choices.system_prompt, prompt)
-        opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
-        for pipe in opened:
-            warm_up(pipe, messages)
-        status = self.status(model_id, device)
-        user = [{"role": "user", "content": prompt}]
-        panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
-        cards = ["", ""]
-        replies: list[Reply | None] = [None, None]
-        stop = self.stops.start(session)
+        stop = self.stops.start(session)  # from the start: a Stop while the two pipelines load also counts
         try:
+            opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
+            for pipe in opened:
+                prime_new_pipeline(pipe, messages)
+            status = self.status(model_id, device)
+            user = [{"role": "user", "content": prompt}]
+            panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
+            cards = ["", ""]
+            replies: list[Reply | None] = [None, None]
             for side, (settings, pipe) in enumerate(zip((left, right), opened)):
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
                 for item in stream_reply(pipe, messages, settings, stop):
@@ -313,7 +316,7 @@ def metrics_message(reply: Reply) -> dict:
 
 def verdict(mode: str, left: Reply | None, right: Reply | None) -> str:
     """The comparison's one-line result: speedup, and whether the two texts agree."""
-    if left is None or right is None:
+    if left is None or right is None or left.stopped or right.stopped:
         return "⏹ Stopped before both answers finished."
     ratio = speedup(left.metrics, right.metrics)
     if ratio is None:

@@ -54,8 +54,8 @@ def prepare_stage(suite: Suite, warm_up: Callable[[Entry, Suite], None],
     machine that cannot load its demo must say so before the talk, not during it."""
     suite.presenter = True
     suite.stage_entries = stage_entries(suite.catalog)
-    # Evicting a warm pipeline would defeat the point: room for all while warming (a chat entry with a draft warms
-    # two), then the bound becomes what is loaded, or the configured one if larger.
+    # Evicting a warm pipeline would defeat the point: room for all while warming (a chat entry warms up to three),
+    # then they are pinned and the configured bound applies to whatever else is loaded on stage.
     configured = suite.runtime.max_pipelines
     suite.runtime.max_pipelines = max(configured, 4 * len(suite.stage_entries))
     done = []
@@ -68,7 +68,8 @@ def prepare_stage(suite: Suite, warm_up: Callable[[Entry, Suite], None],
         warmed = time.perf_counter() - started
         report(f"{entry.id}: loaded in {loaded:.1f} s, warm-up generation {warmed:.1f} s")
         done.append(WarmUp(entry, loaded, warmed))
-    suite.runtime.max_pipelines = max(configured, len(suite.runtime.loaded_keys()))
+    suite.runtime.pinned.update(suite.runtime.loaded_keys())
+    suite.runtime.max_pipelines = configured
     go_offline(suite)
     return done
 

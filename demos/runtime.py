@@ -76,6 +76,8 @@ class Runtime:
         self._lock = threading.Lock()          # guards _pool
         self._build_lock = threading.Lock()    # one build at a time: builds are memory-heavy
         self.builds: Counter[PipelineKey] = Counter()
+        # Never evicted and not counted against max_pipelines (presenter mode pins its warmed stage pipelines).
+        self.pinned: set[PipelineKey] = set()
 
     # ----------------------------------------------------------------------------------------------------
     # Devices
@@ -138,13 +140,15 @@ class Runtime:
             doomed = [k for k in self._pool if predicate(k)]
             for key in doomed:
                 del self._pool[key]
+                self.pinned.discard(key)  # unloading is explicit: a pin does not outlive it
         gc.collect()
         return len(doomed)
 
     def _make_room(self) -> None:
         """Release least recently used pipelines until one more fits (caller holds ``_lock``)."""
-        while len(self._pool) >= self.max_pipelines:
-            self._pool.popitem(last=False)
+        evictable = [key for key in self._pool if key not in self.pinned]  # least recently used first
+        while evictable and len(evictable) >= self.max_pipelines:
+            del self._pool[evictable.pop(0)]
         gc.collect()  # pipelines hold gigabytes: free them before compiling the next
 
     # ----------------------------------------------------------------------------------------------------

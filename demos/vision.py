@@ -48,10 +48,16 @@ _RUNS: dict[str, _Run] = {}
 _RUNS_LOCK = threading.Lock()
 
 
+MAX_SESSIONS = 1000  # sessions remembered for Stop / Clear; the oldest are forgotten first
+
+
 def _new_run(session: str) -> _Run:
     run = _Run()
     with _RUNS_LOCK:
+        _RUNS.pop(session, None)  # re-inserted last: the dict's order is the sessions' recency
         _RUNS[session] = run
+        while len(_RUNS) > MAX_SESSIONS:
+            del _RUNS[next(iter(_RUNS))]
     return run
 
 

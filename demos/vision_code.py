@@ -30,17 +30,18 @@ def _model_line_python(request: CodeRequest) -> list[str]:
     entry = request.entry
     if request.local and request.model_dir:
         return [f"model_dir = {str(request.model_dir)!r}"]
-    if entry.export:
-        options = entry.export
+    source, revision_id, export = entry.source_for(request.device)  # a device's variant, if the entry lists one
+    if export:
+        options = export
         flags = f"--weight-format {options.weight_format}"
         flags += f" --group-size {options.group_size}" if options.group_size else ""
         flags += f" --ratio {options.ratio}" if options.ratio else ""
         flags += " --sym" if options.sym else ""
-        return [f"# optimum-cli export openvino -m {entry.source} {flags} --task image-text-to-text model_ov",
+        return [f"# optimum-cli export openvino -m {source} {flags} --task image-text-to-text model_ov",
                 "model_dir = 'model_ov'"]
-    revision = f", revision={entry.revision!r}" if entry.revision else ""
+    revision = f", revision={revision_id!r}" if revision_id else ""
     return ["from huggingface_hub import snapshot_download", "",
-            f"model_dir = snapshot_download({entry.source!r}{revision})"]
+            f"model_dir = snapshot_download({source!r}{revision})"]
 
 
 def _budget_lines(budget: Budget | None) -> list[str]:

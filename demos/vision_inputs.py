@@ -13,6 +13,7 @@ import binascii
 import functools
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,9 @@ def _data_url(url: str, what: str) -> FileRef:
         raise ValueError(f"{what}: the data URL is not valid base64") from None
     _DATA_URL_FOLDER.mkdir(parents=True, exist_ok=True)
     name = hashlib.blake2b(data, digest_size=16).hexdigest()
-    path = _DATA_URL_FOLDER / f"{name}.{header[len('data:image/'):].split(';')[0] or 'img'}"
+    subtype = header[len("data:image/"):].split(";")[0].lower()
+    extension = subtype if re.fullmatch(r"[a-z0-9+.-]{1,10}", subtype) else "img"  # it becomes part of a path
+    path = _DATA_URL_FOLDER / f"{name}.{extension}"
     if not path.exists():
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         partial.write_bytes(data)

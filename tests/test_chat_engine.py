@@ -339,3 +339,36 @@ def test_compare_reports_speedup_and_identical_greedy_text(suite):
         list(panel.compare(prompt, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(), "s"))
     *_, last = panel.compare(PROMPT, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(adapter="lora-a"), "s")
     assert last[0][1]["content"] != last[1][1]["content"] and "With lora-a ×1" in last[6]
+
+
+def test_clear_during_an_answer_leaves_the_chat_empty(suite):
+    from demos.chat_handlers import ChatPanel
+    panel = ChatPanel(suite)
+    stream = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(max_new_tokens=400), "s2")
+    next(stream)  # the message is shown; its stop flag is registered
+    panel.stops.clear("s2")  # the Clear button
+    *_, (history, box, card, _) = stream
+    assert history == [] and card == "", "the stopped answer did not write the old chat back"
+    *_, (history, _, card, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s2")
+    assert len(history) == 3 and "Stopped" not in card, "the next answer runs normally"
+
+
+def test_compare_stopped_midway_gives_no_speedup(suite):
+    from demos.chat_handlers import COMPARE_DRAFT, ChatPanel
+    panel = ChatPanel(suite)
+    stream = panel.compare(PROMPT, COMPARE_DRAFT, "tiny-llm", "CPU", _choices(max_new_tokens=400), "s3")
+    next(stream)
+    panel.stops.stop("s3")
+    *_, last = stream
+    assert last[4].startswith("⏹ Stopped") and "faster" not in last[4] and "slower" not in last[4]
+
+
+def test_show_code_exports_a_pytorch_checkpoint_first(suite):
+    entry = suite.catalog.entry("tiny-llm-export")  # listed with export:, not exported in this fresh cache
+    settings = default_settings(entry)
+    refs = chat_code.refs_for(suite, entry, "CPU", settings)
+    python = chat_code.python_code(entry, "CPU", "CPU", settings, refs, "", PROMPT)
+    cpp = chat_code.cpp_code(entry, "CPU", "CPU", settings, refs, "", PROMPT)
+    assert "# first, once: optimum-cli export openvino --model " in python and "--weight-format int8" in python
+    assert "snapshot_download" not in python and "LLMPipeline(\n    \"main_pt-ov\"" in python
+    assert "// first, once: optimum-cli export openvino" in cpp

@@ -47,3 +47,17 @@ def test_presenter_starts_warm_offline_and_kiosk_styled(presenter_app):
     assert config.get("run_history") is False, "a shared kiosk keeps no per-browser run history"
     # Offline once warm: a venue's network can no longer stall a download (the Models tab says so).
     assert "only cached models are available" in json.dumps(config)
+    # The chat opens on Compare, the view the audience looks at.
+    tabs = [c for c in config["components"] if c.get("type") == "tabs"]
+    assert any(t.get("props", {}).get("selected") == "chat-compare" for t in tabs), "chat opens on Compare"
+
+
+def test_presenter_first_answers_need_no_load(presenter_app):
+    """Each tab's opening request finds its pipeline built and warm: no answer reports a load."""
+    client = Client(presenter_app.url, verbose=False)
+    _, metrics = client.predict("Hello, how are you?", "tiny-llm", api_name="/chat")
+    assert "load_s" not in metrics, "the chat pipeline was built and warmed before the page opened"
+    _, metrics = client.predict("Hello, how are you?", "tiny-llm", draft="tiny-draft", api_name="/chat")
+    assert "load_s" not in metrics and "acceptance_rate" in metrics, "so was the one with the draft (Compare)"
+    _, metrics = client.predict("a red square", "tiny-sd", adapters={"style-kohya": 0.8}, api_name="/generate_image")
+    assert metrics["compiled"] is False

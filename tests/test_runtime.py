@@ -39,6 +39,20 @@ def test_lru_evicts_least_recently_used(kit, tmp_path):
     assert runtime.loaded_keys() == [draft]
 
 
+def test_pinned_pipelines_are_never_evicted_nor_counted(kit, tmp_path):
+    runtime = Runtime(tmp_path, max_pipelines=1)
+    main = PipelineKey.make("chat", kit.llm.main_ov, "CPU")
+    draft = PipelineKey.make("chat", kit.llm.draft_ov, "CPU")
+    whisper = PipelineKey.make("speech", kit.whisper.ov, "CPU")
+    runtime.get(main)
+    runtime.pinned.add(main)       # presenter mode pins its warmed pipelines
+    runtime.get(draft)             # the one unpinned slot
+    runtime.get(whisper)           # evicts draft; main stays although it is the least recently used
+    assert runtime.loaded_keys() == [main, whisper] and runtime.builds[main] == 1
+    runtime.unload()
+    assert runtime.pinned == set(), "an explicit unload also drops the pin"
+
+
 def test_every_panel_pipeline_builds(kit, tmp_path):
     runtime = Runtime(tmp_path, max_pipelines=1)
     for panel, folder in [("image", kit.diffusion.ov), ("vision", kit.vlm.ov), ("speech", kit.whisper.ov)]:
