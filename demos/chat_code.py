@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import ChatEntry, ExportOptions
-from .loader import export_command
 from .chat_engine import Settings, is_npu
+from .loader import export_command
 from .suite import Suite
 
 

@@ -7,14 +7,14 @@ partial reply stays, and the pipeline is ready for the next turn (each turn send
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import gradio as gr
 
 from . import chat_code
 from .catalog import ChatEntry
 from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
-                          open_pipeline, speedup, stream_reply, text_of, to_messages, prime_new_pipeline)
+                          open_pipeline, prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
 from .ui import entry_for, metrics_markdown
@@ -106,6 +106,13 @@ class ChatPanel:
         return (chat_code.python_code(entry, device, draft_device, settings, refs, system, prompt),
                 chat_code.cpp_code(entry, device, draft_device, settings, refs, system, prompt))
 
+    def _status_or_keep(self, model_id: str, device: str) -> Any:
+        """The status line, or no change where even that fails (an error is already on its way to the user)."""
+        try:
+            return self.status(model_id, device)
+        except Exception:  # noqa: BLE001 - the original error is the one to show
+            return gr.update()
+
     def status(self, model_id: str, device: str) -> str:
         """One line: which pipelines of this model are live, or that the first message will load it."""
         if not model_id:
@@ -183,19 +190,21 @@ class ChatPanel:
             yield shown + [pending], "", gr.update(), note or gr.update()
             try:
                 opened = self._open(entry, device, settings, messages, progress)
+                status = self.status(model_id, device) if opened.handle.built_now else gr.update()
+                for item in stream_reply(opened, messages, settings, stop):
+                    if self.stops.cleared(stop):  # Clear was pressed: leave the emptied chat alone
+                        yield [], "", "", status
+                        return
+                    if isinstance(item, Reply):
+                        final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
+                        yield final, "", reply_card(item), status
+                    else:
+                        yield shown + [{"role": "assistant", "content": item}], "", gr.update(), status
             except Exception:
-                yield history, prompt, gr.update(), gr.update()  # give the message back; the error says why
+                # Give the message back and drop the pending or partial answer (the next turn must not send it
+                # to the model); the status line says what is loaded, not "loading"; the error says why.
+                yield history, prompt, gr.update(), self._status_or_keep(model_id, device)
                 raise
-            status = self.status(model_id, device) if opened.handle.built_now else gr.update()
-            for item in stream_reply(opened, messages, settings, stop):
-                if self.stops.cleared(stop):  # Clear was pressed: leave the emptied chat alone
-                    yield [], "", "", status
-                    return
-                if isinstance(item, Reply):
-                    final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
-                    yield final, "", reply_card(item), status
-                else:
-                    yield shown + [{"role": "assistant", "content": item}], "", gr.update(), status
         finally:
             self.stops.finish(session, stop)
 

@@ -372,3 +372,22 @@ def test_show_code_exports_a_pytorch_checkpoint_first(suite):
     assert "# first, once: optimum-cli export openvino --model " in python and "--weight-format int8" in python
     assert "snapshot_download" not in python and "LLMPipeline(\n    \"main_pt-ov\"" in python
     assert "// first, once: optimum-cli export openvino" in cpp
+
+
+def test_a_failing_answer_gives_the_message_back_and_keeps_the_chat_clean(suite, monkeypatch):
+    from demos import chat_handlers
+    from demos.chat_handlers import ChatPanel
+    panel = ChatPanel(suite)
+    *_, (history, _, _, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s4")
+
+    def broken(*args, **kwargs):
+        yield "half an answer"
+        raise RuntimeError("the device went away")
+    monkeypatch.setattr(chat_handlers, "stream_reply", broken)
+    updates = []
+    with pytest.raises(RuntimeError, match="went away"):
+        for update in panel.respond("Go on.", history, "tiny-llm", "CPU", _choices(), "s4"):
+            updates.append(update)
+    chat, box, _, status = updates[-1]
+    assert chat == history and box == "Go on.", "the chat as it was, the message back in the box"
+    assert "is loaded" in status, "the status line says what is loaded, not that it is loading"
