@@ -160,11 +160,3 @@ def load_note(handle: Handle) -> str:
     if not handle.built_now:
         return ""
     return f"Loaded {handle.loaded.key.device} pipeline in {handle.loaded.load_seconds:.1f} s (first use)"
-
-
-def placeholder(panel: str, pipeline: str, entries: list[Entry]) -> None:
-    """The body of a panel whose issue has not landed yet: what it will do and which models it lists."""
-    lines = [f"### {panel.title()} — `openvino_genai.{pipeline}`",
-             "This panel is being built. Its models are listed, fetched and loaded in the **Models** tab:", ""]
-    lines += [f"- **{e.title}** (`{e.id}`) — `{e.source}`" for e in entries]
-    gr.Markdown("\n".join(lines))

@@ -137,7 +137,7 @@ def cpp_code(request: CodeRequest) -> str:
                  "        ov::genai::generation_config(config), ov::genai::streamer(print_text));",
                  "    history.push_back({{\"role\", \"assistant\"}, {\"content\", result.texts[0]}});",
                  "    std::cout << \"\\nTTFT \" << result.perf_metrics.get_ttft().mean << \" ms\\n\";"]
-    sampling = ([f"    config.do_sample = true;", f"    config.temperature = {request.temperature}f;",
+    sampling = (["    config.do_sample = true;", f"    config.temperature = {request.temperature}f;",
                  f"    config.top_p = {request.top_p}f;"] if request.temperature > 0 else
                 ["    config.do_sample = false;  // greedy"])
     lines = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,6 +33,7 @@ def test_app_serves_page_and_lists_catalog(tiny_app):
 
 def test_load_and_unload_through_the_api(tiny_app):
     client = Client(tiny_app.url, verbose=False)
+    client.predict(api_name="/unload_models")  # the app is shared by the session's tests
     message, table = client.predict("tiny-whisper", "CPU", api_name="/load_model")
     assert "Tiny Whisper" in message and "compiled in" in message
     assert _rows(table)["tiny-whisper"][6] == "CPU"

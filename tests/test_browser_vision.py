@@ -29,6 +29,7 @@ def _ask(page, question: str | None) -> None:
 def test_vision_tab_answers_an_uploaded_picture_with_metrics(tiny_app, tmp_path):
     picture = tmp_path / "shapes.png"
     Image.fromarray(np.random.default_rng(7).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(picture)
+    Client(tiny_app.url, verbose=False).predict(api_name="/unload_models")  # shared app: this answer loads it
     try:
         with browser_page() as page:
             open_tab(page, tiny_app.url, "Vision")

@@ -69,6 +69,7 @@ def _png(folder: Path, name: str, array: np.ndarray, mode: str | None = None) ->
 
 
 def test_ask_image_equals_a_direct_generate(client, plain, tmp_path):
+    client.predict(api_name="/unload_models")  # the app is shared: this first answer must load the model
     small = _picture(1)  # 32 px shortest side: exactly what the model uses, so the same tensor reaches it
     reply, metrics = client.predict(handle_file(_png(tmp_path, "small.png", small)), QUESTION, MODEL, [], N,
                                     api_name="/ask_image")
@@ -77,7 +78,8 @@ def test_ask_image_equals_a_direct_generate(client, plain, tmp_path):
     assert {"ttft_ms", "tokens_per_s", "vision_encode_ms", "load_s", "image_prep_ms"} <= set(metrics)
 
     large = _png(tmp_path, "large.png", _picture(2, (300, 500, 3)))  # scaled down to the model's 32 px first
-    reply, _ = client.predict(handle_file(large), QUESTION, MODEL, api_name="/ask_image")  # defaults: 256 tokens
+    reply, metrics = client.predict(handle_file(large), QUESTION, MODEL, api_name="/ask_image")  # 256 tokens
+    assert "load_s" not in metrics, "only the answer that loaded the model reports the load"
     assert reply == _ask(plain, [prepare(large, Budget(shortest_side=32)).array], tokens=256)
 
 
@@ -120,6 +122,7 @@ def _send(client: Client, text: str, files: list[Path], tokens: int = N):
 
 def test_two_images_in_one_message_through_the_ui(tiny_app, plain, tmp_path):
     client = Client(tiny_app.url, verbose=False)
+    client.predict(api_name="/unload_models")  # the app is shared: this answer must load the model
     a, b = _picture(5), _picture(6, (40, 32, 3))
     messages, metrics, python = _send(client, QUESTION, [_png(tmp_path, "a.png", a), _png(tmp_path, "b.png", b)])
     user, reply = messages[-2], messages[-1]
