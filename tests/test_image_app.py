@@ -215,13 +215,29 @@ def _shown_pixels(page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
 
 
+def _set_style(page, weight: str) -> None:
+    """Type the Kohya style's weight and wait until the slider holds it (a busy page applies it late; a Generate
+    clicked before then would run with the old weight)."""
+    slider = "#image-style-tiny-sd-style-kohya"
+    page.locator(f"{slider} input[type=number]").fill(weight)
+    page.locator(f"{slider} input[type=number]").press("Enter")
+    page.wait_for_function(f"Number(document.querySelector('{slider} input[type=range]').value) === {float(weight)}",
+                           timeout=10_000)
+
+
 def _generate(page) -> None:
     """Click Generate and wait for this run's picture (every run saves to a new file, so its address changes)."""
     first = "document.querySelector('#image-gallery img')"
     before = page.evaluate(f"{first} ? {first}.src : ''")
     page.locator("#image-generate").click()
-    page.wait_for_function(f"{first} && {first}.src !== {before!r}", timeout=60_000)
-    page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
+    try:
+        page.wait_for_function(f"{first} && {first}.src !== {before!r}", timeout=60_000)
+        page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
+    except Exception as exc:  # say what the page showed instead
+        from tests.browser import screenshot
+        path = screenshot(page, "image-generate-failed")
+        raise AssertionError(f"no new picture: status {page.locator('#image-status').inner_text()!r}, parameters "
+                             f"{page.locator('#image-parameters textarea').input_value()!r}; see {path}") from exc
 
 
 def test_browser_generates_switches_a_style_and_back(image_app):
@@ -231,6 +247,7 @@ def test_browser_generates_switches_a_style_and_back(image_app):
         open_tab(page, image_app.url, "Image")
         choose(page, "image-model", "Tiny Stable Diffusion")
         page.locator("#image-prompt textarea").fill("a red house in the forest")
+        page.locator("#image-live input").uncheck()  # previews would also change the gallery while a run goes on
         _generate(page)
         assert page.locator("#image-gallery img").count() >= 1
         assert "Step" in page.locator("#image-metrics").inner_text()
@@ -239,15 +256,12 @@ def test_browser_generates_switches_a_style_and_back(image_app):
         screenshot(page, "image-generated")
 
         # A style at 0.8: another picture, named in its parameters; back to 0: the first picture again, exactly.
-        style = page.locator("#image-style-tiny-sd-style-kohya input[type=number]")
-        style.fill("0.8")
-        style.press("Enter")
+        _set_style(page, "0.8")
         _generate(page)
         assert "LoRA: style-kohya:0.8" in page.locator("#image-parameters textarea").input_value()
         styled = _shown_pixels(page)
         assert styled.shape == plain.shape and not np.array_equal(styled, plain)
         screenshot(page, "image-styled")
-        style.fill("0")
-        style.press("Enter")
+        _set_style(page, "0")
         _generate(page)
         assert np.array_equal(_shown_pixels(page), plain), "A -> none gives the unstyled picture, pixel for pixel"
