@@ -139,8 +139,15 @@ class ChatPanel:
         """'' when the pipeline for these settings is live, else what loading it will involve."""
         device = device or self.suite.default_device
         status = self.suite.status(entry, device)
+        draft_dir, draft_device = None, None
+        if settings.draft:  # the very draft on the very device: another draft's pipeline would still compile
+            draft = next((d for d in entry.drafts if d.id == settings.draft), None)
+            draft_path = self.suite.loader.status(draft.source, draft.revision, draft.export, "chat").path \
+                if draft is not None else None
+            draft_dir = str(draft_path) if draft_path is not None else "(not fetched)"
+            draft_device = settings.draft_device or (draft.device if draft is not None else None) or device
         if status.path is not None and any(k.model_dir == str(status.path) and k.device == device and
-                                           bool(k.draft_dir) == bool(settings.draft)
+                                           k.draft_dir == draft_dir and k.draft_device == draft_device
                                            for k in self.suite.runtime.loaded_keys()):
             return ""
         if status.ready:

@@ -391,3 +391,13 @@ def test_a_failing_answer_gives_the_message_back_and_keeps_the_chat_clean(suite,
     chat, box, _, status = updates[-1]
     assert chat == history and box == "Go on.", "the chat as it was, the message back in the box"
     assert "is loaded" in status, "the status line says what is loaded, not that it is loading"
+
+
+def test_loading_note_knows_which_draft_is_live(suite):
+    from demos.chat_handlers import ChatPanel
+    panel = ChatPanel(suite)
+    list(panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(speculative=True), "s5"))  # builds main + tiny-draft
+    live = panel.loading_note("tiny-llm", "CPU", _choices(speculative=True))
+    other = panel.loading_note("tiny-llm", "CPU", _choices(speculative=True, draft="foreign-draft"))
+    assert "is loaded and ready" in live
+    assert other.startswith("Loading") and "foreign-draft" in other, "another draft means another pipeline to build"
