@@ -9,6 +9,7 @@ from typing import Any
 from .catalog import ChatEntry, ExportOptions
 from .chat_engine import Settings, is_npu
 from .loader import export_command
+from .snippets import cpp_value
 from .suite import Suite
 
 
@@ -181,9 +182,7 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
 
 
 def _cpp_property(name: str, value: Any) -> str:
-    shown = json.dumps(value) if isinstance(value, str) else ("true" if value is True else "false"
-                                                               if value is False else repr(value))
-    return f'{{"{name}", {shown}}}'
+    return f'{{"{name}", {cpp_value(value)}}}'
 
 
 def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,

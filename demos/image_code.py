@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from .image_settings import ImageSettings
+from .snippets import cpp_string, cpp_value
 
 
 def _var(adapter_id: str) -> str:
@@ -51,22 +52,9 @@ def python_code(settings: ImageSettings, model_path: str, adapter_paths: dict[st
     return "\n".join(lines) + "\n"
 
 
-def _cpp_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
 def _cpp_float(value: float) -> str:
     """A float literal: 7 -> 7.0f, 0.8 -> 0.8f (``7f`` would not compile)."""
     return f"{float(value)!r}f"
-
-
-def _cpp_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return _cpp_string(str(value))
 
 
 def cpp_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, str],
@@ -80,12 +68,12 @@ def cpp_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, 
     entries = []
     if adapter_paths:
         entries.append(f"ov::genai::adapters({{{', '.join(_var(a) for a in adapter_paths)}}})")
-    entries += [f"{{{_cpp_string(key)}, {_cpp_value(value)}}}" for key, value in properties.items()]
+    entries += [f"{{{cpp_string(key)}, {cpp_value(value)}}}" for key, value in properties.items()]
     lines.append(f"    ov::AnyMap properties{{{', '.join(entries)}}};")
-    lines.append(f"    ov::genai::Text2ImagePipeline pipe({model_path}, {_cpp_string(settings.device)}, properties);")
-    lines += ["", "    ov::Tensor image = pipe.generate(", f"        {_cpp_string(settings.prompt)},"]
+    lines.append(f"    ov::genai::Text2ImagePipeline pipe({model_path}, {cpp_string(settings.device)}, properties);")
+    lines += ["", "    ov::Tensor image = pipe.generate(", f"        {cpp_string(settings.prompt)},"]
     if settings.negative_prompt:
-        lines.append(f"        ov::genai::negative_prompt({_cpp_string(settings.negative_prompt)}),")
+        lines.append(f"        ov::genai::negative_prompt({cpp_string(settings.negative_prompt)}),")
     styles = ", ".join(f"{{{_var(a)}, {_cpp_float(w)}}}" for a, w in settings.styles)
     lines += [f"        ov::genai::width({settings.width}),", f"        ov::genai::height({settings.height}),",
               f"        ov::genai::num_inference_steps({settings.steps}),",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .catalog import SpeechEntry
+from .snippets import cpp_value
 from .suite import Handle
 from .transcriber import Options
 
@@ -72,23 +73,15 @@ def python_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpp_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
-
-
 def cpp_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
     """C++ with the genai samples' WAV reader (16 kHz mono wav; convert other files first, e.g. with ffmpeg)."""
     folder = entry.source.split("/")[-1] if _from_hub(entry, handle) else str(handle.prepared.model_dir)
-    props = ", ".join(f'{{"{k}", {_cpp_value(v)}}}' for k, v in _properties(handle).items())
+    props = ", ".join(f'{{"{k}", {cpp_value(v)}}}' for k, v in _properties(handle).items())
     construct = (f'    ov::genai::WhisperPipeline pipe("{folder}", "{handle.loaded.key.device}"'
                  f"{', ov::AnyMap{' + props + '}' if props else ''});")
     sets = []
     for key, value in options.generate_kwargs().items():
-        sets.append(f"    config.{key} = {_cpp_value(value)};")
+        sets.append(f"    config.{key} = {cpp_value(value)};")
     lines = [
         '#include "openvino/genai/whisper_pipeline.hpp"',
         '#include "audio_utils.hpp"  // from openvino.genai\'s C++ speech recognition sample',

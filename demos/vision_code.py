@@ -8,6 +8,7 @@ from typing import Any
 
 from .catalog import VisionEntry
 from .images_in import Budget
+from .snippets import cpp_string, cpp_value
 
 
 @dataclass(frozen=True)
@@ -119,19 +120,15 @@ def python_code(request: CodeRequest) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpp_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
 def cpp_code(request: CodeRequest) -> str:
     """The same conversation in C++ (``load_image.hpp`` comes with openvino.genai's visual_language_chat sample)."""
     model = str(request.model_dir) if request.local and request.model_dir else "model_dir"
-    props = ", ".join(f"{{{_cpp_string(k)}, {_cpp_value(v)}}}" for k, v in request.properties.items())
+    props = ", ".join(f"{{{cpp_string(k)}, {cpp_value(v)}}}" for k, v in request.properties.items())
     turns = request.turns or [((request.entry.examples or ["What is in the picture?"])[0], ["photo.jpg"])]
     body = []
     for question, files in turns:
-        images = ", ".join(f"utils::load_image({_cpp_string(f)})" for f in files)
-        body += [f"    history.push_back({{{{\"role\", \"user\"}}, {{\"content\", {_cpp_string(question)}}}}});",
+        images = ", ".join(f"utils::load_image({cpp_string(f)})" for f in files)
+        body += [f"    history.push_back({{{{\"role\", \"user\"}}, {{\"content\", {cpp_string(question)}}}}});",
                  "    result = pipe.generate(history,",
                  f"        ov::genai::images(std::vector<ov::Tensor>{{{images}}}),",
                  "        ov::genai::generation_config(config), ov::genai::streamer(print_text));",
@@ -152,9 +149,9 @@ def cpp_code(request: CodeRequest) -> str:
         "}",
         "",
         "int main() {",
-        f"    std::string model_dir = {_cpp_string(model)};  // the OpenVINO model folder",
+        f"    std::string model_dir = {cpp_string(model)};  // the OpenVINO model folder",
         f"    ov::AnyMap properties{{{props}}};",
-        f"    ov::genai::VLMPipeline pipe(model_dir, {_cpp_string(request.device)}, properties);",
+        f"    ov::genai::VLMPipeline pipe(model_dir, {cpp_string(request.device)}, properties);",
         "    ov::genai::GenerationConfig config = pipe.get_generation_config();",
         f"    config.max_new_tokens = {request.max_new_tokens};",
         *sampling,
@@ -165,10 +162,3 @@ def cpp_code(request: CodeRequest) -> str:
     ]
     return "\n".join(lines) + "\n"
 
-
-def _cpp_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return _cpp_string(str(value))

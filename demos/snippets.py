@@ -1,0 +1,19 @@
+"""Literals for the Show-code views: Python and C++ spellings of the values a snippet passes to openvino_genai."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def cpp_string(text: str) -> str:
+    """A C++ string literal (JSON's escapes — ``\\"``, ``\\\\``, ``\\n``, ``\\uXXXX`` — are valid C++ too)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def cpp_value(value: Any) -> str:
+    """A property value as C++: ``true``/``false``, numbers as written, anything else as a string literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return cpp_string(str(value))
