@@ -422,7 +422,10 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
             return
     notes = "; ".join(batch.settings.notes)
     done = f"Done: {len(shown)} image(s)" + (f" · {notes}" if notes else "") + (f" · {note}" if note else "")
-    yield {ui.status: done, **_finish(panel, ui, batch, "")}
+    # The gallery again with the last update: Gradio 6.31's browser side now and then drops a streamed gallery
+    # update (seen in the browser tests: parameters updated, picture not); the run's final message always lands.
+    yield {ui.status: done, ui.gallery: gr.update(value=list(shown), selected_index=len(shown) - 1 if shown else None),
+           **_finish(panel, ui, batch, "")}
 
 
 def _finish(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, note: str) -> dict:

@@ -108,7 +108,10 @@ class Batch:
                     suffix = f" · preview at step {result.preview_step}; stopped at {result.steps_done}"
                     yield Stopped(result, label, caption(job, suffix))
                     return
-                name = f"{index:02d}-seed{job.seed}{'-no-style' if twin else ''}"
+                # The run's id in the name: Gradio 6.31's gallery keeps showing the previous picture when an
+                # update repeats an earlier one exactly (same pixels, so same cached address) — as A → none → A
+                # does by design. Unique names make every run's update a new value.
+                name = f"{index:02d}-seed{job.seed}{'-no-style' if twin else ''}-{folder.name[:6]}"
                 path = image_files.save_png(result.image, folder / f"{name}.png", job, self.geo, self.title)
                 meta = None
                 if not twin:

@@ -232,6 +232,10 @@ def _generate(page) -> None:
     page.locator("#image-generate").click()
     try:
         page.wait_for_function(f"{first} && {first}.src !== {before!r}", timeout=60_000)
+        # The picture comes before the run's last update (status, metrics, code): wait until the gallery's
+        # progress overlay is gone, so the next click never lands on a run still finishing.
+        page.wait_for_function("[...document.querySelectorAll('#image-gallery [data-testid=status-tracker]')]"
+                               ".every(t => t.classList.contains('hide'))", timeout=60_000)
         page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for(timeout=60_000)
     except Exception as exc:  # say what the page showed instead
         from tests.browser import screenshot
