@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -69,3 +70,20 @@ def call(base_url: str, api_name: str, data: list[Any], timeout: float = 120) ->
                     return Outcome(event, parsed, events)
     last = events[-1] if events else ("", None)
     return Outcome(last[0], last[1], events)
+
+
+def upload(base_url: str, path: str | Path) -> dict[str, Any]:
+    """Upload a file through Gradio's own upload route; return the FileData dict an endpoint accepts."""
+    import mimetypes
+    import uuid
+
+    path = Path(path)
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path.name}\"\r\n"
+            f"Content-Type: {mimetypes.guess_type(path.name)[0] or 'application/octet-stream'}\r\n\r\n").encode()
+    body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/gradio_api/upload", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        server_path = json.loads(response.read())[0]
+    return {"path": server_path, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
