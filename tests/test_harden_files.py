@@ -7,7 +7,9 @@ Also: ``max_images`` counts every image of the conversation, not just the new me
 """
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -69,6 +71,25 @@ def server_paths(upload_folder, samples) -> dict[str, dict[str, str]]:
     links.rmdir()
 
 
+def _queue_call(url: str, api_name: str, data: list) -> dict:
+    """Run an event the way the browser does (queue/join by fn_index): private events have no /call route but are
+    reachable like this. Returns the 'process_completed' message."""
+    base = url.rstrip("/")
+    with urllib.request.urlopen(f"{base}/config", timeout=30) as response:
+        config = json.load(response)
+    dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
+    session = uuid.uuid4().hex[:12]
+    body = {"data": data, "fn_index": dependency["id"], "session_hash": session, "event_data": None,
+            "trigger_id": dependency["targets"][0][0]}
+    httpx.post(f"{base}/gradio_api/queue/join", json=body, timeout=30).raise_for_status()
+    with httpx.stream("GET", f"{base}/gradio_api/queue/data?session_hash={session}", timeout=60) as stream:
+        for line in stream.iter_lines():
+            message = json.loads(line[5:]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                return message
+    raise AssertionError(f"{api_name}: the event never completed")
+
+
 def _first_output(outcome) -> Any:
     """The first output of a finished call (gr.api sends the outputs as one list)."""
     assert outcome.event == "complete", outcome.data
@@ -108,6 +129,7 @@ def test_a_server_path_gets_one_refusal_in_every_file_input(tiny_app, server_pat
     say whether the file exists."""
     api_name, kind, data = ENDPOINTS[name]
     for shape in ("meta", "bare", "string"):
+        logged = len(tiny_app.output())
         replies: dict[str, str] = {}
         for label, path in server_paths[kind].items():
             value = path if shape == "string" else _file(path, shape == "meta")
@@ -118,6 +140,9 @@ def test_a_server_path_gets_one_refusal_in_every_file_input(tiny_app, server_pat
         assert len(set(replies.values())) == 1, f"{name} {shape}: the replies tell files apart: {replies}"
         message = next(iter(replies.values()))
         assert "passwd" not in message and "speech" not in message and "picture" not in message, message
+        if shape != "string":  # file values are refused before the handler: one log line each, no traceback
+            log = tiny_app.output()[logged:]
+            assert "Traceback" not in log and log.count("refused a file that is not an upload") == len(replies), log
 
 
 def test_raw_uploads_still_work(tiny_app, samples):
@@ -170,3 +195,19 @@ def test_max_images_counts_the_whole_conversation(tiny_app, samples):
     message = str(refused.value)
     assert "at most 8 image" in message and "9" in message, message
     assert "clear the chat" in message.lower() and "fewer" in message, message
+
+
+def test_private_ui_events_refuse_server_paths_alike(tiny_app, server_paths, upload_folder, samples):
+    """The webcam snapshot event is private (no /call route) yet reachable through the queue as the browser uses
+    it; it echoes its files back, so a server path that got through would be served to the client."""
+    replies = set()
+    for path in server_paths["png"].values():
+        for snapshot, files in (((_file(path, True)), []), (None, [_file(path, True)]), (None, [_file(path, False)])):
+            done = _queue_call(tiny_app.url, "add_snapshot", [snapshot, {"text": "", "files": files}])
+            assert not done["success"], done
+            replies.add(str(done["output"].get("error")))
+    assert len(replies) <= 2 and all(REFUSAL in reply for reply in replies), replies  # one per input, no more
+    upload = _upload(tiny_app.url, samples["png"])
+    done = _queue_call(tiny_app.url, "add_snapshot", [_file(upload, True), {"text": "hi", "files": []}])
+    assert done["success"], done
+    assert done["output"]["data"][0]["files"][0]["path"].startswith(str(upload_folder)), done
