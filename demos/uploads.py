@@ -102,7 +102,8 @@ def _needs_meta(block: Any, value: Any) -> bool:
 
 
 def refuse_server_files(block_fn: Any, inputs: list[Any]) -> None:
-    """Raise the refusal for the first input that names a file outside the upload folder."""
+    """Raise the refusal for the first input that names a file outside the upload folder, or that puts a plain
+    string or a bare dict where a component takes a file."""
     names = _names(block_fn)
     for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
         if getattr(block, "stateful", False):
