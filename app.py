@@ -86,9 +86,10 @@ def build_app(suite):
     """The Blocks app: one tab per panel in the catalog, then the Models tab."""
     import gradio as gr
 
-    from demos import models_tab, panels
+    from demos import models_tab, panels, uploads
 
-    with gr.Blocks(title=suite.catalog.settings.title) as demo:
+    # uploads.Blocks: every event refuses file values that are not uploads (no server file is ever read).
+    with uploads.Blocks(title=suite.catalog.settings.title) as demo:
         gr.Markdown(f"# {suite.catalog.settings.title}")
         with gr.Tabs():
             for panel in suite.catalog.panels():

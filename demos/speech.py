@@ -20,11 +20,13 @@ from gradio.data_classes import FileData
 from . import languages, subtitles
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
+from .errors import UserError
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
 from .transcriber import Options, Progress, Result, check_audible, check_request, run
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
+from .uploads import checked_upload
 
 PANEL = "speech"
 CONCURRENCY = "speech-pipeline"  # every event that runs a Whisper pipeline queues here
@@ -109,14 +111,14 @@ def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
 
 
 def _file_path(audio: Any) -> str:
-    """The server-side path of an uploaded file. Plain strings are refused: they could name any file here."""
+    """The server-side path of an uploaded file. Anything else (a plain string, a dict naming a file outside
+    Gradio's upload folder) is refused with one message: it could name any file here, and a reply that depended on
+    the file would tell the client whether it exists."""
     if isinstance(audio, FileData):
         audio = audio.model_dump()
-    if isinstance(audio, dict) and audio.get("path"):
-        return str(audio["path"])
     if audio is None or audio == "":
-        raise ValueError("no audio: send a file, e.g. gradio_client.handle_file('talk.mp3')")
-    raise ValueError("send the audio as a file (gradio_client.handle_file(path)), not as a plain string")
+        raise UserError("no audio: send a file, e.g. gradio_client.handle_file('talk.mp3')", param="audio")
+    return checked_upload(audio.get("path") if isinstance(audio, dict) else None, "audio")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gradio.data_classes import FileDataDict
 
 from . import vision_models
 from .catalog import Entry, VisionEntry
+from .errors import UserError
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
@@ -102,9 +103,12 @@ def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier
         raise ValueError("Type a question about the image(s), e.g. “What is in the picture?”")
     if not files and not any(turn.files for turn in earlier):
         raise ValueError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
-    if len(files) > entry.max_images:
-        raise ValueError(f"{entry.title} takes at most {entry.max_images} image(s) per message; "
-                         f"{len(files)} were attached")
+    # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
+    total = len(files) + sum(len(turn.files) for turn in earlier)
+    if total > entry.max_images:
+        raise UserError(f"{entry.title} takes at most {entry.max_images} image(s) in a conversation; this one would "
+                        f"have {total} ({len(files)} in this message, {total - len(files)} earlier): clear the chat "
+                        "and start again, or send fewer images", param="image", kind="limit")
     check_files(files)
     return question
 
@@ -177,7 +181,7 @@ def ask_image_api(suite: Suite):
 
 def _constraints(suite: Suite, entry: VisionEntry, device: str) -> str:
     """What this model and device can and cannot do, from the model's files when they are already here."""
-    lines = [f"**{entry.title}** · up to {entry.max_images} image(s) per message"]
+    lines = [f"**{entry.title}** · up to {entry.max_images} image(s) per conversation"]
     status = suite.status(entry, device)
     if status.path is not None and (status.path / "config.json").exists():
         facts = vision_models.facts(status.path)

@@ -1,8 +1,8 @@
 """What users send the Vision panel, checked and turned into model turns.
 
 Both the UI and ``/ask_image`` describe a conversation as user turns (text plus image files) and replies. Here
-files are accepted only as Gradio ``FileData`` (which Gradio has checked lie in its upload cache, so a client
-cannot make the server read an arbitrary path) or as ``data:image/...;base64`` URLs; a chat history in the
+files are accepted only as Gradio ``FileData`` of uploads (in Gradio's upload folder, so a client cannot make the
+server read an arbitrary path) or as ``data:image/...;base64`` URLs; a chat history in the
 messages format (Gradio's Chatbot or OpenAI-style parts) is folded into turns; and images are prepared (oriented,
 RGB, scaled to the model's budget) once and remembered, since every question sends the earlier images again.
 """
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from . import images_in
+from .errors import UserError
 from .images_in import Budget, ImageError
+from .uploads import checked_upload, refusal
 from .vision_chat import ImageIn, Turn
 
 _CACHE = images_in.PreparedCache()
@@ -50,23 +52,25 @@ class ChatTurn:
 
 
 def file_ref(value: Any, what: str = "image") -> FileRef | None:
-    """A ``FileRef`` from a Gradio ``FileData`` dict, a ``data:image/…`` URL or a path the server gave us; ``None``
-    for nothing. Anything else is a ``ValueError`` that says how to send a file."""
+    """A ``FileRef`` from a Gradio ``FileData`` dict of an upload (a file in Gradio's upload folder) or a
+    ``data:image/…`` URL; ``None`` for nothing. Anything else is a ``ValueError`` that says how to send a file."""
     if value is None or value == "" or value == {}:
         return None
     if isinstance(value, FileRef):
         return value
-    if isinstance(value, dict) and isinstance(value.get("file"), dict):  # Chatbot's {"type": "file", "file": {...}}
+    if isinstance(value, dict) and "file" in value and "path" not in value:  # Chatbot's {"type": "file", "file": …}
         value = value["file"]
     if isinstance(value, dict) and value.get("path"):
         meta = value.get("meta") or {}
         if meta.get("_type") != "gradio.FileData":
             raise ValueError(f"{what}: send files with gradio_client.handle_file(path) (a FileData with "
                              "meta._type 'gradio.FileData'), or as a data:image/...;base64 URL")
-        path = str(value["path"])
+        path = checked_upload(value["path"], what)  # Gradio checked it too; this keeps the rule in one place
         return FileRef(path, str(value.get("orig_name") or Path(path).name))
     if isinstance(value, str) and value.startswith("data:"):
         return _data_url(value, what)
+    if isinstance(value, str):  # a path: the same refusal whether or not it exists
+        raise UserError(refusal(what), param=what)
     raise ValueError(f"{what}: expected an image file (gradio_client.handle_file(path)) or a data:image/...;base64 "
                      f"URL, got {type(value).__name__}")
 

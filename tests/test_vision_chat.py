@@ -134,8 +134,10 @@ def test_closing_the_stream_stops_generation(loaded):
 
 
 def test_history_in_messages_format_becomes_turns():
-    file_a = {"path": "/tmp/a.png", "orig_name": "a.png", "meta": {"_type": "gradio.FileData"}}
-    file_b = {"path": "/tmp/b.png", "meta": {"_type": "gradio.FileData"}}
+    from demos.uploads import upload_folder
+    a, b = str(upload_folder() / "x" / "a.png"), str(upload_folder() / "y" / "b.png")  # uploads only (issue 11)
+    file_a = {"path": a, "orig_name": "a.png", "meta": {"_type": "gradio.FileData"}}
+    file_b = {"path": b, "meta": {"_type": "gradio.FileData"}}
     turns = history_turns([
         {"role": "user", "content": {"type": "file", "file": file_a}},  # Gradio Chatbot: a file per message
         {"role": "user", "content": "What is this?"},
@@ -144,8 +146,8 @@ def test_history_in_messages_format_becomes_turns():
         {"role": "user", "content": [{"type": "text", "text": "And this?"}, {"type": "image", "image": file_b}]},
         {"role": "assistant", "content": [{"type": "text", "text": "A dog."}]},
     ])
-    assert turns == [ChatTurn("What is this?", (FileRef("/tmp/a.png", "a.png"),), "A cat."),
-                     ChatTurn("And this?", (FileRef("/tmp/b.png", "b.png"),), "A dog.")]
+    assert turns == [ChatTurn("What is this?", (FileRef(a, "a.png"),), "A cat."),
+                     ChatTurn("And this?", (FileRef(b, "b.png"),), "A dog.")]
 
 
 @pytest.mark.parametrize("history, message", [
