@@ -83,6 +83,11 @@ def _files_holding(root: Path, marker: bytes) -> list[Path]:
     return hits
 
 
+def _left_behind(world: dict, marker: bytes) -> list[Path]:
+    """Files holding ``marker`` in the app's TMPDIR or where its planted links point."""
+    return _files_holding(world["tmpdir"], marker) + _files_holding(world["victim"], marker)
+
+
 def _upload(base_url: str, name: str, data: bytes) -> tuple[int, str]:
     """POST one file to ``/gradio_api/upload`` as the browser does; (status, body text)."""
     boundary = uuid.uuid4().hex
@@ -138,7 +143,7 @@ def test_an_upload_over_the_limit_is_refused_naming_it_and_leaves_nothing(world)
     status, text = _upload(world["app"].url, "big.bin", data)
     assert status == 413, (status, text[:200])
     assert str(LIMITS["max_upload_mb"] * MB) in text, text  # Gradio's message gives the limit in bytes
-    assert _files_holding(world["tmpdir"], marker) == []
+    assert _left_behind(world, marker) == []
 
 
 def test_speech_refuses_audio_over_its_limit_in_its_words_and_drops_the_upload(world, tmp_path):
@@ -153,18 +158,17 @@ def test_speech_refuses_audio_over_its_limit_in_its_words_and_drops_the_upload(w
 
 
 def test_a_refused_data_url_history_image_leaves_no_file(world):
-    marker = uuid.uuid4().hex.encode()
-    not_an_image = "data:image/png;base64," + base64.b64encode(marker + b" is not a PNG").decode()
-    too_large = _png_data_url(400, seed=3)  # ~0.46 MB of noise: over max_image_mb
-    for url, words in ((not_an_image, "not an image"), (too_large, "0.25 MB")):
+    small, too_large = _png_data_url(32, seed=2), _png_data_url(400, seed=3)  # 400 px of noise: ~0.46 MB
+    cases = ((small, "", "Type a question"),                 # a good image, refused for the empty question
+             (too_large, "And now?", "0.25 MB"))              # refused for its size, saying the limit
+    for url, question, words in cases:
         history = [{"role": "user", "content": ["What is this?", {"type": "image_url", "image_url": {"url": url}}]},
                    {"role": "assistant", "content": "A picture."}]
-        outcome = call(world["app"].url, "ask_image", [None, "And now?", "tiny-vlm", history, 4, ""])
+        outcome = call(world["app"].url, "ask_image", [None, question, "tiny-vlm", history, 4, ""])
         assert outcome.event == "error", outcome.data
         assert words in outcome.message, outcome.message
-    assert _files_holding(world["tmpdir"], marker) == []
-    payload = base64.b64decode(too_large.split(",", 1)[1])
-    assert _files_holding(world["tmpdir"], payload[-4096:]) == []
+        payload = base64.b64decode(url.split(",", 1)[1])
+        assert _left_behind(world, payload[-2048:]) == [], words
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -196,7 +200,7 @@ def test_twenty_transcriptions_keep_the_temp_folder_bounded(world, tmp_path):
     clip = _wav(1, tmp_path)
 
     def transcript_folders() -> set[Path]:
-        return {Path(p).parent for p in _tree(tmpdir) if p.endswith("talk.txt")}
+        return {Path(p).parent for p in _tree(tmpdir) if p.endswith("talk.txt") and "gradio" not in Path(p).parts}
 
     for _ in range(10):
         assert _transcribe_ui(url, clip).event == "complete"
