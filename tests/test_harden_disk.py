@@ -52,7 +52,6 @@ def world(kit, tmp_path_factory):
     path = folder / "models.yaml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
     env = {"HF_HOME": str(folder / "hf"), "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmpdir)}
-    env.pop("GRADIO_TEMP_DIR", None)
     app = AppProcess(["--models", str(path)], env=env, log_path=folder / "app.log")
     try:
         yield {"app": app.wait_ready(), "tmpdir": tmpdir, "victim": victim}
