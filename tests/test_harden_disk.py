@@ -218,3 +218,22 @@ def test_the_app_temp_folder_is_removed_at_exit(world):
     world["app"].stop()
     assert not any(folder.exists() for folder in folders)
     assert _tree(world["victim"])  # the victim is still there
+
+
+def test_the_sweep_removes_old_links_without_following_them(tmp_path):
+    from demos import files
+
+    victim, swept = tmp_path / "victim", tmp_path / "swept"
+    (victim / "old").mkdir(parents=True)
+    (victim / "old" / "keep.txt").write_text("not ours")
+    (swept / "old-run").mkdir(parents=True)
+    (swept / "old-run" / "inner-link").symlink_to(victim, target_is_directory=True)
+    (swept / "old-link").symlink_to(victim, target_is_directory=True)
+    (swept / "fresh").mkdir()
+    old = time.time() - 7200
+    for path in (victim / "old", swept / "old-run"):
+        os.utime(path, (old, old))
+    os.utime(swept / "old-link", (old, old), follow_symlinks=False)
+    assert files.sweep(swept, max_age=60) == 2
+    assert sorted(p.name for p in swept.iterdir()) == ["fresh"]
+    assert (victim / "old" / "keep.txt").read_text() == "not ours"
