@@ -83,7 +83,9 @@ def _data_url(url: str, what: str) -> FileRef:
     name = hashlib.blake2b(data, digest_size=16).hexdigest()
     subtype = header[len("data:image/"):].split(";")[0].lower()
     extension = subtype if re.fullmatch(r"[a-z0-9+.-]{1,10}", subtype) else "img"  # it becomes part of a path
-    path = files.folder(_DATA_URL_USE) / f"{name}.{extension}"
+    folder = files.folder(_DATA_URL_USE)
+    files.sweep(folder)  # named by content, so a swept image that is sent again is simply written again
+    path = folder / f"{name}.{extension}"
     if not path.exists():
         files.write_atomic(path, data)
         files.note_written(path)  # removed again if this request is refused

@@ -212,6 +212,17 @@ def test_twenty_transcriptions_keep_the_temp_folder_bounded(world, tmp_path):
     assert len(now) <= 10
 
 
+def test_data_url_images_are_swept_too(world):
+    url = world["app"].url
+    first, second = _png_data_url(24, seed=11), _png_data_url(24, seed=12)
+    tail = base64.b64decode(first.split(",", 1)[1])[-256:]
+    assert call(url, "ask_image", [first, "What is it?", "tiny-vlm", [], 4, ""]).event == "complete"
+    assert _left_behind(world, tail), "the accepted image is kept (for the next question of the conversation)"
+    time.sleep(LIMITS["temp_keep_seconds"] + 1)
+    assert call(url, "ask_image", [second, "What is it?", "tiny-vlm", [], 4, ""]).event == "complete"
+    assert not _left_behind(world, tail), "a data-URL image older than temp_keep_seconds was not swept"
+
+
 def test_the_app_temp_folder_is_removed_at_exit(world):
     folders = _app_folders(world["tmpdir"])
     assert folders
