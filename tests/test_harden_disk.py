@@ -156,6 +156,15 @@ def test_speech_refuses_audio_over_its_limit_in_its_words_and_drops_the_upload(w
     assert not Path(file["path"]).exists(), "the refused upload stays on disk"
 
 
+def test_vision_refuses_an_uploaded_image_over_its_limit_and_drops_it(world):
+    png = base64.b64decode(_png_data_url(400, seed=5).split(",", 1)[1])  # ~0.46 MB: over max_image_mb only
+    file = _uploaded(world["app"].url, "huge.png", png)
+    outcome = call(world["app"].url, "ask_image", [file, "What is it?", "tiny-vlm", [], 4, ""])
+    assert outcome.event == "error", outcome.data
+    assert "huge.png" in outcome.message and "0.25 MB" in outcome.message, outcome.message
+    assert not Path(file["path"]).exists(), "the refused upload stays on disk"
+
+
 def test_a_refused_data_url_history_image_leaves_no_file(world):
     small, too_large = _png_data_url(32, seed=2), _png_data_url(400, seed=3)  # 400 px of noise: ~0.46 MB
     cases = ((small, "", "Type a question"),                 # a good image, refused for the empty question
