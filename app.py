@@ -88,8 +88,10 @@ def build_app(suite):
 
     from demos import models_tab, panels, uploads
 
+    # Gradio's cache (uploads, copies of outputs) is deleted as it ages, like the app's own temp files.
+    keep = suite.catalog.settings.temp_keep_seconds
     # uploads.Blocks: every event refuses file values that are not uploads (no server file is ever read).
-    with uploads.Blocks(title=suite.catalog.settings.title) as demo:
+    with uploads.Blocks(title=suite.catalog.settings.title, delete_cache=(min(keep, 600), keep)) as demo:
         gr.Markdown(f"# {suite.catalog.settings.title}")
         with gr.Tabs():
             for panel in suite.catalog.panels():
@@ -100,9 +102,30 @@ def build_app(suite):
     return demo
 
 
+def _private_temp() -> None:
+    """Put Gradio's cache in the app's private temp folder (unless the user chose a place) and make a stop by
+    SIGTERM (a service manager, ``docker stop``) an orderly exit, so the folder is removed at exit."""
+    import signal
+
+    from demos import files
+    if "gradio" not in sys.modules:  # Gradio reads GRADIO_TEMP_DIR once, at import
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(files.folder("gradio")))
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # Gradio's block_thread closes the server on it; atexit then removes the folder
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _limit_files(settings) -> None:
+    from demos import files
+    files.configure(files.Limits(upload_mb=settings.max_upload_mb, audio_mb=settings.max_audio_mb,
+                                 image_mb=settings.max_image_mb, keep_seconds=settings.temp_keep_seconds))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _private_temp()
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
     from demos.catalog import CatalogError, load_catalog
@@ -113,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    _limit_files(catalog.settings)
     suite = Suite.from_catalog(catalog, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                                offline=True if args.offline else None, max_pipelines=args.max_pipelines,
                                device=args.device)
@@ -143,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(suite)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
                                                    show_error=True, prevent_thread_lock=True,
+                                                   max_file_size=int(catalog.settings.max_upload_mb * (1 << 20)),
                                                    **launch_options(args.presenter))
     if host == "0.0.0.0" and (address := lan_address()):
         print(f"Phones on this network can open http://{address}:{demo.server_port}/", file=sys.stderr, flush=True)

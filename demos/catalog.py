@@ -219,6 +219,11 @@ class Settings(_Strict):
     device: str = "CPU"
     max_pipelines: int = Field(default=2, ge=1, le=64)
     title: str = "OpenVINO GenAI demos"
+    # What a visitor can put on the server's disk: Gradio refuses larger uploads, panels their own kinds.
+    max_upload_mb: float = Field(default=200, gt=0)
+    max_audio_mb: float = Field(default=200, gt=0)     # Speech: audio and video files
+    max_image_mb: float = Field(default=20, gt=0)      # Vision: images, uploaded or sent as data URLs
+    temp_keep_seconds: int = Field(default=3600, ge=1)  # generated and uploaded files are deleted after this
 
     @field_validator("device")
     @classmethod
@@ -226,6 +231,14 @@ class Settings(_Strict):
         if not DEVICE_PATTERN.match(value):
             raise ValueError(f"{value!r} is not a device: use CPU, GPU, GPU.<n>, NPU or AUTO")
         return value
+
+    @model_validator(mode="after")
+    def _kinds_within_uploads(self) -> "Settings":
+        for name in ("max_audio_mb", "max_image_mb"):
+            if getattr(self, name) > self.max_upload_mb:
+                raise ValueError(f"{name} ({getattr(self, name):g}) is above max_upload_mb ({self.max_upload_mb:g}),"
+                                 " which every upload is held to: raise max_upload_mb or lower it")
+        return self
 
 
 class Catalog(_Strict):

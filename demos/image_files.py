@@ -6,20 +6,14 @@ use to inspect images) and ``openvino_genai`` with the exact settings as JSON (w
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import files
 from .image_settings import Geometry, ImageSettings
-
-_ROOT = Path(tempfile.gettempdir()) / "openvino-genai-demos-images"
-_KEEP_SECONDS = 3600  # Gradio copies results into its own cache; ours are only needed until then
 
 
 def parameters(settings: ImageSettings, geo: Geometry | None = None, title: str = "") -> dict[str, Any]:
@@ -53,18 +47,9 @@ def parameters_text(settings: ImageSettings, geo: Geometry | None = None) -> str
 
 
 def run_folder() -> Path:
-    """A fresh folder for one request's files; folders of requests older than an hour are removed."""
-    _ROOT.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - _KEEP_SECONDS
-    for old in _ROOT.iterdir():
-        try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    folder = _ROOT / uuid.uuid4().hex[:12]
-    folder.mkdir()
-    return folder
+    """A fresh folder for one request's files in the app's temp folder (old runs are swept: Gradio copies results
+    into its own cache, ours are only needed until then)."""
+    return files.run_folder("images")
 
 
 def save_png(image: np.ndarray, path: Path, settings: ImageSettings | None = None, geo: Geometry | None = None,

@@ -7,8 +7,8 @@ without the UI.
 """
 from __future__ import annotations
 
+import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,10 +17,10 @@ import gradio as gr
 import numpy as np
 from gradio.data_classes import FileData
 
-from . import languages, subtitles
+from . import files, languages, subtitles
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
-from .errors import UserError
+from .errors import TooLarge, UserError
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
 from .transcriber import Options, Progress, Result, check_audible, check_request, run
@@ -71,9 +71,24 @@ def _model_codes(handle: Handle) -> tuple[list[str], bool]:
 def _read(suite: Suite, model: str, path: str) -> tuple[SpeechEntry, Audio]:
     """The entry and the decoded audio: bad files are refused before any model is fetched or compiled."""
     entry: SpeechEntry = entry_for(suite, PANEL, model)  # type: ignore[assignment]
+    _check_size(path)
     decoded = load(path, entry.generation.max_audio_seconds)
     check_audible(decoded)
     return entry, decoded
+
+
+def _check_size(path: str) -> None:
+    """Files over the panel's limit are refused, and the refused upload is not kept (Gradio holds every upload
+    to the global limit, which may be larger)."""
+    limit = files.limits().audio_mb
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return  # ``load`` says the file is missing, in its words
+    if size > limit * files.MB:
+        files.remove_inside(path, gr.utils.get_upload_folder())
+        raise TooLarge(f"{Path(path).name} is {files.megabytes(size)}; the Speech panel takes audio and video files "
+                       f"up to {limit:g} MB: cut it shorter or compress it (e.g. as mp3 or opus)", param="audio")
 
 
 def _prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task: str, timestamps: str,
@@ -169,17 +184,18 @@ def _rows(segments: list[subtitles.Segment]) -> list[list[Any]]:
 
 
 def _write_files(result: Result, stem: str) -> list[str]:
-    """TXT always; SRT and WebVTT when there are segments. A fresh folder per run (Gradio serves it)."""
-    folder = Path(tempfile.mkdtemp(prefix="speech-"))
-    files = {f"{stem}.txt": subtitles.to_txt(result.text, result.segments)}
+    """TXT always; SRT and WebVTT when there are segments. A fresh folder per run in the app's temp folder (Gradio
+    copies the files into its cache; older runs are swept)."""
+    folder = files.run_folder("speech")
+    texts = {f"{stem}.txt": subtitles.to_txt(result.text, result.segments)}
     if result.segments:
-        files[f"{stem}.srt"] = subtitles.to_srt(result.segments)
-        files[f"{stem}.vtt"] = subtitles.to_vtt(result.segments)
+        texts[f"{stem}.srt"] = subtitles.to_srt(result.segments)
+        texts[f"{stem}.vtt"] = subtitles.to_vtt(result.segments)
     if result.words:
-        files[f"{stem}.words.srt"] = subtitles.to_srt(result.words)
-    for name, text in files.items():
+        texts[f"{stem}.words.srt"] = subtitles.to_srt(result.words)
+    for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
-    return [str(folder / name) for name in files]
+    return [str(folder / name) for name in texts]
 
 
 def _stem(path: str) -> str:

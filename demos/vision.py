@@ -17,9 +17,9 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileDataDict
 
-from . import vision_models
+from . import files, vision_models
 from .catalog import Entry, VisionEntry
-from .errors import UserError
+from .errors import TooLarge, UserError
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
@@ -109,8 +109,24 @@ def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier
         raise UserError(f"{entry.title} takes at most {entry.max_images} image(s) in a conversation; this one would "
                         f"have {total} ({len(files)} in this message, {total - len(files)} earlier): clear the chat "
                         "and start again, or send fewer images", param="image", kind="limit")
+    _check_sizes(files)
     check_files(files)
     return question
+
+
+def _check_sizes(refs: list[FileRef]) -> None:
+    """Images over the panel's limit are refused, and the refused upload is not kept (Gradio holds every upload
+    to the larger global limit)."""
+    limit = files.limits().image_mb
+    for ref in refs:
+        try:
+            size = Path(ref.path).stat().st_size
+        except OSError:
+            continue  # check_files says the file is gone, in its words
+        if size > limit * files.MB:
+            files.remove_inside(ref.path, gr.utils.get_upload_folder())
+            raise TooLarge(f"{ref.name} is {files.megabytes(size)}; the Vision panel takes images up to {limit:g} MB:"
+                           " scale it down or save it as JPEG", param="image")
 
 
 def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
@@ -155,19 +171,20 @@ def ask_image_api(suite: Suite):
         max_new_tokens: the longest reply (0 = the model's default).
         device: CPU, GPU, NPU or AUTO ("" = the app's default).
         """
-        entry = entry_for(suite, PANEL, model)
-        earlier = history_turns(history)
-        files = [ref] if (ref := file_ref(image, "image")) else []
-        question = _check_turn(entry, question, files, earlier)
-        handle, facts = _load(suite, entry, device)
-        chat = [*earlier, ChatTurn(question, tuple(files))]
-        text = ""
-        for item in _answers(handle, facts, chat, _settings(entry, max_new_tokens), threading.Event()):
-            if isinstance(item, Answer):
-                yield item.text, item.metrics
-            else:
-                text = item
-                yield text, {}
+        scratch = files.Scratch()  # data-URL images this request wrote: a refused request keeps none of them
+        try:
+            with scratch.collecting():
+                entry = entry_for(suite, PANEL, model)
+                earlier = history_turns(history)
+                refs = [ref] if (ref := file_ref(image, "image")) else []
+                question = _check_turn(entry, question, refs, earlier)
+            handle, facts = _load(suite, entry, device)
+            chat = [*earlier, ChatTurn(question, tuple(refs))]
+            for item in _answers(handle, facts, chat, _settings(entry, max_new_tokens), threading.Event()):
+                yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
+        except Exception:
+            scratch.discard()
+            raise
 
     api = guarded(ask_image)
     # gr.api reads the outputs from the return annotation: the generator streams (reply, metrics) pairs.

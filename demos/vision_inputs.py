@@ -14,19 +14,18 @@ import functools
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import images_in
-from .errors import UserError
+from . import files, images_in
+from .errors import TooLarge, UserError
 from .images_in import Budget, ImageError
 from .uploads import checked_upload, refusal
 from .vision_chat import ImageIn, Turn
 
 _CACHE = images_in.PreparedCache()
-_DATA_URL_FOLDER = Path(tempfile.gettempdir()) / "ov-genai-demos-vision-uploads"
+_DATA_URL_USE = "vision-uploads"  # the subfolder of the app's private temp folder for data-URL images
 
 
 @dataclass(frozen=True)
@@ -79,20 +78,28 @@ def _data_url(url: str, what: str) -> FileRef:
     header, _, payload = url.partition(",")
     if not header.startswith("data:image/") or ";base64" not in header:
         raise ValueError(f"{what}: a data URL must look like data:image/png;base64,<data>")
+    _check_data_url_size(len(payload) * 3 // 4, what)  # before decoding: a refused payload is never written
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{what}: the data URL is not valid base64") from None
-    _DATA_URL_FOLDER.mkdir(parents=True, exist_ok=True)
     name = hashlib.blake2b(data, digest_size=16).hexdigest()
     subtype = header[len("data:image/"):].split(";")[0].lower()
     extension = subtype if re.fullmatch(r"[a-z0-9+.-]{1,10}", subtype) else "img"  # it becomes part of a path
-    path = _DATA_URL_FOLDER / f"{name}.{extension}"
+    folder = files.folder(_DATA_URL_USE)
+    files.sweep(folder)  # named by content, so a swept image that is sent again is simply written again
+    path = folder / f"{name}.{extension}"
     if not path.exists():
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_bytes(data)
-        partial.replace(path)
+        files.write_atomic(path, data)
+        files.note_written(path)  # removed again if this request is refused
     return FileRef(str(path), f"image.{path.suffix.lstrip('.')}")
+
+
+def _check_data_url_size(size: int, what: str) -> None:
+    limit = files.limits().image_mb
+    if size > limit * files.MB:
+        raise TooLarge(f"{what}: the image in the data URL is {files.megabytes(size)}; the Vision panel takes "
+                       f"images up to {limit:g} MB: scale it down or send it as JPEG", param=what)
 
 
 def check_files(files: list[FileRef] | tuple[FileRef, ...]) -> None:

@@ -1,17 +1,16 @@
 """Example pictures for the Vision panel, drawn with PIL on first use (no binary files in the repository).
 
 A scene to describe and a sign to read: enough for a one-click first question on stage. Drawing both takes a few
-milliseconds; they are written once to a temporary folder and reused.
+milliseconds; they are written once to the app's temp folder and reused.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-FOLDER = Path(tempfile.gettempdir()) / "ov-genai-demos-vision-samples"
+from . import files
 
 
 def _scene(path: Path) -> None:
@@ -41,10 +40,10 @@ def _sign(path: Path) -> None:
 
 def sample_images() -> list[Path]:
     """Paths of the example pictures, drawing any that are missing."""
-    FOLDER.mkdir(parents=True, exist_ok=True)
+    folder = files.folder("samples")  # the app's own: a planted link at a fixed name is never written through
     paths = []
     for name, draw in (("scene.jpg", _scene), ("sign.jpg", _sign)):
-        path = FOLDER / name
+        path = folder / name
         if not path.exists():
             partial = path.with_name(f".{path.stem}.{os.getpid()}.jpg")
             draw(partial)
