@@ -64,7 +64,7 @@ def prefetch(suite, ids: list[str]) -> int:
             started = time.perf_counter()
             print(f"{entry.id} ({device}): fetching…", file=sys.stderr, flush=True)
             try:
-                prepared = suite.prepare(entry, device, _cli_progress)
+                prepared = suite.prepare(entry, device, _cli_progress, repair=True)  # re-exports a damaged one
             except (LoaderError, KeyError, ValueError) as exc:
                 failures += 1
                 print(f"{entry.id} ({device}): FAILED: {exc}", file=sys.stderr, flush=True)

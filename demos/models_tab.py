@@ -18,10 +18,15 @@ def _state(suite: Suite, entry: Entry) -> tuple[str, str, str]:
         state = "local folder"
     elif status.downloaded:
         state = "downloaded"
+    elif status.partial:
+        state = "partly downloaded"  # an interrupted download: Fetch completes it
     else:
         state = "not downloaded"
     if status.needs_export:
-        state += ", exported" if status.exported else ", needs export"
+        if status.damaged:
+            state += ", damaged: re-export"  # Fetch exports it again
+        else:
+            state += ", exported" if status.exported else ", needs export"
     loaded = ", ".join(suite.is_loaded(entry, status)) or "–"
     return state, format_bytes(status.size_bytes), loaded
 
@@ -67,7 +72,9 @@ def build(suite: Suite) -> None:
     hub_sizes: dict[str, int | None] = {}
     entries = suite.catalog.entries()
     gr.Markdown("Models download or export on first use and stay cached in "
-                f"`{suite.loader.cache_dir}`. Fetch them here ahead of time, or load one to compile it now."
+                f"`{suite.loader.cache_dir}`. Fetch them here ahead of "
+                "time (Fetch also completes a partial download and exports a damaged export again), or load one "
+                "to compile it now."
                 + (" **Offline:** only cached models are available." if suite.loader.offline else ""))
     table = gr.Dataframe(value=lambda: table_rows(suite, hub_sizes), headers=HEADERS, interactive=False,
                          wrap=True, column_widths=["7%", "14%", "19%", "26%", "10%", "14%", "10%"],
@@ -95,10 +102,11 @@ def build(suite: Suite) -> None:
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
         prepared = suite.prepare(entry, suite.runtime.check_device(device_name or suite.default_device),
-                                  gradio_progress(progress))
+                                  gradio_progress(progress), repair=True)
         extra = len(prepared.adapters) + len(prepared.drafts)
         note = f" with {extra} adapter(s)/draft(s)" if extra else ""
-        return (f"**{entry.title}** is ready in `{prepared.model_dir}`{note} "
+        # Relative to the cache: a client is not told where the server keeps its files.
+        return (f"**{entry.title}** is ready in {suite.loader.shown_path(prepared.model_dir)}{note} "
                 f"({time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
 
     @guarded
