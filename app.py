@@ -137,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     from demos.presenter import lan_address, launch_options
+    from demos.public_paths import hide_in_config, is_loopback
     from demos.spaces import listen_address
     host, port = listen_address(args.host, args.port)
+    suite.expose_paths = is_loopback(host)  # visitors from other machines are not shown server paths
     demo = build_app(suite)
+    if not suite.expose_paths:
+        hide_in_config(demo, suite)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
                                                    show_error=True, prevent_thread_lock=True,
                                                    **launch_options(args.presenter))

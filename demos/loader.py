@@ -223,7 +223,8 @@ class Loader:
         if export is not None:
             return self._export(folder, source, revision, export, panel, what, progress, fetch_ids, repair)
         if not has_openvino_model(folder):
-            raise LoaderError(f"{what}: {source} holds no OpenVINO model (*.xml). Add 'export: {{weight_format: "
+            shown = source if local is None else self.shown_path(local)
+            raise LoaderError(f"{what}: {shown} holds no OpenVINO model (*.xml). Add 'export: {{weight_format: "
                               "int8}}' to its entry in models.yaml to convert it with optimum-intel.")
         return folder
 
@@ -265,7 +266,7 @@ class Loader:
         except LocalEntryNotFoundError:
             raise NotCachedError(f"{what}: cannot reach the hub to download {repo_id} and it is not cached. Check "
                                  "the network (or HF_ENDPOINT), or fetch it on a connected machine with "
-                                 f"python app.py --prefetch and copy {self._hub_cache()}.") from None
+                                 "python app.py --prefetch and copy its hub cache (HF_HOME).") from None
         except (OSError, httpx.HTTPError) as exc:
             raise LoaderError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
                               "files that finished are kept.") from None
@@ -445,7 +446,7 @@ class Loader:
         if local is not None:
             path = local / adapter.file if adapter.file else local
             if not path.is_file():
-                raise LoaderError(f"LoRA adapter {adapter.id!r}: {path} does not exist.")
+                raise LoaderError(f"LoRA adapter {adapter.id!r}: {self.shown_path(path)} does not exist.")
             return path
         import httpx
         from huggingface_hub import hf_hub_download

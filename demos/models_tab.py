@@ -54,16 +54,18 @@ def _short_source(suite: Suite, source: str) -> str:
 
 
 def _details(suite: Suite, entry: Entry) -> str:
-    lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{entry.source}`"]
+    shown = (lambda source: source) if suite.expose_paths else (lambda source: _short_source(suite, source))
+    lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{shown(entry.source)}`"]
     if entry.export:
         options = ", ".join(f"{k}={v}" for k, v in entry.export.model_dump(exclude_none=True).items())
         lines.append(f"Exported with optimum-intel on first use ({options}).")
     for device, variant in entry.variants.items():
-        lines.append(f"On {device}: `{variant.source}`")
+        lines.append(f"On {device}: `{shown(variant.source)}`")
     for adapter in getattr(entry, "adapters", []):
-        lines.append(f"LoRA adapter *{adapter.title}*: `{adapter.source}`" + (f" / `{adapter.file}`" if adapter.file else ""))
+        lines.append(f"LoRA adapter *{adapter.title}*: `{shown(adapter.source)}`"
+                     + (f" / `{adapter.file}`" if adapter.file else ""))
     for draft in getattr(entry, "drafts", []):
-        lines.append(f"Draft model *{draft.title}*: `{draft.source}`")
+        lines.append(f"Draft model *{draft.title}*: `{shown(draft.source)}`")
     return "  \n".join(lines)
 
 
@@ -71,8 +73,8 @@ def build(suite: Suite) -> None:
     """The Models tab's body (call inside ``gr.Tab``)."""
     hub_sizes: dict[str, int | None] = {}
     entries = suite.catalog.entries()
-    gr.Markdown("Models download or export on first use and stay cached in "
-                f"`{suite.loader.cache_dir}`. Fetch them here ahead of "
+    where = f"`{suite.loader.cache_dir}`" if suite.expose_paths else "the app's cache folder (--cache-dir)"
+    gr.Markdown(f"Models download or export on first use and stay cached in {where}. Fetch them here ahead of "
                 "time (Fetch also completes a partial download and exports a damaged export again), or load one "
                 "to compile it now."
                 + (" **Offline:** only cached models are available." if suite.loader.offline else ""))

@@ -54,6 +54,8 @@ class Suite:
         # Presenter mode (demos.presenter): panels open on the stage entries, with Compare views first.
         self.presenter = False
         self.stage_entries: list[Entry] = []
+        # Whether the page may show absolute server paths (cache, model folders): only to a loopback listener.
+        self.expose_paths = True
 
     def stage_first(self, entries: list[E]) -> list[E]:
         """``entries`` with the panel's stage entry first in presenter mode, so its tab opens on the warm model."""

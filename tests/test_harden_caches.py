@@ -220,3 +220,21 @@ def test_touched_but_unchanged_export_stays_exported(world, healthy_answer):
     os.utime(model, ns=(time.time_ns(), time.time_ns()))
     assert _state(world, EXPORT_ID) == "local folder, exported"
     assert _reply(_chat(world, EXPORT_ID)) == healthy_answer
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Defect 10b: no absolute server path in replies or in the page config
+
+
+def test_replies_and_page_config_hold_no_server_path(world, healthy_answer):
+    client = Client(world.url, verbose=False)
+    for entry_id in (EXPORT_ID, "tiny-llm"):
+        message, _ = client.predict(entry_id, "CPU", api_name="/fetch_model")
+        _no_server_path(message, world)
+        message, _ = client.predict(entry_id, "CPU", api_name="/load_model")
+        _no_server_path(message, world)
+    with urllib.request.urlopen(world.url + "config", timeout=30) as response:
+        config = response.read().decode()
+    _no_server_path(config, world)
+    assert not re.search(r"ov-genai-demos-tests", config), "the catalog's model folders are disclosed"
+    json.loads(config)
