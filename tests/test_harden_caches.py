@@ -139,6 +139,29 @@ def test_interrupted_download_is_partly_downloaded_and_offline_names_the_command
     assert offline.returncode == 1 and f"python app.py --prefetch {HUB_ID}" in offline.stderr, offline.stderr
 
 
+def test_online_fetch_downloads_again_what_no_longer_matches_the_record(kit, hf_home, tmp_path):
+    """snapshot_download trusts any file whose link exists; a blob cut short after a complete download is caught by
+    the record and fetched again (that one file only), and the snapshot is whole again."""
+    from demos.catalog import load_catalog
+    from demos.loader import Loader
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump({"chat": [{"id": HUB_ID, "source": HUB_REPO}]}))
+    catalog = load_catalog(path)
+    entry = catalog.entry(HUB_ID)
+    with HubServer({HUB_REPO: kit.llm.main_ov}) as hub, hub.as_default_endpoint():
+        loader = Loader(catalog, tmp_path / "cache", offline=False)
+        folder = loader.model_dir(entry, "CPU")
+        blob = (folder / "openvino_model.bin").resolve()
+        blob.write_bytes(blob.read_bytes()[:1000])
+        status = loader.status(entry.source, None, None, "chat")
+        assert not status.downloaded and status.path is None and status.partial
+        hub.reset_stats()
+        assert loader.model_dir(entry, "CPU") == folder
+        assert dict(hub.downloads) == {(HUB_REPO, "openvino_model.bin"): 1}
+    assert (folder / "openvino_model.bin").read_bytes() == (kit.llm.main_ov / "openvino_model.bin").read_bytes()
+    assert loader.status(entry.source, None, None, "chat").downloaded
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Defect 5: a damaged export
 
