@@ -64,7 +64,7 @@ def prefetch(suite, ids: list[str]) -> int:
             started = time.perf_counter()
             print(f"{entry.id} ({device}): fetching…", file=sys.stderr, flush=True)
             try:
-                prepared = suite.prepare(entry, device, _cli_progress)
+                prepared = suite.prepare(entry, device, _cli_progress, repair=True)  # re-exports a damaged one
             except (LoaderError, KeyError, ValueError) as exc:
                 failures += 1
                 print(f"{entry.id} ({device}): FAILED: {exc}", file=sys.stderr, flush=True)
@@ -162,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     from demos.presenter import lan_address, launch_options
+    from demos.public_paths import hide_in_config, is_loopback
     from demos.spaces import listen_address
     host, port = listen_address(args.host, args.port)
+    suite.expose_paths = is_loopback(host)  # visitors from other machines are not shown server paths
     demo = build_app(suite)
+    if not suite.expose_paths:
+        hide_in_config(demo, suite)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
                                                    show_error=True, prevent_thread_lock=True,
                                                    max_file_size=int(catalog.settings.max_upload_mb * (1 << 20)),

@@ -8,12 +8,17 @@
   complete, under a file lock, so concurrent callers export once and a killed export is never mistaken for
   a finished one.
 - Offline (``offline=True`` or ``HF_HUB_OFFLINE=1``) uses only what is cached and says how to fetch the rest.
+- Caches cannot lie: a finished download or export records its files (``demos.manifest``), and every use checks
+  them. A snapshot without a record, or with a file missing or changed, is "partly downloaded" (a download killed
+  half-way leaves exactly that); an export that no longer matches its record is damaged and is exported again
+  by Fetch / ``--prefetch`` (``repair=True``), never handed to OpenVINO.
 """
 from __future__ import annotations
 
 import ctypes
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,7 +34,9 @@ from typing import Callable
 from filelock import FileLock
 
 from .catalog import Adapter, Catalog, Draft, Entry, ExportOptions
-from . import lora
+from . import lora, manifest
+
+log = logging.getLogger("demos.loader")
 
 ProgressFn = Callable[[float | None, str], None]
 """``progress(fraction or None, message)``: fraction in [0, 1], None when unknown."""
@@ -43,6 +50,8 @@ _CONFIG_FILES = ("preprocessor_config.json", "processor_config.json", "chat_temp
 # optimum-cli tasks per panel; None lets optimum infer it from the checkpoint.
 _TASKS = {"chat": "text-generation-with-past", "image": "text-to-image",
           "speech": "automatic-speech-recognition-with-past", "vision": "image-text-to-text"}
+EXPORT_RECORD = "demos-export.json"  # in every export folder: options, versions, and the files it wrote
+SNAPSHOT_RECORDS = "demos-manifests"  # in a hub cache repo folder, one <commit>.json per complete snapshot
 
 
 class LoaderError(Exception):
@@ -50,7 +59,11 @@ class LoaderError(Exception):
 
 
 class NotCachedError(LoaderError):
-    """Offline, and the thing asked for is not in the cache."""
+    """Offline, and the thing asked for is not in the cache (or only part of it is)."""
+
+
+class DamagedExportError(LoaderError):
+    """An export folder no longer holds what the export wrote; Fetch or ``--prefetch`` exports it again."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +71,13 @@ class Status:
     """What the cache holds for one source (no network)."""
 
     kind: str            # "local" | "hub"
-    downloaded: bool     # hub snapshot present (always True for local)
+    downloaded: bool     # complete hub snapshot present (always True for local)
     needs_export: bool
-    exported: bool
+    exported: bool       # a finished export that still matches its record
     size_bytes: int | None
     path: Path | None    # the folder a pipeline would open, when ready
+    partial: bool = False        # hub: some files of a snapshot are there, not all (an interrupted download)
+    damaged: str | None = None   # export: what no longer matches its record ("openvino_model.bin is missing")
 
     @property
     def ready(self) -> bool:
@@ -105,15 +120,34 @@ class Loader:
     # ----------------------------------------------------------------------------------------------------
     # Public surface: models, drafts, adapters
 
-    def model_dir(self, entry: Entry, device: str, progress: ProgressFn = _no_progress) -> Path:
-        """Folder of ``entry``'s OpenVINO model for ``device`` (its variant, if listed), fetched if needed."""
-        source, revision, export = entry.source_for(device)
-        return self._resolve(source, revision, export, entry.panel, f"model {entry.id!r}", entry.id, progress)
+    def model_dir(self, entry: Entry, device: str, progress: ProgressFn = _no_progress,
+                  repair: bool = False) -> Path:
+        """Folder of ``entry``'s OpenVINO model for ``device`` (its variant, if listed), fetched if needed.
 
-    def draft_dir(self, draft: Draft, progress: ProgressFn = _no_progress, owner: str = "") -> Path:
+        A damaged export raises ``DamagedExportError``; with ``repair`` (Fetch, ``--prefetch``) it is exported
+        again instead.
+        """
+        source, revision, export = entry.source_for(device)
+        return self._resolve(source, revision, export, entry.panel, f"model {entry.id!r}", entry.id, progress,
+                             repair)
+
+    def draft_dir(self, draft: Draft, progress: ProgressFn = _no_progress, owner: str = "",
+                  repair: bool = False) -> Path:
         """Folder of a draft model; ``owner`` is the id of the chat entry that lists it (for hints)."""
         return self._resolve(draft.source, draft.revision, draft.export, "chat", f"draft {draft.id!r}",
-                             owner or draft.id, progress)
+                             owner or draft.id, progress, repair)
+
+    def shown_path(self, path: Path) -> str:
+        """``path`` as clients may see it: relative to the cache ("exports/…"), the hub cache, or just its name.
+
+        Absolute server paths stay out of replies (the log and Show code keep them).
+        """
+        for root, prefix in ((self.cache_dir, ""), (Path(self._hub_cache()), "hub cache: ")):
+            try:
+                return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                continue
+        return f"the folder {path.name}"
 
     def adapter_file(self, adapter: Adapter, model_dir: Path | None = None,
                      progress: ProgressFn = _no_progress, owner: str = "") -> Path:
@@ -148,18 +182,22 @@ class Loader:
         """What is cached for a source, without touching the network."""
         local = self.catalog.local_path(source)
         if local is not None:
-            folder, downloaded, kind = local, True, "local"
+            folder, downloaded, partial, kind = local, True, False, "local"
         else:
             folder = self._cached_snapshot(source, revision)
-            downloaded, kind = folder is not None, "hub"
+            partial = folder is not None and self._snapshot_problem(folder) is not None
+            downloaded, kind = folder is not None and not partial, "hub"
         if export is None:
-            ready = folder if folder is not None and has_openvino_model(folder) else None
+            ready = folder if downloaded and folder is not None and has_openvino_model(folder) else None
             size = folder_size(folder) if folder is not None else None
-            return Status(kind, downloaded, False, False, size, ready)
+            return Status(kind, downloaded, False, False, size, ready, partial)
         exported = self._export_path(folder, source, revision, export, panel) if folder is not None else None
-        done = exported is not None and exported.is_dir()
-        size = folder_size(exported) if done else (folder_size(folder) if folder is not None else None)
-        return Status(kind, downloaded, True, done, size, exported if done else None)
+        present = exported is not None and exported.is_dir()
+        damaged = self._export_problem(exported) if present and exported is not None else None
+        done = present and damaged is None
+        size = folder_size(exported) if present and exported is not None else \
+            (folder_size(folder) if folder is not None else None)
+        return Status(kind, downloaded, True, done, size, exported if done else None, partial, damaged)
 
     def hub_size(self, source: str, revision: str | None) -> int | None:
         """Total size of a hub repo's files as the hub reports them (network); None offline or on error."""
@@ -176,16 +214,17 @@ class Loader:
     # Resolution
 
     def _resolve(self, source: str, revision: str | None, export: ExportOptions | None, panel: str, what: str,
-                 fetch_ids: str, progress: ProgressFn) -> Path:
+                 fetch_ids: str, progress: ProgressFn, repair: bool = False) -> Path:
         local = self.catalog.local_path(source)
         if local is not None:
             folder = local
         else:
             folder = self._download(source, revision, what, fetch_ids, progress, for_export=export is not None)
         if export is not None:
-            return self._export(folder, source, revision, export, panel, what, progress)
+            return self._export(folder, source, revision, export, panel, what, progress, fetch_ids, repair)
         if not has_openvino_model(folder):
-            raise LoaderError(f"{what}: {source} holds no OpenVINO model (*.xml). Add 'export: {{weight_format: "
+            shown = source if local is None else self.shown_path(local)
+            raise LoaderError(f"{what}: {shown} holds no OpenVINO model (*.xml). Add 'export: {{weight_format: "
                               "int8}}' to its entry in models.yaml to convert it with optimum-intel.")
         return folder
 
@@ -204,11 +243,17 @@ class Loader:
             cached = self._cached_snapshot(repo_id, revision)
             if cached is None:
                 raise NotCachedError(self._offline_hint(what, repo_id, fetch_ids))
+            problem = self._snapshot_problem(cached)
+            if problem is not None:
+                raise NotCachedError(f"{what}: the download of {repo_id} did not finish ({problem}) and the app is "
+                                     f"offline. Complete it while online: python app.py --prefetch {fetch_ids}")
             return cached
         progress(None, f"Downloading {repo_id} from the Hugging Face hub…")
+        ignore = self._ignore_patterns(repo_id, revision) if for_export else None
         try:
-            path = snapshot_download(repo_id, revision=revision,
-                                     ignore_patterns=self._ignore_patterns(repo_id, revision) if for_export else None)
+            path = self._seal_snapshot(Path(snapshot_download(repo_id, revision=revision, ignore_patterns=ignore)),
+                                       lambda: Path(snapshot_download(repo_id, revision=revision,
+                                                                      ignore_patterns=ignore)))
         except GatedRepoError:
             raise LoaderError(f"{what}: {repo_id} is gated. Accept its licence on the hub, then set HF_TOKEN to a "
                               "token of that account and restart.") from None
@@ -221,12 +266,51 @@ class Loader:
         except LocalEntryNotFoundError:
             raise NotCachedError(f"{what}: cannot reach the hub to download {repo_id} and it is not cached. Check "
                                  "the network (or HF_ENDPOINT), or fetch it on a connected machine with "
-                                 f"python app.py --prefetch and copy {self._hub_cache()}.") from None
+                                 "python app.py --prefetch and copy its hub cache (HF_HOME).") from None
         except (OSError, httpx.HTTPError) as exc:
             raise LoaderError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
                               "files that finished are kept.") from None
         progress(1.0, f"Downloaded {repo_id}")
-        return Path(path)
+        return path
+
+    def _seal_snapshot(self, folder: Path, download_again: Callable[[], Path]) -> Path:
+        """Record a snapshot ``snapshot_download`` has just completed.
+
+        ``snapshot_download`` trusts any file whose link exists, so files that no longer match an earlier record
+        (cut short, changed) are deleted, blob and link, and downloaded again before the new record is written.
+        """
+        record_path = _snapshot_record(folder)
+        record = manifest.read_json(record_path) or {}
+        known = record.get("files") if isinstance(record.get("files"), dict) else {}
+        present = {name: info for name, info in known.items() if (folder / name).exists()}
+        bad = manifest.verify(folder, present).bad if present else ()
+        if bad:
+            log.warning("re-downloading %s: no longer as downloaded", ", ".join(bad))
+            for name in bad:
+                link = folder / name
+                blob = link.resolve()
+                link.unlink(missing_ok=True)
+                if blob != link:
+                    blob.unlink(missing_ok=True)
+            folder = download_again()
+        files = manifest.describe(folder, known={k: v for k, v in known.items() if k not in bad}, hint=_lfs_sha256)
+        if files != known:
+            _try_write(record_path, {"commit": folder.name, "files": files})  # read-only cache: works online only
+        return folder
+
+    def _snapshot_problem(self, folder: Path) -> str | None:
+        """None when a snapshot holds every file of its record; else what is missing or changed."""
+        record_path = _snapshot_record(folder)
+        record = manifest.read_json(record_path)
+        if record is None or not isinstance(record.get("files"), dict):
+            blobs = folder.parent.parent / "blobs"
+            if any(blobs.glob("*.incomplete")):
+                return "some files are still .incomplete"
+            return "no record that it completed"
+        verdict = manifest.verify(folder, record["files"])
+        if verdict.refreshed is not None:
+            _try_write(record_path, {**record, "files": verdict.refreshed})
+        return verdict.problem
 
     def _ignore_patterns(self, repo_id: str, revision: str | None) -> list[str]:
         """Skip .bin weights when the repo also has safetensors: exports read either."""
@@ -266,29 +350,69 @@ class Loader:
         return self.cache_dir / "exports" / f"{name}-{export.weight_format}-{key}"
 
     def _export(self, folder: Path, source: str, revision: str | None, export: ExportOptions, panel: str,
-                what: str, progress: ProgressFn) -> Path:
+                what: str, progress: ProgressFn, fetch_ids: str = "", repair: bool = False) -> Path:
         final = self._export_path(folder, source, revision, export, panel)
-        if final.is_dir():
+        if final.is_dir() and self._usable_export(final, what, fetch_ids or what, repair):
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock"):
-            if final.is_dir():  # another caller finished it while we waited
-                return final
-            for stale in final.parent.glob(final.name + ".tmp-*"):  # left by a killed export
-                shutil.rmtree(stale, ignore_errors=True)
+            if final.is_dir():
+                if self._usable_export(final, what, fetch_ids or what, repair):  # another caller finished it
+                    return final
+                _discard(final)
+            for stale in [*final.parent.glob(final.name + ".tmp-*"), *final.parent.glob(final.name + ".damaged-*")]:
+                shutil.rmtree(stale, ignore_errors=True)  # left by a killed export or a killed repair
             tmp = final.parent / f"{final.name}.tmp-{os.getpid()}-{threading.get_ident()}"
             try:
                 self._run_export(folder, tmp, export, export.task or _TASKS.get(panel), what, progress)
                 for name in _CONFIG_FILES:
                     if (folder / name).is_file() and not (tmp / name).exists():
                         shutil.copy2(folder / name, tmp / name)
-                (tmp / "demos-export.json").write_text(json.dumps(
-                    {"source": source, "revision": revision, "export": export.model_dump(),
-                     "optimum-intel": _version("optimum-intel"), "finished": time.time()}, indent=2))
+                progress(None, f"Recording what the export of {what} wrote…")
+                # Written last, inside the temporary folder: a folder in place always has its record.
+                manifest.write_json(tmp / EXPORT_RECORD, {
+                    "source": source, "revision": revision, "export": export.model_dump(),
+                    "optimum-intel": _version("optimum-intel"), "finished": time.time(),
+                    "files": manifest.describe(tmp, exclude={EXPORT_RECORD})})
                 tmp.rename(final)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def _usable_export(self, final: Path, what: str, fetch_ids: str, repair: bool) -> bool:
+        """True when ``final`` matches its record; False (export again) when damaged and ``repair``; else raise."""
+        problem = self._export_problem(final)
+        if problem is None:
+            self._adopt_export(final)
+            return True
+        if repair:
+            log.warning("%s: the export in %s is damaged (%s); exporting again", what, final, problem)
+            return False
+        raise DamagedExportError(f"{what}: the export in {self.shown_path(final)} is damaged ({problem}); press "
+                                 f"Fetch in the Models tab or run `python app.py --prefetch {fetch_ids}` to export "
+                                 "again.")
+
+    @staticmethod
+    def _export_problem(final: Path) -> str | None:
+        """None when an export folder holds what its export wrote; else what is missing or changed."""
+        record_path = final / EXPORT_RECORD
+        record = manifest.read_json(record_path)
+        if record is None:
+            return f"{EXPORT_RECORD} is missing or unreadable"
+        if not isinstance(record.get("files"), dict):
+            return None  # written before exports recorded their files: adopted on use (_adopt_export)
+        verdict = manifest.verify(final, record["files"])
+        if verdict.refreshed is not None:
+            _try_write(record_path, {**record, "files": verdict.refreshed})
+        return verdict.problem
+
+    @staticmethod
+    def _adopt_export(final: Path) -> None:
+        """Give an export made before records existed its record now, so later damage is seen."""
+        record_path = final / EXPORT_RECORD
+        record = manifest.read_json(record_path)
+        if record is not None and not isinstance(record.get("files"), dict):
+            _try_write(record_path, {**record, "files": manifest.describe(final, exclude={EXPORT_RECORD})})
 
     def _run_export(self, source: Path, target: Path, export: ExportOptions, task: str | None, what: str,
                     progress: ProgressFn) -> None:
@@ -322,7 +446,7 @@ class Loader:
         if local is not None:
             path = local / adapter.file if adapter.file else local
             if not path.is_file():
-                raise LoaderError(f"LoRA adapter {adapter.id!r}: {path} does not exist.")
+                raise LoaderError(f"LoRA adapter {adapter.id!r}: {self.shown_path(path)} does not exist.")
             return path
         import httpx
         from huggingface_hub import hf_hub_download
@@ -375,6 +499,33 @@ def export_command(source: Path, target: Path, export: ExportOptions, task: str 
     if export.sym:
         command += ["--sym"]
     return command + [str(target)]
+
+
+def _snapshot_record(snapshot: Path) -> Path:
+    """Where the record of a hub snapshot lives: beside ``snapshots/`` in its repo's cache folder, so it moves
+    and is deleted with the hub cache (``hf cache`` tools ignore folders they do not know)."""
+    return snapshot.parent.parent / SNAPSHOT_RECORDS / f"{snapshot.name}.json"
+
+
+def _lfs_sha256(link: Path) -> str | None:
+    """The sha256 of a hub cache file whose blob is named by it (LFS files); None for git blobs (sha1 names)."""
+    name = link.resolve().name
+    return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
+
+
+def _try_write(path: Path, data: dict) -> None:
+    """Refresh a record if the cache is writable; a read-only cache is only checked a little slower."""
+    try:
+        manifest.write_json(path, data)
+    except OSError as exc:
+        log.info("cannot refresh %s: %s", path, exc)
+
+
+def _discard(folder: Path) -> None:
+    """Move a damaged folder out of the way first (one rename), so no reader sees it half deleted."""
+    aside = folder.parent / f"{folder.name}.damaged-{os.getpid()}-{threading.get_ident()}"
+    folder.rename(aside)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _peft_alpha(folder: Path) -> float | None:

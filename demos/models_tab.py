@@ -18,10 +18,15 @@ def _state(suite: Suite, entry: Entry) -> tuple[str, str, str]:
         state = "local folder"
     elif status.downloaded:
         state = "downloaded"
+    elif status.partial:
+        state = "partly downloaded"  # an interrupted download: Fetch completes it
     else:
         state = "not downloaded"
     if status.needs_export:
-        state += ", exported" if status.exported else ", needs export"
+        if status.damaged:
+            state += ", damaged: re-export"  # Fetch exports it again
+        else:
+            state += ", exported" if status.exported else ", needs export"
     loaded = ", ".join(suite.is_loaded(entry, status)) or "–"
     return state, format_bytes(status.size_bytes), loaded
 
@@ -49,16 +54,18 @@ def _short_source(suite: Suite, source: str) -> str:
 
 
 def _details(suite: Suite, entry: Entry) -> str:
-    lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{entry.source}`"]
+    shown = (lambda source: source) if suite.expose_paths else (lambda source: _short_source(suite, source))
+    lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{shown(entry.source)}`"]
     if entry.export:
         options = ", ".join(f"{k}={v}" for k, v in entry.export.model_dump(exclude_none=True).items())
         lines.append(f"Exported with optimum-intel on first use ({options}).")
     for device, variant in entry.variants.items():
-        lines.append(f"On {device}: `{variant.source}`")
+        lines.append(f"On {device}: `{shown(variant.source)}`")
     for adapter in getattr(entry, "adapters", []):
-        lines.append(f"LoRA adapter *{adapter.title}*: `{adapter.source}`" + (f" / `{adapter.file}`" if adapter.file else ""))
+        lines.append(f"LoRA adapter *{adapter.title}*: `{shown(adapter.source)}`"
+                     + (f" / `{adapter.file}`" if adapter.file else ""))
     for draft in getattr(entry, "drafts", []):
-        lines.append(f"Draft model *{draft.title}*: `{draft.source}`")
+        lines.append(f"Draft model *{draft.title}*: `{shown(draft.source)}`")
     return "  \n".join(lines)
 
 
@@ -66,8 +73,10 @@ def build(suite: Suite) -> None:
     """The Models tab's body (call inside ``gr.Tab``)."""
     hub_sizes: dict[str, int | None] = {}
     entries = suite.catalog.entries()
-    gr.Markdown("Models download or export on first use and stay cached in "
-                f"`{suite.loader.cache_dir}`. Fetch them here ahead of time, or load one to compile it now."
+    where = f"`{suite.loader.cache_dir}`" if suite.expose_paths else "the app's cache folder (--cache-dir)"
+    gr.Markdown(f"Models download or export on first use and stay cached in {where}. Fetch them here ahead of "
+                "time (Fetch also completes a partial download and exports a damaged export again), or load one "
+                "to compile it now."
                 + (" **Offline:** only cached models are available." if suite.loader.offline else ""))
     table = gr.Dataframe(value=lambda: table_rows(suite, hub_sizes), headers=HEADERS, interactive=False,
                          wrap=True, column_widths=["7%", "14%", "19%", "26%", "10%", "14%", "10%"],
@@ -95,10 +104,11 @@ def build(suite: Suite) -> None:
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
         prepared = suite.prepare(entry, suite.runtime.check_device(device_name or suite.default_device),
-                                  gradio_progress(progress))
+                                  gradio_progress(progress), repair=True)
         extra = len(prepared.adapters) + len(prepared.drafts)
         note = f" with {extra} adapter(s)/draft(s)" if extra else ""
-        return (f"**{entry.title}** is ready in `{prepared.model_dir}`{note} "
+        # Relative to the cache: a client is not told where the server keeps its files.
+        return (f"**{entry.title}** is ready in {suite.loader.shown_path(prepared.model_dir)}{note} "
                 f"({time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
 
     @guarded

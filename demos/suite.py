@@ -54,6 +54,8 @@ class Suite:
         # Presenter mode (demos.presenter): panels open on the stage entries, with Compare views first.
         self.presenter = False
         self.stage_entries: list[Entry] = []
+        # Whether the page may show absolute server paths (cache, model folders): only to a loopback listener.
+        self.expose_paths = True
 
     def stage_first(self, entries: list[E]) -> list[E]:
         """``entries`` with the panel's stage entry first in presenter mode, so its tab opens on the warm model."""
@@ -72,14 +74,15 @@ class Suite:
     # ----------------------------------------------------------------------------------------------------
 
     def prepare(self, entry: Entry, device: str, progress: ProgressFn = _no_progress,
-                drafts: bool = True) -> Prepared:
-        """Fetch (download / export / convert) everything ``entry`` needs on ``device``."""
-        model_dir = self.loader.model_dir(entry, device, progress)
+                drafts: bool = True, repair: bool = False) -> Prepared:
+        """Fetch (download / export / convert) everything ``entry`` needs on ``device``; with ``repair`` (Fetch,
+        ``--prefetch``) damaged exports are exported again instead of refused."""
+        model_dir = self.loader.model_dir(entry, device, progress, repair=repair)
         adapters = {a.id: self.loader.adapter_file(a, model_dir, progress, owner=entry.id)
                     for a in getattr(entry, "adapters", [])}
         draft_dirs = {}
         if drafts:
-            draft_dirs = {d.id: self.loader.draft_dir(d, progress, owner=entry.id)
+            draft_dirs = {d.id: self.loader.draft_dir(d, progress, owner=entry.id, repair=repair)
                           for d in getattr(entry, "drafts", [])}
         return Prepared(model_dir, adapters, draft_dirs)
 
