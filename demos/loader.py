@@ -52,6 +52,7 @@ _TASKS = {"chat": "text-generation-with-past", "image": "text-to-image",
           "speech": "automatic-speech-recognition-with-past", "vision": "image-text-to-text"}
 EXPORT_RECORD = "demos-export.json"  # in every export folder: options, versions, and the files it wrote
 SNAPSHOT_RECORDS = "demos-manifests"  # in a hub cache repo folder, one <commit>.json per complete snapshot
+DOWNLOADING = "downloading"  # in SNAPSHOT_RECORDS while a download of ours runs (removed once it is sealed)
 
 
 class LoaderError(Exception):
@@ -250,6 +251,8 @@ class Loader:
             return cached
         progress(None, f"Downloading {repo_id} from the Hugging Face hub…")
         ignore = self._ignore_patterns(repo_id, revision) if for_export else None
+        marker = _download_marker(self._hub_cache(), repo_id)
+        _try_touch(marker)  # until sealed, a snapshot without a record is an interrupted download of ours
         try:
             path = self._seal_snapshot(Path(snapshot_download(repo_id, revision=revision, ignore_patterns=ignore)),
                                        lambda: Path(snapshot_download(repo_id, revision=revision,
@@ -296,6 +299,7 @@ class Loader:
         files = manifest.describe(folder, known={k: v for k, v in known.items() if k not in bad}, hint=_lfs_sha256)
         if files != known:
             _try_write(record_path, {"commit": folder.name, "files": files})  # read-only cache: works online only
+        (folder.parent.parent / SNAPSHOT_RECORDS / DOWNLOADING).unlink(missing_ok=True)
         return folder
 
     def _snapshot_problem(self, folder: Path) -> str | None:
@@ -306,7 +310,12 @@ class Loader:
             blobs = folder.parent.parent / "blobs"
             if any(blobs.glob("*.incomplete")):
                 return "some files are still .incomplete"
-            return "no record that it completed"
+            if (record_path.parent / DOWNLOADING).exists():
+                return "its download was interrupted"
+            # Downloaded by another tool (huggingface-cli, a Space's preload_from_hub): nothing of ours was cut
+            # short, so it is whole when every file it links to is there.
+            broken = [p.name for p in folder.rglob("*") if p.is_symlink() and not p.exists()]
+            return f"{broken[0]} is missing" if broken else None
         verdict = manifest.verify(folder, record["files"])
         if verdict.refreshed is not None:
             _try_write(record_path, {**record, "files": verdict.refreshed})
@@ -505,6 +514,20 @@ def _snapshot_record(snapshot: Path) -> Path:
     """Where the record of a hub snapshot lives: beside ``snapshots/`` in its repo's cache folder, so it moves
     and is deleted with the hub cache (``hf cache`` tools ignore folders they do not know)."""
     return snapshot.parent.parent / SNAPSHOT_RECORDS / f"{snapshot.name}.json"
+
+
+def _download_marker(hub_cache: str, repo_id: str) -> Path:
+    """The file that says a download of ``repo_id`` by this app started and has not been sealed yet."""
+    from huggingface_hub.file_download import repo_folder_name
+    return Path(hub_cache) / repo_folder_name(repo_id=repo_id, repo_type="model") / SNAPSHOT_RECORDS / DOWNLOADING
+
+
+def _try_touch(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:  # a read-only cache: downloads fail anyway, with their own message
+        log.info("cannot mark %s: %s", path, exc)
 
 
 def _lfs_sha256(link: Path) -> str | None:

@@ -162,6 +162,28 @@ def test_online_fetch_downloads_again_what_no_longer_matches_the_record(kit, hf_
     assert loader.status(entry.source, None, None, "chat").downloaded
 
 
+def test_a_snapshot_another_tool_downloaded_is_whole_offline(kit, hf_home, tmp_path):
+    """A Space's preload_from_hub or huggingface-cli leaves no record of ours: with no download of ours cut short
+    and every file there, the snapshot counts as downloaded (also offline); a missing file still does not."""
+    from huggingface_hub import snapshot_download
+
+    from demos.catalog import load_catalog
+    from demos.loader import Loader
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump({"chat": [{"id": HUB_ID, "source": HUB_REPO}]}))
+    catalog = load_catalog(path)
+    entry = catalog.entry(HUB_ID)
+    with HubServer({HUB_REPO: kit.llm.main_ov}) as hub, hub.as_default_endpoint():
+        folder = Path(snapshot_download(HUB_REPO))
+    loader = Loader(catalog, tmp_path / "cache", offline=True)
+    status = loader.status(entry.source, None, None, "chat")
+    assert status.downloaded and not status.partial
+    assert loader.model_dir(entry, "CPU") == folder
+    (folder / "openvino_tokenizer.xml").resolve().unlink()
+    status = loader.status(entry.source, None, None, "chat")
+    assert not status.downloaded and status.partial
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Defect 5: a damaged export
 
