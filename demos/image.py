@@ -20,11 +20,12 @@ from gradio.data_classes import FileData
 
 from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
+from .checks import whole
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
 from .suite import Handle, Suite
-from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
-    metrics_markdown, model_picker
+from .ui import FiniteNumber, code_view, device_picker, entry_for, gradio_progress, guarded, load_note, \
+    metrics_card, metrics_markdown, model_picker
 
 PROGRESS_EVERY_S = 0.1   # at most this often a progress update goes to the browser
 CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
@@ -145,7 +146,8 @@ def _quote(text: str) -> str:
 def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tuple) -> dict[str, float]:
     """The slider values that belong to ``entry`` (sliders exist for every entry's adapters)."""
     values = dict(zip(all_adapters, weights))
-    return {adapter.id: float(values.get((entry.id, adapter.id)) or 0) for adapter in entry.adapters}
+    # Unconverted: resolve_styles checks each weight (a NaN or a string is refused there, naming the style).
+    return {adapter.id: values.get((entry.id, adapter.id)) or 0 for adapter in entry.adapters}
 
 
 def _model_info(entry: ImageEntry, geo: Geometry) -> str:
@@ -237,11 +239,11 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=True):
                 with gr.Row():
-                    width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
+                    width = FiniteNumber(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
                                       elem_id="image-width", min_width=90)
-                    height = gr.Number(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
+                    height = FiniteNumber(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
                                        elem_id="image-height", min_width=90)
-                    count = gr.Number(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
+                    count = FiniteNumber(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
                                       elem_id="image-count", min_width=90)
                 size_note = gr.Markdown(elem_id="image-size-note")
                 with gr.Row():
@@ -249,7 +251,7 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                     guidance = gr.Slider(0, MAX_GUIDANCE, value=start.guidance_scale, step=0.5,
                                          label="Guidance scale", elem_id="image-guidance")
                 with gr.Row(equal_height=True):
-                    seed = gr.Number(42, label="Seed", precision=0, minimum=-1, maximum=MAX_SEED, scale=3,
+                    seed = FiniteNumber(42, label="Seed", precision=0, minimum=-1, maximum=MAX_SEED, scale=3,
                                      info="-1 = new random seed each time", elem_id="image-seed", min_width=140)
                     dice = gr.Button("Random seed", scale=1, size="md", elem_id="image-random-seed", min_width=100)
                     live = gr.Checkbox(True, label="Live preview", scale=2, elem_id="image-live",
@@ -331,6 +333,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
         entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
                                              seed_value, weights)
+        count = max(1, min(MAX_IMAGES, whole("number of images", n_images or 1)))  # before any load
         session = request.session_hash or "api"
         flag = panel.stops.start(session)
         try:
@@ -343,7 +346,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
                                                      n_steps, scale, settings.seed, weights)
-            batch = image_batch.Batch(handle, geo, entry.title, settings, max(1, min(MAX_IMAGES, int(n_images or 1))),
+            batch = image_batch.Batch(handle, geo, entry.title, settings, count,
                                       bool(compare_on), image_run.preview_interval(settings.steps) if live_preview
                                       else 0, flag)
             yield from _render(panel, ui, batch, progress)

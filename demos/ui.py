@@ -7,6 +7,8 @@ from typing import Any, Callable
 import gradio as gr
 
 from .catalog import Entry
+from .checks import finite
+from .errors import UserError
 from .loader import LoaderError, ProgressFn
 from .lora import AdapterFormatError
 from .runtime import DeviceError
@@ -34,6 +36,24 @@ def model_picker(entries: list[Entry], label: str = "Model", **kwargs: Any) -> g
 def device_picker(devices: list[str], default: str, label: str = "Device", **kwargs: Any) -> gr.Dropdown:
     value = default if default in devices or default.split(".")[0] in devices else devices[0]
     return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
+
+
+class FiniteNumber(gr.Number):
+    """``gr.Number`` that refuses NaN, infinity and text with a message naming its label.
+
+    ``gr.Number(precision=0)`` itself fails on NaN with Gradio's dump of the event's components and Python's
+    "cannot convert float NaN to integer"; a ``gr.Error`` raised in ``preprocess`` reaches the user as it is.
+    """
+
+    is_template = True  # the browser renders it with gr.Number's own component
+
+    def preprocess(self, payload: float | None) -> float | int | None:
+        if payload is not None:
+            try:
+                finite(self.label or "the number", payload)
+            except UserError as exc:
+                raise gr.Error(str(exc), duration=None) from None
+        return super().preprocess(payload)
 
 
 def gradio_progress(progress: gr.Progress) -> ProgressFn:

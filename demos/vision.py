@@ -19,6 +19,7 @@ from gradio.data_classes import FileDataDict
 
 from . import vision_models
 from .catalog import Entry, VisionEntry
+from .checks import finite, whole
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
@@ -83,9 +84,14 @@ def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: flo
               top_p: float | None = None) -> Settings:
     """Request settings; empty, zero or negative values mean the entry's default."""
     defaults = entry.generation
-    tokens = int(max_new_tokens) if max_new_tokens and max_new_tokens > 0 else defaults.max_new_tokens
-    temp = defaults.temperature if temperature is None or temperature < 0 else float(temperature)
-    nucleus = defaults.top_p if not top_p or top_p <= 0 else min(float(top_p), 1.0)
+    # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
+    # otherwise fail inside int() with Python's own message.
+    tokens = 0 if max_new_tokens is None else whole("max_new_tokens", max_new_tokens)
+    temp = None if temperature is None else finite("temperature", temperature)
+    nucleus = None if top_p is None else finite("top_p", top_p)
+    tokens = tokens if tokens > 0 else defaults.max_new_tokens
+    temp = defaults.temperature if temp is None or temp < 0 else temp
+    nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
     return Settings(tokens, temp, nucleus)
 
 
@@ -152,13 +158,14 @@ def ask_image_api(suite: Suite):
         device: CPU, GPU, NPU or AUTO ("" = the app's default).
         """
         entry = entry_for(suite, PANEL, model)
+        settings = _settings(entry, max_new_tokens)  # a bad number is refused before any file is read
         earlier = history_turns(history)
         files = [ref] if (ref := file_ref(image, "image")) else []
         question = _check_turn(entry, question, files, earlier)
         handle, facts = _load(suite, entry, device)
         chat = [*earlier, ChatTurn(question, tuple(files))]
         text = ""
-        for item in _answers(handle, facts, chat, _settings(entry, max_new_tokens), threading.Event()):
+        for item in _answers(handle, facts, chat, settings, threading.Event()):
             if isinstance(item, Answer):
                 yield item.text, item.metrics
             else:
