@@ -38,22 +38,37 @@ def device_picker(devices: list[str], default: str, label: str = "Device", **kwa
     return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
 
 
-class FiniteNumber(gr.Number):
-    """``gr.Number`` that refuses NaN, infinity and text with a message naming its label.
+class _Finite:
+    """Refuses NaN, infinity and text in ``preprocess`` with a message naming the component's label.
 
-    ``gr.Number(precision=0)`` itself fails on NaN with Gradio's dump of the event's components and Python's
-    "cannot convert float NaN to integer"; a ``gr.Error`` raised in ``preprocess`` reaches the user as it is.
+    Gradio's own preprocess lets NaN through a Slider's bounds (every comparison with NaN is False), fails on it
+    in ``gr.Number(precision=0)``, and answers text with its dump of the event's components and Python's
+    error; a ``gr.Error`` raised here reaches the user as it is.
     """
 
-    is_template = True  # the browser renders it with gr.Number's own component
+    label: str | None
 
-    def preprocess(self, payload: float | None) -> float | int | None:
+    def preprocess(self, payload: Any) -> Any:
         if payload is not None:
             try:
                 finite(self.label or "the number", payload)
             except UserError as exc:
                 raise gr.Error(str(exc), duration=None) from None
-        return super().preprocess(payload)
+        return super().preprocess(payload)  # type: ignore[misc]
+
+
+class FiniteNumber(_Finite, gr.Number):
+    """``gr.Number`` whose events never receive NaN, infinity or text."""
+
+    def get_block_name(self) -> str:
+        return "number"  # the browser renders it with gr.Number's own component
+
+
+class FiniteSlider(_Finite, gr.Slider):
+    """``gr.Slider`` whose events never receive NaN, infinity or text."""
+
+    def get_block_name(self) -> str:
+        return "slider"
 
 
 def gradio_progress(progress: gr.Progress) -> ProgressFn:

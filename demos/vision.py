@@ -21,8 +21,8 @@ from . import vision_models
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
 from .suite import Handle, Suite
-from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
-                 metrics_markdown, model_picker)
+from .ui import (FiniteSlider, code_view, device_picker, entry_for, gradio_progress, guarded, load_note,
+                 metrics_card, metrics_markdown, model_picker)
 from .vision_chat import Answer, Settings, stream_answer
 from .vision_code import CodeRequest, cpp_code, python_code
 from .vision_inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
@@ -86,9 +86,9 @@ def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: flo
     defaults = entry.generation
     # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
     # otherwise fail inside int() with Python's own message.
-    tokens = 0 if max_new_tokens is None else whole("max_new_tokens", max_new_tokens)
-    temp = None if temperature is None else finite("temperature", temperature)
-    nucleus = None if top_p is None else finite("top_p", top_p)
+    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens)
+    temp = None if temperature in (None, "") else finite("temperature", temperature)
+    nucleus = None if top_p in (None, "") else finite("top_p", top_p)
     tokens = tokens if tokens > 0 else defaults.max_new_tokens
     temp = defaults.temperature if temp is None or temp < 0 else temp
     nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
@@ -264,9 +264,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
     with gr.Accordion("Generation settings", open=False):
         g = first.generation
         with gr.Row():
-            max_new = gr.Slider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
-            temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
+            max_new = FiniteSlider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
+            temperature = FiniteSlider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = FiniteSlider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
     code_py, code_cpp = code_view()
     chat_state = gr.State([])
 

@@ -90,18 +90,17 @@ def test_generate_image_refuses_numbers_that_are_not(tiny_app, param, changes):
     refused(call(tiny_app.url, "generate_image", image_args(**changes)), param)
 
 
-def test_image_ui_event_refuses_a_nan_style_weight(tiny_app):
+UI_CASES = [("Kohya style", 12, NAN), ("Images", 9, NAN), ("Width", 4, INF), ("Seed", 8, "lucky"),
+            ("Steps", 6, "many"), ("Guidance scale", 7, NAN)]
+
+
+@pytest.mark.parametrize("label,index,bad", UI_CASES, ids=[f"{label}={bad}" for label, _, bad in UI_CASES])
+def test_image_ui_event_refuses_numbers_that_are_not(tiny_app, label, index, bad):
     """The Image tab's own event (callable, undocumented): a NaN weight used to give an all-black picture."""
-    weights = [0.0, 0.0, 0.0]  # one slider per style of the catalog: style-kohya, style-kohya-b, style-diffusers
-    for index, (param, bad) in enumerate([("style-kohya", NAN), ("Images", NAN)]):
-        row = list(weights)
-        count = 1
-        if index == 0:
-            row[0] = bad
-        else:
-            count = bad
-        data = ["a red square", "", "tiny-sd", "CPU", 64, 64, 2, 1.0, 42, count, False, False, *row]
-        refused(call(tiny_app.url, "generate_images", data), param)
+    # prompt, negative, model, device, width, height, steps, guidance, seed, images, live, compare, 3 style weights
+    data = ["a red square", "", "tiny-sd", "CPU", 64, 64, 2, 1.0, 42, 1, False, False, 0.0, 0.0, 0.0]
+    data[index] = bad
+    refused(call(tiny_app.url, "generate_images", data), label)
 
 
 def png_data_url() -> str:

@@ -1,0 +1,189 @@
+"""Widgets and helpers every panel shares: pickers, progress, errors, metrics and code views."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+
+from .catalog import Entry
+from .checks import finite
+from .errors import UserError
+from .loader import LoaderError, ProgressFn
+from .lora import AdapterFormatError
+from .runtime import DeviceError
+from .suite import Handle, Suite
+
+log = logging.getLogger("demos")
+
+
+def format_bytes(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def model_picker(entries: list[Entry], label: str = "Model", **kwargs: Any) -> gr.Dropdown:
+    choices = [(entry.title, entry.id) for entry in entries]
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label=label, **kwargs)
+
+
+def device_picker(devices: list[str], default: str, label: str = "Device", **kwargs: Any) -> gr.Dropdown:
+    value = default if default in devices or default.split(".")[0] in devices else devices[0]
+    return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
+
+from gradio.events import Dependency
+
+class FiniteNumber(_Finite, gr.Number):
+    """``gr.Number`` whose events never receive NaN, infinity or text."""
+
+    def get_block_name(self) -> str:
+        return "number"
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def gradio_progress(progress: gr.Progress) -> ProgressFn:
+    """Adapt a ``gr.Progress`` to the loader's ``progress(fraction, message)`` callback."""
+    def report(fraction: float | None, message: str) -> None:
+        progress(fraction if fraction is not None else None, desc=message)
+    return report
+
+
+_USER_ERRORS = (LoaderError, DeviceError, AdapterFormatError, KeyError, ValueError)
+
+
+def user_error(exc: BaseException) -> gr.Error:
+    """A ``gr.Error`` a person can act on. KeyError's repr quotes are stripped; unknown failures are logged."""
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, _USER_ERRORS):
+        message = str(exc)
+    else:
+        log.exception("unexpected failure", exc_info=exc)
+        message = f"{type(exc).__name__}: {exc}"
+    return gr.Error(message, duration=None)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Wrap an event handler so expected failures reach the browser as readable ``gr.Error`` messages."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - turned into a message for the user
+                raise user_error(exc) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - turned into a message for the user
+            raise user_error(exc) from None
+    return wrapper
+
+
+# One vocabulary of performance figures for every panel: the keys of the metrics dict each endpoint returns,
+# with how the UI labels and formats them. Panels may add keys; unknown ones are shown by name.
+METRICS: dict[str, tuple[str, str]] = {
+    "load_s": ("Load", "{:.1f} s"),
+    "ttft_ms": ("TTFT", "{:.0f} ms"),
+    "tpot_ms": ("TPOT", "{:.1f} ms"),
+    "tokens_per_s": ("Throughput", "{:.1f} tokens/s"),
+    "input_tokens": ("Input", "{} tokens"),
+    "output_tokens": ("Output", "{} tokens"),
+    "generate_s": ("Generate", "{:.2f} s"),
+    "accepted_draft_tokens": ("Accepted draft tokens", "{}"),
+    "draft_tokens": ("Draft tokens", "{}"),
+    "acceptance_rate": ("Acceptance", "{:.0%}"),
+    "speedup": ("Speedup", "{:.2f}×"),
+    "step_ms": ("Step", "{:.0f} ms"),
+    "images_per_min": ("Images", "{:.1f} / min"),
+    "audio_s": ("Audio", "{:.1f} s"),
+    "real_time_factor": ("RTF", "{:.3f}"),
+    "processing_s": ("Processing", "{:.2f} s"),
+    "decode_ms": ("Audio decoding", "{:.0f} ms"),
+    "language": ("Language", "{}"),
+    "stopped_after_windows": ("Stopped after", "{} window(s)"),
+    "warning": ("Note", "{}"),
+    "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
+    "image_prep_ms": ("Image prep", "{:.0f} ms"),
+    "images": ("Images", "{}"),
+    "context_rebuild_ms": ("Context rebuild", "{:.0f} ms"),
+    "device": ("Device", "{}"),
+    "npu_prompt": ("NPU prompt", "{}"),
+}
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """A compact one-line card: '**TTFT** 35 ms · **Throughput** 41.2 tokens/s · …'."""
+    parts = []
+    for name, value in metrics.items():
+        if value is None or value == "":
+            continue
+        label, pattern = METRICS.get(name, (name.replace("_", " ").capitalize(), "{}"))
+        try:
+            shown = pattern.format(value)
+        except (ValueError, TypeError):
+            shown = str(value)
+        parts.append(f"**{label}** {shown}")
+    return " · ".join(parts)
+
+
+def metrics_card(**kwargs: Any) -> gr.Markdown:
+    """Where a panel shows the figures of its last result."""
+    return gr.Markdown(elem_classes=["metrics-card"], **kwargs)
+
+
+def code_view(open: bool = False) -> tuple[gr.Code, gr.Code]:  # noqa: A002 - mirrors gr.Accordion(open=)
+    """'Show code': the Python and C++ lines that reproduce the current settings, in one accordion."""
+    with gr.Accordion("Show code", open=open):
+        with gr.Tab("Python"):
+            python = gr.Code(language="python", interactive=False, show_label=False)
+        with gr.Tab("C++"):
+            cpp = gr.Code(language="cpp", interactive=False, show_label=False)
+    return python, cpp
+
+
+def entry_for(suite: Suite, panel: str, entry_id: str) -> Entry:
+    """The ``panel`` entry called ``entry_id``; KeyError listing the panel's ids otherwise (also for '')."""
+    if not entry_id:
+        valid = ", ".join(e.id for e in suite.catalog.entries(panel))
+        raise KeyError(f"choose a model; valid ids: {valid}")
+    return suite.catalog.entry(entry_id, panel)
+
+
+def load_note(handle: Handle) -> str:
+    """'' for a pipeline that was already live, else what the load cost (shown once, with the first answer)."""
+    if not handle.built_now:
+        return ""
+    return f"Loaded {handle.loaded.key.device} pipeline in {handle.loaded.load_seconds:.1f} s (first use)"
+class FiniteSlider(_Finite, gr.Slider):
+    """``gr.Slider`` whose events never receive NaN, infinity or text."""
+
+    def get_block_name(self) -> str:
+        return "slider"
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
