@@ -24,8 +24,8 @@ from .checks import whole
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
 from .suite import Handle, Suite
-from .ui import FiniteNumber, FiniteSlider, code_view, device_picker, entry_for, gradio_progress, guarded, \
-    load_note, metrics_card, metrics_markdown, model_picker
+from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
+    metrics_markdown, model_picker, numbers_only
 
 PROGRESS_EVERY_S = 0.1   # at most this often a progress update goes to the browser
 CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
@@ -228,10 +228,10 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                        elem_id="image-device")
             info = gr.Markdown(_model_info(first, geo), elem_id="image-model-info")
             with gr.Group():
-                sliders = [FiniteSlider(0, 2, value=adapter.alpha if showcase and entry is first and index == 0
-                                        else 0, step=0.05, label=f"Style: {adapter.title}",
-                                        info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
-                                        elem_id=f"image-style-{entry.id}-{adapter.id}")
+                sliders = [gr.Slider(0, 2, value=adapter.alpha if showcase and entry is first and index == 0 else 0,
+                                     step=0.05, label=f"Style: {adapter.title}",
+                                     info=f"0 = off · suggested {adapter.alpha:g}", visible=entry.id == first.id,
+                                     elem_id=f"image-style-{entry.id}-{adapter.id}")
                            for entry in panel.entries for index, adapter in enumerate(entry.adapters)]
                 no_styles = gr.Markdown("<small>This model has no LoRA styles (add `adapters:` in models.yaml)."
                                         "</small>", visible=not first.adapters, padding=True)
@@ -239,21 +239,20 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=True):
                 with gr.Row():
-                    width = FiniteNumber(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
-                                         elem_id="image-width", min_width=90)
-                    height = FiniteNumber(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
-                                          elem_id="image-height", min_width=90)
-                    count = FiniteNumber(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
-                                         elem_id="image-count", min_width=90)
+                    width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
+                                      elem_id="image-width", min_width=90)
+                    height = gr.Number(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
+                                       elem_id="image-height", min_width=90)
+                    count = gr.Number(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
+                                      elem_id="image-count", min_width=90)
                 size_note = gr.Markdown(elem_id="image-size-note")
                 with gr.Row():
-                    steps = FiniteSlider(1, MAX_STEPS, value=start.steps, step=1, label="Steps",
-                                         elem_id="image-steps")
-                    guidance = FiniteSlider(0, MAX_GUIDANCE, value=start.guidance_scale, step=0.5,
-                                            label="Guidance scale", elem_id="image-guidance")
+                    steps = gr.Slider(1, MAX_STEPS, value=start.steps, step=1, label="Steps", elem_id="image-steps")
+                    guidance = gr.Slider(0, MAX_GUIDANCE, value=start.guidance_scale, step=0.5,
+                                         label="Guidance scale", elem_id="image-guidance")
                 with gr.Row(equal_height=True):
-                    seed = FiniteNumber(42, label="Seed", precision=0, minimum=-1, maximum=MAX_SEED, scale=3,
-                                        info="-1 = new random seed each time", elem_id="image-seed", min_width=140)
+                    seed = gr.Number(42, label="Seed", precision=0, minimum=-1, maximum=MAX_SEED, scale=3,
+                                     info="-1 = new random seed each time", elem_id="image-seed", min_width=140)
                     dice = gr.Button("Random seed", scale=1, size="md", elem_id="image-random-seed", min_width=100)
                     live = gr.Checkbox(True, label="Live preview", scale=2, elem_id="image-live",
                                        info="decodes every few steps", min_width=120)
@@ -275,6 +274,8 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                             elem_id="image-parameters-download")
             metrics = metrics_card(elem_id="image-metrics")
             python, cpp = code_view()
+    for number in (width, height, count, steps, guidance, seed, *sliders):
+        numbers_only(number)  # NaN and text are refused naming the field, before the run's event starts
     return Widgets(prompt, negative, go, stop, model, device, info, sliders, no_styles, compare, width, height,
                    count, size_note, steps, guidance, seed, dice, live, gallery, status, slider, params, params_file,
                    metrics, python, cpp, gr.State([]), gr.State([]))

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+import types
+from typing import Any, Callable, TypeVar
 
 import gradio as gr
 
@@ -15,6 +16,7 @@ from .runtime import DeviceError
 from .suite import Handle, Suite
 
 log = logging.getLogger("demos")
+C = TypeVar("C", bound=gr.components.Component)
 
 
 def format_bytes(size: int | None) -> str:
@@ -38,37 +40,26 @@ def device_picker(devices: list[str], default: str, label: str = "Device", **kwa
     return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
 
 
-class _Finite:
-    """Refuses NaN, infinity and text in ``preprocess`` with a message naming the component's label.
+def numbers_only(component: C) -> C:
+    """``component`` (a ``gr.Number`` or ``gr.Slider``) refusing NaN, infinity and text with its label named.
 
     Gradio's own preprocess lets NaN through a Slider's bounds (every comparison with NaN is False), fails on it
     in ``gr.Number(precision=0)``, and answers text with its dump of the event's components and Python's
-    error; a ``gr.Error`` raised here reaches the user as it is.
+    error; a ``gr.Error`` raised in preprocess reaches the user as it is. (The instance's preprocess is wrapped
+    rather than the class subclassed: Gradio writes a .pyi stub next to every module defining a component.)
     """
-
-    label: str | None
-
-    def preprocess(self, payload: Any) -> Any:
-        if payload is not None:
-            try:
-                finite(self.label or "the number", payload)
-            except UserError as exc:
-                raise gr.Error(str(exc), duration=None) from None
-        return super().preprocess(payload)  # type: ignore[misc]
+    component.preprocess = types.MethodType(_numbers_only_preprocess, component)  # type: ignore[method-assign]
+    return component
 
 
-class FiniteNumber(_Finite, gr.Number):
-    """``gr.Number`` whose events never receive NaN, infinity or text."""
-
-    def get_block_name(self) -> str:
-        return "number"  # the browser renders it with gr.Number's own component
-
-
-class FiniteSlider(_Finite, gr.Slider):
-    """``gr.Slider`` whose events never receive NaN, infinity or text."""
-
-    def get_block_name(self) -> str:
-        return "slider"
+def _numbers_only_preprocess(component: Any, payload: Any) -> Any:
+    # A method bound to the component: a per-session deep copy of it rebinds to the copy (bounds updated there).
+    if payload is not None:
+        try:
+            finite(component.label or "the number", payload)
+        except UserError as exc:
+            raise gr.Error(str(exc), duration=None) from None
+    return type(component).preprocess(component, payload)
 
 
 def gradio_progress(progress: gr.Progress) -> ProgressFn:

@@ -21,8 +21,8 @@ from . import vision_models
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
 from .suite import Handle, Suite
-from .ui import (FiniteSlider, code_view, device_picker, entry_for, gradio_progress, guarded, load_note,
-                 metrics_card, metrics_markdown, model_picker)
+from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
+                 metrics_markdown, model_picker, numbers_only)
 from .vision_chat import Answer, Settings, stream_answer
 from .vision_code import CodeRequest, cpp_code, python_code
 from .vision_inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
@@ -264,9 +264,11 @@ def build(entries: list[Entry], suite: Suite) -> None:
     with gr.Accordion("Generation settings", open=False):
         g = first.generation
         with gr.Row():
-            max_new = FiniteSlider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
-            temperature = FiniteSlider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
-            top_p = FiniteSlider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
+            max_new = gr.Slider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
+            temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
+        for slider in (max_new, temperature, top_p):
+            numbers_only(slider)  # NaN and text are refused naming the slider, before the answer's event runs
     code_py, code_cpp = code_view()
     chat_state = gr.State([])
 
