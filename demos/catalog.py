@@ -281,6 +281,7 @@ class Catalog(_Strict):
 MAX_CATALOG_BYTES = 1024 * 1024  # a catalog is a few KB; anything near a megabyte is a wrong path
 MAX_ALIASES = 100                # YAML aliases used (a catalog may reuse a few property blocks)
 MAX_ALIAS_NODES = 10_000         # nodes those aliases expand to: the 'billion laughs' grows this geometrically
+MAX_DEPTH = 50                   # nesting levels (models.yaml uses about 5)
 MAX_PROBLEMS = 40                # lines listed; the rest are counted
 
 
@@ -290,7 +291,7 @@ def load_catalog(path: str | os.PathLike) -> Catalog:
     text = _read_text(path)
     try:
         raw = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
-    except _TooManyAliases as exc:
+    except _Unbounded as exc:
         raise CatalogError(path, [str(exc)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -360,8 +361,8 @@ def _too_large(size: int) -> str:
             "is a few KB: check the path")
 
 
-class _TooManyAliases(yaml.YAMLError):
-    """The file expands far beyond its size through YAML aliases."""
+class _Unbounded(yaml.YAMLError):
+    """The file expands far beyond its size through YAML aliases, or nests deeper than any catalog."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -375,6 +376,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases = 0
         self._expanded = 0
+        self._depth = 0
         self._sizes: dict[int, int] = {}
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -385,10 +387,18 @@ class _BoundedLoader(yaml.SafeLoader):
                 self._aliases += 1
                 self._expanded += _node_count(node, self._sizes, set())
                 if self._aliases > MAX_ALIASES or self._expanded > MAX_ALIAS_NODES:
-                    raise _TooManyAliases(f"line {event.start_mark.line + 1}: too many YAML aliases (more than "
-                                         f"{MAX_ALIASES} uses or {MAX_ALIAS_NODES} values expanded); write the "
-                                         "values out instead of nesting aliases")
-        return super().compose_node(parent, index)
+                    raise _Unbounded(f"line {event.start_mark.line + 1}: too many YAML aliases (more than "
+                                          f"{MAX_ALIASES} uses or {MAX_ALIAS_NODES} values expanded); write the "
+                                          "values out instead of nesting aliases")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:  # the composer recurses per level: Python's stack would end it raw
+                mark = self.peek_event().start_mark
+                raise _Unbounded(f"line {mark.line + 1}: values are nested more than {MAX_DEPTH} levels deep; "
+                                      "a catalog needs a few")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _node_count(node: yaml.Node, sizes: dict[int, int], path: set[int]) -> int:

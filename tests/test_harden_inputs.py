@@ -178,6 +178,7 @@ BAD_CATALOGS = {
     "not utf-8": (lambda d: _write(d / "latin1.yaml", "chat:\n  - id: caf\xe9\n    source: OpenVINO/x\n"
                                    .encode("latin-1")), ["UTF-8", "line 2"]),
     "alias bomb": (lambda d: _write(d / "bomb.yaml", alias_bomb(8)), ["alias"]),
+    "deep nesting": (lambda d: _write(d / "deep.yaml", "chat: " + "[" * 5000 + "]" * 5000 + "\n"), ["nested"]),
     "/dev/zero": (lambda d: "/dev/zero", ["not a regular file"]),
     "a folder": (lambda d: str(d), ["not a regular file"]),
     "too large": (lambda d: _write(d / "big.yaml", "# padding\n" * 120_000 + "chat: []\n"), ["larger than", "MB"]),
