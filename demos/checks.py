@@ -57,11 +57,13 @@ def whole(name: str, value: Any, lo: int | None = -INT_LIMIT, hi: int | None = I
 
 
 def flag(name: str, value: Any) -> bool:
-    """``value`` as a bool: only true or false (Python's truthiness would take NaN, 'no' and 2 for True)."""
+    """``value`` as a bool: true or false (or 1 and 0); Python's truthiness would take NaN, 'no' and 2 for True."""
     if isinstance(value, bool):
         return value
     if value is None:
         return False
+    if type(value) is int and value in (0, 1):
+        return bool(value)
     raise UserError(f"{name} must be true or false, not {shown(value)}", param=name)
 
 
