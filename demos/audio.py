@@ -13,6 +13,8 @@ Errors are ``AudioError`` (a ``ValueError``) with a message that says what to do
 """
 from __future__ import annotations
 
+import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +145,16 @@ def load(path: str | Path, max_seconds: float | None = None) -> Audio:
             raise AudioError(f"{name} has no audio track (it holds {kinds}); upload a file with sound")
         stream = container.streams.audio[0]
         declared = _declared_seconds(container, stream)
+        claim = wav_claim(path)
+        if claim is not None:
+            # FFmpeg derives a WAV's duration from the bytes present, so a cut file looks whole: the header's own
+            # claim says what was meant; the limit is checked on what is there (a lying header is damage, not
+            # length).
+            declared = claim.present_s
         if max_seconds and declared and declared > max_seconds + 0.5:
             raise AudioError(_too_long(declared, max_seconds))
+        if claim is not None:
+            declared = claim.declared_s
         rate, channels, data, broken = _decode(container, stream, max_seconds)
     if rate == 0 or data.size == 0:
         if broken:
@@ -209,6 +219,48 @@ def _planar_float(frame, channels: int) -> np.ndarray | None:
     if name.startswith("s16"):
         return data.astype(np.float32) / np.float32(32768)
     return data.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class WavClaim:
+    """What a RIFF/WAVE header says about its PCM data, against what the file holds."""
+
+    declared_s: float   # the data chunk's size over the byte rate
+    present_s: float    # the data bytes actually in the file, over the byte rate
+
+
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # streaming writers leave the size open: no claim to check
+_WAV_HEADER_SCAN = 64  # chunks scanned for 'fmt ' and 'data' (real files have 2 to 5 before the data)
+
+
+def wav_claim(path: Path) -> WavClaim | None:
+    """The duration a WAV header declares and the one present; None for other files or an open-ended size."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            byte_rate = 0
+            for _ in range(_WAV_HEADER_SCAN):
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                name, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if name == b"fmt ":
+                    fmt = handle.read(min(length, 16))
+                    byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else 0
+                    handle.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
+                elif name == b"data":
+                    if not byte_rate or length in _UNKNOWN_SIZES:
+                        return None
+                    present = max(0, min(length, size - handle.tell()))
+                    return WavClaim(length / byte_rate, present / byte_rate)
+                else:
+                    handle.seek(length + (length & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _declared_seconds(container, stream) -> float | None:

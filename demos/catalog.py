@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -277,7 +278,10 @@ class Catalog(_Strict):
         path = Path(os.path.expanduser(source))
         if not path.is_absolute():
             path = self.base_dir / path
-        return path if path.exists() else None
+        try:
+            return path if path.exists() else None
+        except OSError:  # e.g. a name too long for the file system: no such local file, so a (bad) repo id
+            return None
 
     def cache_path(self) -> Path:
         return Path(os.path.expanduser(self.settings.cache_dir))
@@ -287,35 +291,181 @@ class Catalog(_Strict):
 # Loading and error reporting
 
 
+MAX_CATALOG_BYTES = 1024 * 1024  # a catalog is a few KB; anything near a megabyte is a wrong path
+MAX_ALIASES = 100                # YAML aliases used (a catalog may reuse a few property blocks)
+MAX_ALIAS_NODES = 10_000         # nodes those aliases expand to: the 'billion laughs' grows this geometrically
+MAX_DEPTH = 50                   # nesting levels (models.yaml uses about 5)
+MAX_PROBLEMS = 40                # lines listed; the rest are counted
+
+
 def load_catalog(path: str | os.PathLike) -> Catalog:
     """Read, validate and cross-check ``path``; raise ``CatalogError`` listing every problem found."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Unbounded as exc:
+        raise CatalogError(path, [str(exc)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CatalogError(path, [f"{where}not valid YAML ({problem})"]) from None
+        raise CatalogError(path, [f"{where}not valid YAML ({_clip(problem, 120)})"]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise CatalogError(path, ["the top level must be a mapping of panels (chat, image, speech, vision, settings)"])
     problems = _top_level_problems(raw)
-    # Validate what is left even when the top level has faults, so one run lists every problem.
-    usable = {k: v for k, v in raw.items() if k == "settings" or (k in PANELS and isinstance(v, list))}
-    try:
-        catalog = Catalog.model_validate({**usable, "path": path.resolve()})
-    except ValidationError as exc:
-        raise CatalogError(path, problems + [_describe(error, raw) for error in exc.errors()]) from None
-    problems += _cross_check(catalog)
+    catalog, field_problems = _validate(raw, path)
+    # Cross-checks run on every entry that validated, so one run lists the field problems and these together.
+    problems += field_problems + _cross_check(catalog)
+    if not problems and not catalog.entries():
+        problems.append("the catalog lists no models: add entries under " + ", ".join(PANELS) +
+                        " (e.g. 'chat:' then '  - id: my-model' and '    source: OpenVINO/<repo>')")
     if problems:
-        raise CatalogError(path, problems)
+        shown = problems[:MAX_PROBLEMS]
+        if len(problems) > MAX_PROBLEMS:
+            shown.append(f"… and {len(problems) - MAX_PROBLEMS} more problem(s)")
+        raise CatalogError(path, shown)
     return catalog
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, refusing what is not a small regular UTF-8 file (a device or a FIFO would never end)."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer before fstat can refuse it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CatalogError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CatalogError(path, ["not a regular file: give the path of a models.yaml file"])
+        if info.st_size > MAX_CATALOG_BYTES:
+            raise CatalogError(path, [_too_large(info.st_size)])
+        data = _read_at_most(fd, MAX_CATALOG_BYTES + 1)  # the file may have grown after fstat
+    except OSError as exc:
+        raise CatalogError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CATALOG_BYTES:
+        raise CatalogError(path, [_too_large(len(data))])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CatalogError(path, [f"line {line}: the file is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it "
+                                  "as UTF-8"]) from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    parts, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, limit - total)
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
+
+
+def _too_large(size: int) -> str:
+    return (f"the file is larger than {MAX_CATALOG_BYTES // (1024 * 1024)} MB ({size} bytes or more); a model catalog "
+            "is a few KB: check the path")
+
+
+class _Unbounded(yaml.YAMLError):
+    """The file expands far beyond its size through YAML aliases, or nests deeper than any catalog."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that counts alias uses and the nodes they expand to, and stops at a small bound.
+
+    Aliases share one parsed node, so a 1 KB 'billion laughs' parses fast, but everything that walks the
+    result (validation, an error message quoting it) walks the whole expansion: 226 MB of text for 8 levels.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._expanded = 0
+        self._depth = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self._aliases += 1
+                self._expanded += _node_count(node, self._sizes, set())
+                if self._aliases > MAX_ALIASES or self._expanded > MAX_ALIAS_NODES:
+                    raise _Unbounded(f"line {event.start_mark.line + 1}: too many YAML aliases (more than "
+                                          f"{MAX_ALIASES} uses or {MAX_ALIAS_NODES} values expanded); write the "
+                                          "values out instead of nesting aliases")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:  # the composer recurses per level: Python's stack would end it raw
+                mark = self.peek_event().start_mark
+                raise _Unbounded(f"line {mark.line + 1}: values are nested more than {MAX_DEPTH} levels deep; "
+                                      "a catalog needs a few")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _node_count(node: yaml.Node, sizes: dict[int, int], path: set[int]) -> int:
+    """Scalars in ``node`` with every alias expanded (memoised; a node that contains itself counts once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in path:
+        return 0
+    if isinstance(node, yaml.ScalarNode):
+        return 1
+    path.add(key)
+    children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
+    total = 1 + sum(_node_count(child, sizes, path) for child in children)
+    path.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _clip(text: Any, limit: int = 80) -> str:
+    """``text`` as a string of at most ``limit`` characters: messages must stay short whatever the file holds."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` of at most 80 characters (an expanded value can be megabytes long)."""
+    return _clip(repr(value))
+
+
+def _validate(raw: dict, path: Path) -> tuple[Catalog, list[str]]:
+    """The catalog of every entry that validates, and one line per problem of the others.
+
+    Entries are validated one by one so that a fault in one does not hide the rest from the cross-checks.
+    """
+    problems: list[str] = []
+    values: dict[str, Any] = {"path": path.resolve()}
+    if "settings" in raw:
+        try:
+            values["settings"] = Settings.model_validate(raw["settings"])
+        except ValidationError as exc:
+            problems += [_describe({**e, "loc": ("settings", *e["loc"])}, raw) for e in exc.errors()]
+    for panel in PANELS:
+        items = raw.get(panel)
+        if not isinstance(items, list):
+            continue
+        valid = []
+        for index, item in enumerate(items):
+            try:
+                valid.append(ENTRY_TYPES[panel].model_validate(item))
+            except ValidationError as exc:
+                problems += [_describe({**e, "loc": (panel, index, *e["loc"])}, raw) for e in exc.errors()]
+        values[panel] = valid
+    return Catalog.model_validate(values), problems
 
 
 def _top_level_problems(raw: dict) -> list[str]:
@@ -323,7 +473,7 @@ def _top_level_problems(raw: dict) -> list[str]:
     known = (*PANELS, "settings")
     for key in raw:
         if key not in known:
-            problems.append(f"unknown panel {key!r}{_did_you_mean(str(key), known)}; panels are "
+            problems.append(f"unknown panel {_shown(key)}{_did_you_mean(str(key), known)}; panels are "
                             f"{', '.join(PANELS)} (plus settings)")
     for panel in PANELS:
         if panel in raw and raw[panel] is not None and not isinstance(raw[panel], list):
@@ -338,7 +488,7 @@ def _entry_label(raw: dict, panel: str, index: int) -> str:
         entry_id = raw[panel][index].get("id")
     except (AttributeError, IndexError, KeyError, TypeError):
         entry_id = None
-    return f"{panel}[{entry_id}]" if entry_id else f"{panel}[entry {index + 1}]"
+    return f"{panel}[{_clip(entry_id, 60)}]" if entry_id else f"{panel}[entry {index + 1}]"
 
 
 def _describe(error: dict, raw: dict) -> str:
@@ -357,14 +507,14 @@ def _describe(error: dict, raw: dict) -> str:
         if isinstance(key, int):
             child = _child(node, key)
             item_id = child.get("id") if isinstance(child, dict) else None
-            label = item_id if item_id else f"item {key + 1}"
+            label = _clip(item_id, 60) if item_id else f"item {key + 1}"
             if parts:
                 parts[-1] += f"[{label}]"
             else:
                 parts.append(f"[{label}]")
             node = child
         else:
-            parts.append(str(key))
+            parts.append(_clip(key, 60))
             node = _child(node, key)
         i += 1
     where = ".".join(parts) or "top level"
@@ -399,21 +549,21 @@ def _message(error: dict, parts: list[str], value: Any) -> str:
     if kind == "extra_forbidden":
         field = parts[-1] if parts else "?"
         if len(parts) == 2 and field in _PANEL_ONLY_FIELDS:
-            return f"unknown field {field!r}: {_PANEL_ONLY_FIELDS[field]}"
-        return f"unknown field {field!r}{_did_you_mean(field, _sibling_fields(parts))}"
+            return f"unknown field {_shown(field)}: {_PANEL_ONLY_FIELDS[field]}"
+        return f"unknown field {_shown(field)}{_did_you_mean(field, _sibling_fields(parts))}"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} is not a valid id: use lowercase letters, digits, '.', '_' and '-'"
+        return f"{_shown(value)} is not a valid id: use lowercase letters, digits, '.', '_' and '-'"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"{value!r} is not one of {expected}"
+        return f"{_shown(value)} is not one of {expected}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_parsing", "float_parsing",
                 "bool_parsing", "string_type", "int_type", "float_type", "list_type", "dict_type", "model_type"}:
-        message = f"{message} (got {value!r})"
+        message = f"{message} (got {_shown(value)})"
     return message
 
 
@@ -443,9 +593,10 @@ def _cross_check(catalog: Catalog) -> list[str]:
     seen: dict[str, str] = {}
     for panel in PANELS:
         for entry in getattr(catalog, panel):
-            where = f"{panel}[{entry.id}]"
+            where = f"{panel}[{_clip(entry.id, 60)}]"
             if entry.id in seen:
-                problems.append(f"{where}.id: {entry.id!r} is already used by {seen[entry.id]}; ids must be unique")
+                problems.append(f"{where}.id: {_shown(entry.id)} is already used by {seen[entry.id]}; ids must be "
+                                "unique")
             seen.setdefault(entry.id, where)
             problems += _check_source(catalog, f"{where}.source", entry.source, entry.export)
             for device, variant in entry.variants.items():
@@ -456,15 +607,15 @@ def _cross_check(catalog: Catalog) -> list[str]:
             for draft in getattr(entry, "drafts", []):
                 problems += _check_source(catalog, f"{where}.drafts[{draft.id}].source", draft.source, draft.export)
                 if draft.device and not DEVICE_PATTERN.match(draft.device):
-                    problems.append(f"{where}.drafts[{draft.id}].device: {draft.device!r} is not a device: use CPU, "
-                                    "GPU, GPU.<n>, NPU or AUTO")
+                    problems.append(f"{where}.drafts[{draft.id}].device: {_shown(draft.device)} is not a device: "
+                                    "use CPU, GPU, GPU.<n>, NPU or AUTO")
             problems += _check_unique([d.id for d in getattr(entry, "drafts", [])], f"{where}.drafts")
     return problems
 
 
 def _check_unique(ids: list[str], where: str) -> list[str]:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
-    return [f"{where}[{i}].id: {i!r} appears more than once" for i in dupes]
+    return [f"{where}[{i}].id: {_shown(i)} appears more than once" for i in dupes]
 
 
 def _looks_local(source: str) -> bool:
@@ -477,28 +628,30 @@ def _check_source(catalog: Catalog, where: str, source: str, export: ExportOptio
     local = catalog.local_path(source)
     if local is None:
         if _looks_local(source):
-            return [f"{where}: local folder {source!r} does not exist (relative paths start at {catalog.base_dir})"]
+            return [f"{where}: local folder {_shown(source)} does not exist (relative paths start at "
+                    f"{catalog.base_dir})"]
         if not re.match(r"^[\w.-]+(/[\w.-]+)?$", source):
-            return [f"{where}: {source!r} is neither an existing folder nor a hub repo id like 'OpenVINO/model-name'"]
+            return [f"{where}: {_shown(source)} is neither an existing folder nor a hub repo id like "
+                    "'OpenVINO/model-name'"]
         return []
     if not local.is_dir():
-        return [f"{where}: {source!r} is a file; a model source is a folder or a hub repo id"]
+        return [f"{where}: {_shown(source)} is a file; a model source is a folder or a hub repo id"]
     has_ir = any(local.glob("*.xml")) or any(local.glob("*/*.xml"))
     if not has_ir and export is None:
-        return [f"{where}: {source!r} holds no OpenVINO model (*.xml); add 'export: {{weight_format: int8}}' to "
-                "convert it with optimum-intel"]
+        return [f"{where}: {_shown(source)} holds no OpenVINO model (*.xml); add 'export: {{weight_format: int8}}' "
+                "to convert it with optimum-intel"]
     return []
 
 
 def _check_adapter(catalog: Catalog, where: str, adapter: Adapter) -> list[str]:
     if adapter.file is None:
         if catalog.local_path(adapter.source) is None:
-            return [f"{where}.source: local file {adapter.source!r} does not exist (for a hub repo, give source: "
-                    "<owner/name> and file: <name>.safetensors)"]
+            return [f"{where}.source: local file {_shown(adapter.source)} does not exist (for a hub repo, give "
+                    "source: <owner/name> and file: <name>.safetensors)"]
         return []
     local = catalog.local_path(adapter.source)
     if local is not None and not (local / adapter.file).is_file():
-        return [f"{where}.file: {adapter.file!r} is not in {local}"]
+        return [f"{where}.file: {_shown(adapter.file)} is not in {local}"]
     if local is None and _looks_local(adapter.source):
-        return [f"{where}.source: local folder {adapter.source!r} does not exist"]
+        return [f"{where}.source: local folder {_shown(adapter.source)} does not exist"]
     return []

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .catalog import ChatEntry
+from .checks import finite, whole
 from .chat_checks import check_draft_tokenizer, check_prompt_length, count_prompt_tokens
 from .loader import ProgressFn, _no_progress
 from .runtime import PipelineKey
@@ -24,6 +25,10 @@ DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_t
 DEFAULT_SEED = 42
 UPDATE_INTERVAL_S = 0.04  # at most ~25 streamed updates a second: smooth to the eye, cheap for the CPU
 ROLES = ("system", "user", "assistant")
+# Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
+_WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, 2**31 - 1), "top_k": (-2**31 + 1, 2**31 - 1),
+                   "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1)}
+_REAL_SETTINGS = ("temperature", "top_p", "repetition_penalty", "confidence_threshold")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ def default_settings(entry: ChatEntry, **overrides: Any) -> Settings:
     for name, value in overrides.items():
         if value is None or value == "" or value == ():
             continue
+        value = _checked_number(name, value)  # before "<= 0 means the default": NaN <= 0 is False
         if name == "temperature":
             if value >= 0:
                 changes[name] = float(value)
@@ -69,10 +75,22 @@ def default_settings(entry: ChatEntry, **overrides: Any) -> Settings:
     return base.replace(**changes)
 
 
+def _checked_number(name: str, value: Any) -> Any:
+    """A numeric setting as a finite float or a bounded int (``UserError`` naming it otherwise); others as given."""
+    if name in _WHOLE_SETTINGS:
+        return whole(name, value, *_WHOLE_SETTINGS[name])
+    if name in _REAL_SETTINGS:
+        return finite(name, value)
+    return value
+
+
 def validate(entry: ChatEntry, settings: Settings) -> None:
     """KeyError / ValueError naming what to fix, before anything is fetched or compiled."""
+    for name in (*_WHOLE_SETTINGS, *_REAL_SETTINGS):
+        _checked_number(name, getattr(settings, name))
     adapter_ids = [a.id for a in entry.adapters]
     for adapter_id, alpha in settings.adapters:
+        finite(f"alpha of adapter {adapter_id!r}", alpha)
         if adapter_id not in adapter_ids:
             valid = ", ".join(adapter_ids) or "none (this model lists no adapters)"
             raise KeyError(f"model {entry.id!r} has no adapter {adapter_id!r}; its adapters: {valid}")

@@ -6,6 +6,7 @@ partial reply stays, and the pipeline is ready for the next turn (each turn send
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -13,6 +14,8 @@ import gradio as gr
 
 from . import chat_code
 from .catalog import ChatEntry
+from .checks import finite, shown, whole
+from .errors import UserError
 from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
                           open_pipeline, prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
 from .loader import ProgressFn, _no_progress
@@ -49,33 +52,47 @@ class Choices:
     seed: float
 
     def settings(self, entry: ChatEntry) -> Settings:
-        adapters = tuple((a, float(alpha)) for a, alpha in ((self.adapter, self.alpha), (self.adapter2, self.alpha2))
-                         if a)
+        adapters = tuple((a, finite("alpha", alpha)) for a, alpha in ((self.adapter, self.alpha),
+                                                                      (self.adapter2, self.alpha2)) if a)
         use_draft = bool(self.speculative and self.draft)
-        threshold = float(self.threshold) if use_draft and self.spec_mode == SPEC_CONFIDENCE else 0.0
-        return Settings(max_new_tokens=int(self.max_new_tokens or entry.generation.max_new_tokens),
-                        temperature=float(self.temperature or 0.0), top_p=float(self.top_p or 1.0),
-                        top_k=int(self.top_k or 0), repetition_penalty=float(self.repetition_penalty or 1.0),
-                        seed=int(self.seed or 0), adapters=adapters, draft=self.draft if use_draft else "",
+        threshold = finite("confidence threshold", self.threshold) if use_draft and \
+            self.spec_mode == SPEC_CONFIDENCE else 0.0
+        # An empty box (None, 0) means the default; anything else must be a real number (NaN is truthy).
+        max_new = self.max_new_tokens or entry.generation.max_new_tokens
+        return Settings(max_new_tokens=whole("max new tokens", max_new),
+                        temperature=finite("temperature", self.temperature or 0.0),
+                        top_p=finite("top-p", self.top_p or 1.0), top_k=whole("top-k", self.top_k or 0),
+                        repetition_penalty=finite("repetition penalty", self.repetition_penalty or 1.0),
+                        seed=whole("seed", self.seed or 0), adapters=adapters, draft=self.draft if use_draft else "",
                         draft_device=(self.draft_device or "") if use_draft else "",
-                        assistant_tokens=int(self.assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
+                        assistant_tokens=whole("assistant tokens", self.assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
                         confidence_threshold=threshold)
 
 
 def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str, float], ...]:
     """'' -> none; 'a' -> a at ``alpha``; 'a:0.5,b:0.3' -> a blend. alpha <= 0 means the catalog's alpha."""
+    if spec is not None and not isinstance(spec, str):
+        raise UserError(f"adapter must be text such as 'a' or 'a:0.5,b:0.3', not {shown(spec)}", param="adapter")
     pairs = []
+    alpha = finite("adapter_alpha", alpha)  # before "<= 0 means the catalog's": NaN > 0 is False
     for part in (p.strip() for p in (spec or "").split(",")):
         if not part:
             continue
         name, _, value = part.partition(":")
         name = name.strip()
         catalog_alpha = next((a.alpha for a in entry.adapters if a.id == name), 1.0)
+        if not value.strip():
+            pairs.append((name, alpha if alpha > 0 else catalog_alpha))
+            continue
         try:
-            chosen = float(value) if value.strip() else float(alpha)
+            chosen = float(value)
         except ValueError:
-            raise ValueError(f"adapter {part!r}: write an alpha as a number, e.g. '{name}:0.5'") from None
-        pairs.append((name, chosen if value.strip() or chosen > 0 else catalog_alpha))
+            raise UserError(f"adapter {shown(part)}: write an alpha as a number, e.g. '{name}:0.5'",
+                            param="adapter") from None
+        if not math.isfinite(chosen):
+            raise UserError(f"adapter {shown(part)}: the alpha must be a finite number, e.g. '{name}:0.5'",
+                            param="adapter")
+        pairs.append((name, chosen))
     return tuple(pairs)
 
 

@@ -20,11 +20,12 @@ from gradio.data_classes import FileData
 
 from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
+from .checks import whole
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
 from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
-    metrics_markdown, model_picker
+    metrics_markdown, model_picker, numbers_only
 
 PROGRESS_EVERY_S = 0.1   # at most this often a progress update goes to the browser
 CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
@@ -145,7 +146,8 @@ def _quote(text: str) -> str:
 def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tuple) -> dict[str, float]:
     """The slider values that belong to ``entry`` (sliders exist for every entry's adapters)."""
     values = dict(zip(all_adapters, weights))
-    return {adapter.id: float(values.get((entry.id, adapter.id)) or 0) for adapter in entry.adapters}
+    # Unconverted: resolve_styles checks each weight (a NaN or a string is refused there, naming the style).
+    return {adapter.id: values.get((entry.id, adapter.id)) or 0 for adapter in entry.adapters}
 
 
 def _model_info(entry: ImageEntry, geo: Geometry) -> str:
@@ -272,6 +274,8 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                             elem_id="image-parameters-download")
             metrics = metrics_card(elem_id="image-metrics")
             python, cpp = code_view()
+    for number in (width, height, count, steps, guidance, seed, *sliders):
+        numbers_only(number)  # NaN and text are refused naming the field, before the run's event starts
     return Widgets(prompt, negative, go, stop, model, device, info, sliders, no_styles, compare, width, height,
                    count, size_note, steps, guidance, seed, dice, live, gallery, status, slider, params, params_file,
                    metrics, python, cpp, gr.State([]), gr.State([]))
@@ -331,6 +335,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
         entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
                                              seed_value, weights)
+        count = max(1, min(MAX_IMAGES, whole("number of images", n_images or 1)))  # before any load
         session = request.session_hash or "api"
         flag = panel.stops.start(session)
         try:
@@ -343,7 +348,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
                                                      n_steps, scale, settings.seed, weights)
-            batch = image_batch.Batch(handle, geo, entry.title, settings, max(1, min(MAX_IMAGES, int(n_images or 1))),
+            batch = image_batch.Batch(handle, geo, entry.title, settings, count,
                                       bool(compare_on), image_run.preview_interval(settings.steps) if live_preview
                                       else 0, flag)
             yield from _render(panel, ui, batch, progress)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import ImageEntry
+from .checks import finite, shown, whole
+from .errors import UserError
 
 MAX_STEPS = 200            # the catalog's own bound for num_inference_steps
 MAX_GUIDANCE = 30.0        # the catalog's own bound for guidance_scale
@@ -149,19 +151,15 @@ def _side(name: str, value: int | float | None, default: int, geo: Geometry, lim
 
 
 def _as_int(name: str, value: int | float | None) -> int:
-    if value is None:
-        return 0
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    return int(number)
+    """A whole number (an integral float counts); None is 0, the default. NaN, infinity and text are refused."""
+    return 0 if value is None else whole(name, value, None, None)  # each caller says its own bounds
 
 
 def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
     """(id, weight) for every style with a nonzero weight; ``KeyError`` naming the valid ones for a typo."""
+    if weights is not None and not isinstance(weights, dict):
+        raise UserError(f"adapters must map style ids to weights, e.g. {{\"style\": 0.8}}, not {shown(weights)}",
+                        param="adapters")
     weights = dict(weights or {})
     known = [adapter.id for adapter in entry.adapters]
     unknown = [name for name in weights if name not in known]
@@ -172,10 +170,7 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
     for name in known:  # catalog order: the same blend is always described (and coded) the same way
         if name not in weights or weights[name] is None:
             continue
-        try:
-            weight = float(weights[name])
-        except (TypeError, ValueError):
-            raise ValueError(f"the weight of style {name!r} must be a number, not {weights[name]!r}") from None
+        weight = finite(f"the weight of style {name!r}", weights[name])  # NaN gave an all-black picture
         if abs(weight) > MAX_WEIGHT:
             raise ValueError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
                              f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)")
@@ -210,7 +205,8 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
         if step_count < 0:
             notes.append(f"steps {step_count} means the model's default: {base.steps}")
         step_count = base.steps
-    guidance = base.guidance_scale if guidance_scale is None or guidance_scale < 0 else float(guidance_scale)
+    guidance = None if guidance_scale is None else finite("guidance_scale", guidance_scale)  # nan < 0 is False
+    guidance = base.guidance_scale if guidance is None or guidance < 0 else guidance
     if guidance > MAX_GUIDANCE:
         raise ValueError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
                          f"is {base.guidance_scale:g}).")

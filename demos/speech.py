@@ -20,6 +20,7 @@ from gradio.data_classes import FileData
 from . import files, languages, subtitles
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
+from .checks import flag
 from .errors import TooLarge, UserError
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
@@ -157,8 +158,9 @@ def build_api(suite: Suite) -> None:
         Returns:
             The text, the segments [{start, end, text}] (empty without timestamps) and a metrics dict.
         """
+        with_times = flag("timestamps", timestamps)  # truthiness would take NaN, "no" and 2 for True
         entry, decoded = _read(suite, model, _file_path(audio))
-        handle, options = _prepare(suite, entry, device, language, task, "segments" if timestamps else "off")
+        handle, options = _prepare(suite, entry, device, language, task, "segments" if with_times else "off")
         *_, result = run(handle.pipeline, handle.loaded.lock, decoded, options)
         segments = [s.as_dict() for s in result.segments]
         return result.text, segments, _metrics(result, handle, decoded.warning)

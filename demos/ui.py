@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+import types
+from typing import Any, Callable, TypeVar
 
 import gradio as gr
 
 from .catalog import Entry
+from .checks import finite
+from .errors import UserError
 from .loader import LoaderError, ProgressFn
 from .lora import AdapterFormatError
 from .runtime import DeviceError
 from .suite import Handle, Suite
 
 log = logging.getLogger("demos")
+C = TypeVar("C", bound=gr.components.Component)
 
 
 def format_bytes(size: int | None) -> str:
@@ -34,6 +38,28 @@ def model_picker(entries: list[Entry], label: str = "Model", **kwargs: Any) -> g
 def device_picker(devices: list[str], default: str, label: str = "Device", **kwargs: Any) -> gr.Dropdown:
     value = default if default in devices or default.split(".")[0] in devices else devices[0]
     return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
+
+
+def numbers_only(component: C) -> C:
+    """``component`` (a ``gr.Number`` or ``gr.Slider``) refusing NaN, infinity and text with its label named.
+
+    Gradio's own preprocess lets NaN through a Slider's bounds (every comparison with NaN is False), fails on it
+    in ``gr.Number(precision=0)``, and answers text with its dump of the event's components and Python's
+    error; a ``gr.Error`` raised in preprocess reaches the user as it is. (The instance's preprocess is wrapped
+    rather than the class subclassed: Gradio writes a .pyi stub next to every module defining a component.)
+    """
+    component.preprocess = types.MethodType(_numbers_only_preprocess, component)  # type: ignore[method-assign]
+    return component
+
+
+def _numbers_only_preprocess(component: Any, payload: Any) -> Any:
+    # A method bound to the component: a per-session deep copy of it rebinds to the copy (bounds updated there).
+    if payload is not None:
+        try:
+            finite(component.label or "the number", payload)
+        except UserError as exc:
+            raise gr.Error(str(exc), duration=None) from None
+    return type(component).preprocess(component, payload)
 
 
 def gradio_progress(progress: gr.Progress) -> ProgressFn:

@@ -19,10 +19,11 @@ from gradio.data_classes import FileDataDict
 
 from . import files, vision_models
 from .catalog import Entry, VisionEntry
+from .checks import finite, whole
 from .errors import TooLarge, UserError
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
-                 metrics_markdown, model_picker)
+                 metrics_markdown, model_picker, numbers_only)
 from .vision_chat import Answer, Settings, stream_answer
 from .vision_code import CodeRequest, cpp_code, python_code
 from .vision_inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
@@ -84,9 +85,14 @@ def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: flo
               top_p: float | None = None) -> Settings:
     """Request settings; empty, zero or negative values mean the entry's default."""
     defaults = entry.generation
-    tokens = int(max_new_tokens) if max_new_tokens and max_new_tokens > 0 else defaults.max_new_tokens
-    temp = defaults.temperature if temperature is None or temperature < 0 else float(temperature)
-    nucleus = defaults.top_p if not top_p or top_p <= 0 else min(float(top_p), 1.0)
+    # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
+    # otherwise fail inside int() with Python's own message.
+    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens)
+    temp = None if temperature in (None, "") else finite("temperature", temperature)
+    nucleus = None if top_p in (None, "") else finite("top_p", top_p)
+    tokens = tokens if tokens > 0 else defaults.max_new_tokens
+    temp = defaults.temperature if temp is None or temp < 0 else temp
+    nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
     return Settings(tokens, temp, nucleus)
 
 
@@ -171,6 +177,7 @@ def ask_image_api(suite: Suite):
         max_new_tokens: the longest reply (0 = the model's default).
         device: CPU, GPU, NPU or AUTO ("" = the app's default).
         """
+        settings = _settings(entry_for(suite, PANEL, model), max_new_tokens)  # bad numbers before any file
         scratch = files.Scratch()  # data-URL images this request wrote: a refused request keeps none of them
         try:
             with scratch.collecting():
@@ -180,7 +187,7 @@ def ask_image_api(suite: Suite):
                 question = _check_turn(entry, question, refs, earlier)
             handle, facts = _load(suite, entry, device)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
-            for item in _answers(handle, facts, chat, _settings(entry, max_new_tokens), threading.Event()):
+            for item in _answers(handle, facts, chat, settings, threading.Event()):
                 yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
         except Exception:
             scratch.discard()
@@ -281,6 +288,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
             max_new = gr.Slider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
             temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
+        for slider in (max_new, temperature, top_p):
+            numbers_only(slider)  # NaN and text are refused naming the slider, before the answer's event runs
     code_py, code_cpp = code_view()
     chat_state = gr.State([])
 
