@@ -3,7 +3,8 @@
 An LLM's prefill grows faster than linearly with the prompt and cannot be interrupted (the streamer is first
 called after it), and an answer runs until ``max_new_tokens`` however long that is. So both are bounded before
 anything is generated: the prompt by the model's context (``config.json``) and the entry's
-``generation.max_prompt_tokens``, the answer by ``generation.max_new_tokens_limit`` (default: the context).
+``generation.max_prompt_tokens`` (the smaller wins), the answer by ``generation.max_new_tokens_limit`` (default:
+the context; a catalog may allow more, for a model that keeps answering past it).
 
 Counting applies the chat template, as ``generate`` does. A text far longer than any limit (more than
 ``CHARS_PER_TOKEN`` characters per allowed token) is refused by its length alone, without tokenizing it.
@@ -83,8 +84,10 @@ def limits(title: str, generation: Any, model_dir: Path | str | None) -> Limits:
     context_source = "its context length" if model_dir is not None else ""
     prompt, prompt_source = _tighter(context, context_source, generation.max_prompt_tokens,
                                      "models.yaml: generation.max_prompt_tokens")
-    new, new_source = _tighter(context, context_source, generation.max_new_tokens_limit,
-                               "models.yaml: generation.max_new_tokens_limit")
+    if generation.max_new_tokens_limit is not None:  # the catalog's word, even above the context
+        new, new_source = generation.max_new_tokens_limit, "models.yaml: generation.max_new_tokens_limit"
+    else:
+        new, new_source = _tighter(context, context_source, None, "")
     return Limits(title, prompt, prompt_source, new, new_source)
 
 

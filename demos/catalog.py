@@ -108,8 +108,8 @@ class Draft(_Strict):
 
 
 class _Bounded(_Strict):
-    """Per-request bounds (demos/bounds.py): the longest prompt and the largest max_new_tokens a request may ask
-    for; unset, both are the model's context length."""
+    """Per-request bounds (demos/bounds.py): the longest prompt (never more than the model's context) and the
+    largest max_new_tokens a request may ask for (unset: the model's context length)."""
 
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
     max_prompt_tokens: int | None = Field(default=None, ge=1)

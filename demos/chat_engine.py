@@ -284,6 +284,9 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
                  stop: threading.Event | None = None) -> Iterator[str | Reply]:
     """Yield the growing reply text, then a ``Reply``. Setting ``stop`` ends generation at the next token.
 
+    While no new text comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
+    A job stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures.
+
     ``generate`` runs on a worker thread that holds the pipeline's lock; the streamer puts text pieces on a
     queue and answers STOP once ``stop`` is set. Closing this generator before the reply is complete (a client
     that cancels) sets ``stop``, so an abandoned answer never keeps the pipeline busy.

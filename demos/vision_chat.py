@@ -182,7 +182,8 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
 
 def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: threading.Event | None = None,
                   store: HistoryStore = STORE, interval: float = 0.0) -> Iterator[str | Answer]:
-    """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``.
+    """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``. While no new text
+    comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
 
     Holds the pipeline's lock while generating. Setting ``stop`` (or closing the iterator) ends the
     generation at the next token; the pipeline stays usable. With ``interval`` (seconds), text after the first

@@ -40,6 +40,11 @@ def _grouped(number: int) -> str:
     return r"[\s,.]?".join(re.findall(r"\d{1,3}(?=(?:\d{3})*$)", str(number)))
 
 
+def _call(url: str, api_name: str, data: list, timeout: float = WAIT_S):
+    """``rawhttp.call`` with a bound on the whole call (Gradio's heartbeats keep a waiting stream's socket alive)."""
+    return _in_thread(lambda: call(url, api_name, data, timeout=timeout), timeout)
+
+
 def _chat_data(prompt: str, max_new_tokens: int = 8, history: list | None = None) -> list:
     # /chat: prompt, model, history, system_prompt, adapter, adapter_alpha, draft, device, max_new_tokens, temperature
     return [prompt, "tiny-llm", history or [], "", "", 1.0, "", "", max_new_tokens, 0.0]
@@ -84,7 +89,7 @@ def _chat_tokens(kit, prompt: str) -> int:
 
 
 def test_a_megabyte_prompt_to_chat_is_refused_with_the_numbers(tiny_app):
-    outcome = call(tiny_app.url, "chat", _chat_data(_text(MEGABYTE)), timeout=WAIT_S)
+    outcome = _call(tiny_app.url, "chat", _chat_data(_text(MEGABYTE)))
     assert outcome.event == "error", outcome.events[-3:]
     assert re.search(_grouped(MEGABYTE) + " characters", outcome.message), outcome.message
     assert re.search(rf"Tiny LLM takes at most {CONTEXT}\b", outcome.message), outcome.message
@@ -103,11 +108,11 @@ def test_a_prompt_just_over_the_entry_limit_is_refused_and_just_under_answers(bo
     while _chat_tokens(kit, " ".join(["cat"] * words)) <= PROMPT_LIMIT:
         words += 1
     over, under = " ".join(["cat"] * words), " ".join(["cat"] * (words - 1))
-    refused = call(bounded_app.url, "chat", _chat_data(over), timeout=WAIT_S)
+    refused = _call(bounded_app.url, "chat", _chat_data(over))
     assert refused.event == "error"
     assert re.search(rf"this chat is {_chat_tokens(kit, over)} tokens; Tiny LLM takes at most {PROMPT_LIMIT} "
                      r"\(models.yaml: generation.max_prompt_tokens\)", refused.message), refused.message
-    answered = call(bounded_app.url, "chat", _chat_data(under), timeout=120)
+    answered = _call(bounded_app.url, "chat", _chat_data(under), timeout=120)
     assert answered.event == "complete", answered.message
     assert answered.data[1]["input_tokens"] == _chat_tokens(kit, under) <= PROMPT_LIMIT
     assert answered.data[1]["output_tokens"] == 8
@@ -129,7 +134,7 @@ def test_a_vision_conversation_over_the_entry_limit_is_refused(bounded_app, pict
 
 
 def test_a_trillion_new_tokens_is_refused_naming_max_new_tokens(tiny_app, picture):
-    outcome = call(tiny_app.url, "chat", _chat_data("Hi", max_new_tokens=10**12), timeout=WAIT_S)
+    outcome = _call(tiny_app.url, "chat", _chat_data("Hi", max_new_tokens=10**12))
     assert outcome.event == "error"
     assert re.search(rf"max_new_tokens {_grouped(10**12)} is more than Tiny LLM allows: at most {CONTEXT}\b",
                      outcome.message), outcome.message
@@ -140,10 +145,10 @@ def test_a_trillion_new_tokens_is_refused_naming_max_new_tokens(tiny_app, pictur
 
 
 def test_max_new_tokens_over_the_entry_limit_is_refused_and_the_limit_itself_answers(bounded_app):
-    refused = call(bounded_app.url, "chat", _chat_data("Hi", max_new_tokens=NEW_TOKENS_LIMIT + 1), timeout=WAIT_S)
+    refused = _call(bounded_app.url, "chat", _chat_data("Hi", max_new_tokens=NEW_TOKENS_LIMIT + 1))
     assert refused.event == "error"
     assert f"at most {NEW_TOKENS_LIMIT} (models.yaml: generation.max_new_tokens_limit)" in refused.message
-    answered = call(bounded_app.url, "chat", _chat_data("Hi", max_new_tokens=NEW_TOKENS_LIMIT), timeout=120)
+    answered = _call(bounded_app.url, "chat", _chat_data("Hi", max_new_tokens=NEW_TOKENS_LIMIT), timeout=120)
     assert answered.event == "complete" and answered.data[1]["output_tokens"] == NEW_TOKENS_LIMIT
 
 
@@ -181,7 +186,7 @@ def test_a_client_that_leaves_mid_stream_frees_the_pipeline(tiny_app):
         received = b""
         while b"event: generating" not in received:  # the answer is streaming: now leave
             received += sock.recv(4096)
-    outcome = call(tiny_app.url, "chat", _chat_data("Hi", 8), timeout=60)
+    outcome = _call(tiny_app.url, "chat", _chat_data("Hi", 8), timeout=60)
     assert outcome.event == "complete" and outcome.data[1]["output_tokens"] == 8
 
 
@@ -202,14 +207,25 @@ def chat_job(tiny_catalog_path, tmp_path_factory):
 
 
 def _in_thread(fn, timeout: float = 10):
-    """``fn()``'s result, or TimeoutError when it does not return within ``timeout`` (it may still be running)."""
-    result: list = []
-    thread = threading.Thread(target=lambda: result.append(fn()), daemon=True)
+    """``fn()``'s result (or its exception), or TimeoutError when it does not return within ``timeout`` (it may
+    still be running then, on its daemon thread)."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(timeout)
-    if not result:
-        raise TimeoutError(f"{fn} did not return within {timeout} s")
-    return result[0]
+    if not outcome:
+        raise TimeoutError(f"no answer within {timeout} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def test_a_chat_job_stopped_while_it_waits_for_the_pipeline_never_generates(chat_job, caplog):

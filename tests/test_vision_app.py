@@ -18,6 +18,7 @@ from demos.vision import METRICS_HINT, STOPPED_MARK
 MODEL = "tiny-vlm"
 N = 16
 QUESTION = "What is in the picture?"
+LONGEST = 512  # the most new tokens a request may ask of the tiny VLM (its context length): the longest answer
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +171,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, p
     picture = _picture(8)
     path = _png(tmp_path, "long.png", picture)
     _accept(client, QUESTION, [path])
-    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
+    job = client.submit(MODEL, "CPU", LONGEST, 0, 0.9, api_name="/vision_respond")
     deadline = time.monotonic() + 120
     while not any(isinstance(o, tuple) and len(o[1]) == 2 and o[1][-1]["content"][0]["text"] not in ("", "…")
                   for o in job.outputs()) and time.monotonic() < deadline:
@@ -180,8 +181,8 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, p
     partial = messages[-1]["content"][0]["text"]
     assert partial.endswith(STOPPED_MARK) and "**Stopped** by user" in metrics
     generated = int(metrics.split("**Output** ")[1].split(" tokens")[0])
-    assert 0 < generated < 3000, "stopped long before max_new_tokens"
-    assert _ask(plain, [picture], tokens=3000).startswith(partial[:-len(STOPPED_MARK)])
+    assert 0 < generated < LONGEST, "stopped before max_new_tokens"
+    assert _ask(plain, [picture], tokens=LONGEST).startswith(partial[:-len(STOPPED_MARK)])
     reply, _ = client.predict(handle_file(path), QUESTION, MODEL, [], N, api_name="/ask_image")
     assert reply == _ask(plain, [picture])
 
@@ -247,7 +248,7 @@ def test_ui_refuses_a_first_message_without_image(tiny_app):
 def test_clear_during_an_answer_empties_the_chat_for_good(tiny_app, tmp_path):
     client = Client(tiny_app.url, verbose=False)
     _accept(client, QUESTION, [_png(tmp_path, "clear.png", _picture(12))])
-    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
+    job = client.submit(MODEL, "CPU", LONGEST, 0, 0.9, api_name="/vision_respond")
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
