@@ -278,3 +278,18 @@ def test_closing_a_waiting_vision_stream_returns_at_once_and_its_job_never_start
     assert "vision: a job stopped before it started was skipped" in caplog.text
     assert "generate started" not in caplog.text
 
+
+
+def test_the_catalog_refuses_a_default_answer_length_above_its_own_limit(kit, tmp_path):
+    from demos.catalog import CatalogError, load_catalog
+    from tests.kit import catalog_dict
+    catalog = catalog_dict(kit, tmp_path / "cache")
+    catalog["chat"][0]["generation"].update(max_new_tokens=64, max_new_tokens_limit=32)
+    catalog["vision"][0]["generation"]["max_prompt_tokens"] = 0
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path)
+    problems = "\n".join(raised.value.problems)
+    assert "chat[tiny-llm].generation: max_new_tokens 64 is above max_new_tokens_limit 32" in problems, problems
+    assert "vision[tiny-vlm].generation.max_prompt_tokens" in problems, problems
