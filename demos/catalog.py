@@ -108,8 +108,23 @@ class Draft(_Strict):
         return self.label or self.id
 
 
-class ChatGeneration(_Strict):
+class _Bounded(_Strict):
+    """Per-request bounds (demos/bounds.py): the longest prompt (never more than the model's context) and the
+    largest max_new_tokens a request may ask for (unset: the model's context length)."""
+
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
+    max_new_tokens_limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> "_Bounded":
+        if self.max_new_tokens_limit is not None and self.max_new_tokens > self.max_new_tokens_limit:
+            raise ValueError(f"max_new_tokens {self.max_new_tokens} is above max_new_tokens_limit "
+                             f"{self.max_new_tokens_limit}: lower the default or raise the limit")
+        return self
+
+
+class ChatGeneration(_Bounded):
     temperature: float = Field(default=0.7, ge=0, le=2)
     top_p: float = Field(default=0.9, gt=0, le=1)
     top_k: int = Field(default=0, ge=0)
@@ -130,8 +145,7 @@ class SpeechGeneration(_Strict):
     max_audio_seconds: float = Field(default=1800, gt=0)
 
 
-class VisionGeneration(_Strict):
-    max_new_tokens: int = Field(default=256, ge=1, le=32768)
+class VisionGeneration(_Bounded):
     temperature: float = Field(default=0.0, ge=0, le=2)
     top_p: float = Field(default=0.9, gt=0, le=1)
 

@@ -7,16 +7,19 @@ unknown adapter or draft, a draft with another tokenizer, a chat too long for an
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
+from . import bounds
 from .catalog import ChatEntry
 from .checks import finite, whole
-from .chat_checks import check_draft_tokenizer, check_prompt_length, count_prompt_tokens
+from .chat_checks import check_draft_tokenizer, check_prompt_length
 from .loader import ProgressFn, _no_progress
 from .runtime import PipelineKey
 from .suite import Handle, Prepared, Suite
@@ -24,11 +27,17 @@ from .suite import Handle, Prepared, Suite
 DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
 DEFAULT_SEED = 42
 UPDATE_INTERVAL_S = 0.04  # at most ~25 streamed updates a second: smooth to the eye, cheap for the CPU
+WAKE_S = 0.25
+"""While no token comes (a prefill, or a wait for the pipeline), ``stream_reply`` still yields this often: Gradio
+can only close a generator (client gone, cancelled job) when it is not blocked inside it, and closing is what
+sets the stop flag."""
 ROLES = ("system", "user", "assistant")
 # Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
 _WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, 2**31 - 1), "top_k": (-2**31 + 1, 2**31 - 1),
                    "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1)}
 _REAL_SETTINGS = ("temperature", "top_p", "repetition_penalty", "confidence_threshold")
+
+log = logging.getLogger("demos.chat")
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,7 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
                   messages: list[dict[str, str]], progress: ProgressFn = _no_progress) -> Opened:
     """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late."""
     validate(entry, settings)
+    check_bounds(entry, settings, messages, None)  # what the catalog alone bounds, before anything is fetched
     device = suite.runtime.check_device(device or suite.default_device)
     draft_device = ""
     if settings.draft:
@@ -197,10 +207,11 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     prepared = known[1] if live else suite.prepare(entry, device, progress, drafts=bool(settings.draft))
     if settings.draft and not live:
         check_draft_tokenizer(prepared.model_dir, prepared.drafts[settings.draft], settings.draft, entry.id)
+    counted = check_bounds(entry, settings, messages, prepared.model_dir)
     tokens = None
     if is_npu(device):
-        # The NPU pipeline is compiled for a fixed prompt length: count the whole chat before building it.
-        tokens = count_prompt_tokens(prepared.model_dir, messages)
+        # The NPU pipeline is compiled for a fixed prompt length: the whole chat must fit before building it.
+        tokens = counted
         check_prompt_length(tokens, entry.npu.max_prompt_len, device)
     if live:
         loaded, built = suite.runtime.get(known[0], on_build=lambda message: progress(None, message))
@@ -212,12 +223,25 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
 
 
-def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]]) -> None:
+def check_bounds(entry: ChatEntry, settings: Settings, messages: list[dict[str, str]],
+                 model_dir: Path | None) -> int | None:
+    """Refuse a ``max_new_tokens`` or a chat over the entry's bounds (``demos.bounds``); the chat's token count.
+
+    With ``model_dir`` None only the catalog's own limits apply (nothing is counted)."""
+    limits = bounds.limits(entry.title, entry.generation, model_dir)
+    bounds.check_max_new_tokens(settings.max_new_tokens, limits)
+    return bounds.check_prompt(messages, model_dir, limits)
+
+
+def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]],
+                       stop: threading.Event | None = None) -> None:
     """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see."""
     import openvino_genai as ov_genai
     if not opened.handle.built_now:
         return
     with opened.handle.loaded.lock:
+        if stop is not None and stop.is_set():  # stopped while waiting for the pipeline
+            return
         opened.handle.pipeline.generate(ov_genai.ChatHistory(messages), max_new_tokens=2)
 
 
@@ -278,6 +302,9 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
                  stop: threading.Event | None = None) -> Iterator[str | Reply]:
     """Yield the growing reply text, then a ``Reply``. Setting ``stop`` ends generation at the next token.
 
+    While no new text comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
+    A job stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures.
+
     ``generate`` runs on a worker thread that holds the pipeline's lock; the streamer puts text pieces on a
     queue and answers STOP once ``stop`` is set. Closing this generator before the reply is complete (a client
     that cancels) sets ``stop``, so an abandoned answer never keeps the pipeline busy.
@@ -296,42 +323,62 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
     def work() -> None:
         try:
             with handle.loaded.lock:
+                if stop.is_set():
+                    # Cancelled (or Stopped) while waiting for the pipeline: a job that has not started never
+                    # starts, so a row of cancelled requests cannot keep the pipeline busy with their prefills.
+                    log.info("chat: a job stopped before it started was skipped")
+                    pieces.put(_Finished())
+                    return
+                log.info("chat: generate started (max_new_tokens %d)", config.max_new_tokens)
                 result = handle.pipeline.generate(ov_genai.ChatHistory(messages), config, on_text)
+                log.info("chat: generate ended (%d new tokens%s)", result.perf_metrics.get_num_generated_tokens(),
+                         ", stopped" if stop.is_set() else "")
             pieces.put(_Finished(result=result))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
             pieces.put(_Finished(error=exc))
 
     worker = threading.Thread(target=work, name="chat-generate", daemon=True)
     worker.start()
-    text, shown, last_update = "", 0, 0.0
+    text, shown, last_update, last_yield = "", 0, 0.0, time.monotonic()
     completed = False
     try:
         while True:
             # Updates go out at most every UPDATE_INTERVAL_S; pieces arriving meanwhile are joined into the
             # next one. The first piece goes out at once (TTFT), and a model slower than the interval still
-            # streams token by token; a fast one no longer spends its CPU on per-token UI updates.
-            due = last_update + UPDATE_INTERVAL_S - time.monotonic()
+            # streams token by token; a fast one no longer spends its CPU on per-token UI updates. With nothing
+            # new for WAKE_S the text so far goes out again, so that the caller is never stuck in here.
+            now = time.monotonic()
+            wait = last_update + UPDATE_INTERVAL_S - now if len(text) > shown else last_yield + WAKE_S - now
             try:
-                item = pieces.get(timeout=max(due, 0.001)) if len(text) > shown else pieces.get()
+                item = pieces.get(timeout=max(wait, 0.001))
             except queue.Empty:
                 item = None
             if isinstance(item, str):
                 text += item
-            if len(text) > shown and (item is None or time.monotonic() - last_update >= UPDATE_INTERVAL_S):
-                shown, last_update = len(text), time.monotonic()
+            now = time.monotonic()
+            if len(text) > shown and (item is None or now - last_update >= UPDATE_INTERVAL_S):
+                shown, last_update, last_yield = len(text), now, now
+                yield text
+            elif item is None and now - last_yield >= WAKE_S:
+                last_yield = now
                 yield text
             if isinstance(item, _Finished):
                 if item.error is not None:
                     raise item.error
-                result = item.result
-                final = result.texts[0] if result.texts else text
-                reply = Reply(final, reply_metrics(opened, result, settings), stop.is_set())
                 completed = True
-                yield reply
+                yield _final(opened, item.result, text, settings, stop)
                 return
     finally:
         if not completed:
             stop.set()  # closed early (a client cancelled): let the worker's streamer answer STOP
+
+
+def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: threading.Event) -> Reply:
+    """The ``Reply`` for a finished generate (``result`` None: it never ran, being stopped first)."""
+    if result is None:
+        return Reply(text, {"device": opened.device}, True)
+    final = result.texts[0] if result.texts else text
+    return Reply(final, reply_metrics(opened, result, settings), stop.is_set())
 
 
 def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:

@@ -222,8 +222,9 @@ class ChatPanel:
                     if isinstance(item, Reply):
                         final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
                         yield final, "", reply_card(item), status
-                    else:
-                        yield shown + [{"role": "assistant", "content": item}], "", gr.update(), status
+                    else:  # "" while the model reads the chat: keep showing the pending note
+                        yield shown + [{"role": "assistant", "content": item or pending["content"]}], "", \
+                            gr.update(), status
             except Exception:
                 # Give the message back and drop the pending or partial answer (the next turn must not send it
                 # to the model); the status line says what is loaded, not "loading"; the error says why.
@@ -263,7 +264,7 @@ class ChatPanel:
         try:
             opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
             for pipe in opened:
-                prime_new_pipeline(pipe, messages)
+                prime_new_pipeline(pipe, messages, stop)
             status = self.status(model_id, device)
             user = [{"role": "user", "content": prompt}]
             panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
@@ -272,7 +273,7 @@ class ChatPanel:
             for side, (settings, pipe) in enumerate(zip((left, right), opened)):
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
                 for item in stream_reply(pipe, messages, settings, stop):
-                    text = item.text if isinstance(item, Reply) else item
+                    text = item.text if isinstance(item, Reply) else (item or PENDING)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
                         replies[side], cards[side] = item, reply_card(item)
@@ -337,6 +338,9 @@ def reply_card(reply: Reply) -> str:
 def metrics_message(reply: Reply) -> dict:
     """A collapsible note under the answer in the chat: a short title, the full figures inside."""
     m = reply.metrics
+    if "tokens_per_s" not in m:  # stopped before it started: there are no figures
+        return {"role": "assistant", "content": "Stopped before the answer started.",
+                "metadata": {"title": "⏹ stopped", "status": "done"}}
     title = [f"{m['tokens_per_s']:.1f} tokens/s", f"TTFT {m['ttft_ms']:.0f} ms", f"{m['output_tokens']} tokens"]
     if "acceptance_rate" in m:
         title.append(f"{m['accepted_draft_tokens']}/{m['draft_tokens']} draft tokens accepted")

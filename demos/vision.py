@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileDataDict
 
-from . import files, vision_models
+from . import bounds, files, vision_models
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
 from .errors import TooLarge, UserError
@@ -135,6 +135,25 @@ def _check_sizes(refs: list[FileRef]) -> None:
                            " scale it down or save it as JPEG", param="image")
 
 
+def _check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings) -> None:
+    """Refuse a ``max_new_tokens`` or a conversation (its texts) over the entry's bounds, before any model work.
+
+    The catalog's own limits are checked first, then the model's context (the folder is fetched for it)."""
+    messages = []
+    for turn in chat:
+        messages.append({"role": "user", "content": turn.text})
+        if turn.reply is not None:
+            messages.append({"role": "assistant", "content": turn.reply})
+
+    def check(model_dir: Path | None) -> None:
+        limits = bounds.limits(entry.title, entry.generation, model_dir)
+        bounds.check_max_new_tokens(settings.max_new_tokens, limits)
+        bounds.check_prompt(messages, model_dir, limits, param="question", what="this conversation")
+
+    check(None)
+    check(suite.prepare(entry, suite.runtime.check_device(device or suite.default_device)).model_dir)
+
+
 def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
              settings: Settings, stop: threading.Event) -> Iterator[str | Answer]:
     """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
@@ -185,8 +204,9 @@ def ask_image_api(suite: Suite):
                 earlier = history_turns(history)
                 refs = [ref] if (ref := file_ref(image, "image")) else []
                 question = _check_turn(entry, question, refs, earlier)
-            handle, facts = _load(suite, entry, device)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
+            _check_bounds(suite, entry, device, chat, settings)
+            handle, facts = _load(suite, entry, device)
             for item in _answers(handle, facts, chat, settings, threading.Event()):
                 yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
         except Exception:
@@ -335,6 +355,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         run = _current_run(request.session_hash or "")
         asked = [*chat, turn]
         try:
+            _check_bounds(suite, entry, device_name, asked, settings)
             handle, facts = _load(suite, entry, device_name, progress)
             for item in _answers(handle, facts, asked, settings, run.stop):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import queue
 import re
@@ -39,8 +40,15 @@ import numpy as np
 
 from .runtime import Loaded
 
+log = logging.getLogger("demos.vision")
+
 MAX_CHATS_PER_PIPELINE = 16
 """Conversations whose ``ChatHistory`` is kept per pipeline (each holds its encoded images)."""
+
+WAKE_S = 0.25
+"""While no token comes (a prefill, or a wait for the pipeline), ``stream_answer`` still yields this often: Gradio
+can only close a generator (client gone, cancelled job) when it is not blocked inside it, and closing is what
+sets the stop flag."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,8 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
 
 def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: threading.Event | None = None,
                   store: HistoryStore = STORE, interval: float = 0.0) -> Iterator[str | Answer]:
-    """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``.
+    """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``. While no new text
+    comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
 
     Holds the pipeline's lock while generating. Setting ``stop`` (or closing the iterator) ends the
     generation at the next token; the pipeline stays usable. With ``interval`` (seconds), text after the first
@@ -203,9 +212,11 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
                     history = _rebuild(pipeline, earlier, stop)
                 rebuild_s = time.perf_counter() - started if rebuilt and any(t.images for t in earlier) else 0.0
                 if stop.is_set():  # stopped while waiting for the pipeline or rebuilding: nothing to generate
+                    log.info("vision: a job stopped before it started was skipped")
                     events.put(("done", ("", True, None, rebuild_s)))
                     return
                 history.append(_user(current.text))
+                log.info("vision: generate started (max_new_tokens %d)", settings.max_new_tokens)
                 result = pipeline.generate(history, images=_tensors(current.images),
                                            generation_config=generation_config(pipeline, settings),
                                            streamer=streamer)
@@ -227,7 +238,11 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
         while True:
             if shown_at is not None and interval > 0:  # let tokens pile up (an early end still wakes us)
                 finished.wait(max(0.0, shown_at + interval - time.monotonic()))
-            kind, payload = events.get()
+            try:
+                kind, payload = events.get(timeout=WAKE_S)
+            except queue.Empty:
+                yield text  # nothing new: hand control back, so that a caller who left can close us
+                continue
             chunks = []
             while kind == "text":  # coalesce whatever is queued
                 chunks.append(payload)
@@ -246,8 +261,9 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
                 yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
                 return
     finally:
-        stop.set()  # a consumer that leaves early (client gone, Stop) ends the generation too
-        worker.join()
+        # A consumer that leaves early (client gone, Stop) ends the generation too. No join: Gradio closes an
+        # abandoned generator on its event loop, which must not wait for a prefill (or for the pipeline's lock).
+        stop.set()
 
 
 # -------------------------------------------------------------------------------------------------------------

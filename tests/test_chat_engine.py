@@ -317,6 +317,8 @@ def test_send_retry_and_stop_buttons(suite):
     # Stop from another thread (the Stop button's event) while the answer streams.
     stream = panel.respond("Go on.", history, "tiny-llm", "CPU", _choices(max_new_tokens=400), "s1")
     next(stream)  # the message is shown; the stop flag is registered from here on
+    while next(stream)[0][-1]["content"] == "…":  # until the answer streams (a Stop before it never starts it)
+        pass
     assert panel.stops.stop("other-session") == 0 and panel.stops.stop("s1") == 1
     *_, (stopped, _, card, _) = stream
     assert "Stopped" in card and "stopped" in stopped[-1]["metadata"]["title"]

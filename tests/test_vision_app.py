@@ -18,6 +18,28 @@ from demos.vision import METRICS_HINT, STOPPED_MARK
 MODEL = "tiny-vlm"
 N = 16
 QUESTION = "What is in the picture?"
+LONGEST = 3000  # an answer long enough (over a second) for Stop and Clear to land while it streams
+
+
+@pytest.fixture(scope="module")
+def long_app(kit, tmp_path_factory):
+    """The app with the tiny VLM allowed LONGEST new tokens (by default a request may ask for its context, 512:
+    an answer of a fifth of a second, over before a Stop arrives)."""
+    import yaml
+
+    from tests.conftest import AppProcess
+    from tests.kit import catalog_dict
+    folder = tmp_path_factory.mktemp("long-answers-app")
+    catalog = catalog_dict(kit, folder / "cache")
+    catalog["vision"][0]["generation"]["max_new_tokens_limit"] = LONGEST
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache")],
+                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
+    try:
+        yield app.wait_ready()
+    finally:
+        app.stop()
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +187,12 @@ def test_odd_formats_reach_the_pipeline_as_the_expected_rgb_array(client, plain,
         assert reply == _ask(plain, [expected]), f"{name} reached the model as a different array"
 
 
-def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, plain, tmp_path):
-    client = Client(tiny_app.url, verbose=False)
+def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(long_app, plain, tmp_path):
+    client = Client(long_app.url, verbose=False)
     picture = _picture(8)
     path = _png(tmp_path, "long.png", picture)
     _accept(client, QUESTION, [path])
-    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
+    job = client.submit(MODEL, "CPU", LONGEST, 0, 0.9, api_name="/vision_respond")
     deadline = time.monotonic() + 120
     while not any(isinstance(o, tuple) and len(o[1]) == 2 and o[1][-1]["content"][0]["text"] not in ("", "…")
                   for o in job.outputs()) and time.monotonic() < deadline:
@@ -180,8 +202,8 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(tiny_app, p
     partial = messages[-1]["content"][0]["text"]
     assert partial.endswith(STOPPED_MARK) and "**Stopped** by user" in metrics
     generated = int(metrics.split("**Output** ")[1].split(" tokens")[0])
-    assert 0 < generated < 3000, "stopped long before max_new_tokens"
-    assert _ask(plain, [picture], tokens=3000).startswith(partial[:-len(STOPPED_MARK)])
+    assert 0 < generated < LONGEST, "stopped long before max_new_tokens"
+    assert _ask(plain, [picture], tokens=LONGEST).startswith(partial[:-len(STOPPED_MARK)])
     reply, _ = client.predict(handle_file(path), QUESTION, MODEL, [], N, api_name="/ask_image")
     assert reply == _ask(plain, [picture])
 
@@ -244,10 +266,10 @@ def test_ui_refuses_a_first_message_without_image(tiny_app):
         _send(client, QUESTION, [])
 
 
-def test_clear_during_an_answer_empties_the_chat_for_good(tiny_app, tmp_path):
-    client = Client(tiny_app.url, verbose=False)
+def test_clear_during_an_answer_empties_the_chat_for_good(long_app, tmp_path):
+    client = Client(long_app.url, verbose=False)
     _accept(client, QUESTION, [_png(tmp_path, "clear.png", _picture(12))])
-    job = client.submit(MODEL, "CPU", 3000, 0, 0.9, api_name="/vision_respond")
+    job = client.submit(MODEL, "CPU", LONGEST, 0, 0.9, api_name="/vision_respond")
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
