@@ -15,6 +15,7 @@ import yaml
 from demos import lora
 from demos import suite as suite_module
 from demos.catalog import load_catalog
+from demos.chat_engine import Reply, default_settings, open_pipeline, stream_reply, to_messages
 from demos.suite import Suite
 from tests import media
 from tests.conftest import AppProcess
@@ -92,6 +93,23 @@ def test_second_load_asks_the_hub_nothing_and_checks_no_adapter_again(suite, hub
         assert suite.prepare(entry, "CPU") == first[entry.id].prepared
     assert _hub_calls(hub) == [], "a model already prepared asks the hub nothing"
     assert fit_checks == [], "nor is its adapter checked against the model's weights again"
+
+
+def test_a_second_chat_answer_runs_no_fit_check(suite, hub, fit_checks):
+    """The chat engine's own path (it had a private cache for this; now the suite's memo does it)."""
+    entry = suite.catalog.entry("hub-llm")
+    settings = default_settings(entry, adapters=(("lora-a", 1.0),), max_new_tokens=4)
+    messages = to_messages([], "", "Hello there")
+    replies = []
+    for _ in range(2):
+        *_, reply = stream_reply(open_pipeline(suite, entry, "CPU", settings, messages), messages, settings)
+        replies.append(reply)
+        if len(replies) == 1:
+            assert len(fit_checks) == 1
+            hub.reset_stats()
+            fit_checks.clear()
+    assert isinstance(replies[1], Reply) and replies[1].text == replies[0].text
+    assert fit_checks == [] and _hub_calls(hub) == []
 
 
 def test_a_file_deleted_after_the_first_prepare_is_noticed_and_fetched_again(suite, hub):
