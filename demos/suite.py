@@ -81,7 +81,7 @@ class Suite:
         self._memo: dict[tuple[str, str, bool], _Memo] = {}
         self._key_locks: dict[tuple[str, str, bool], threading.Lock] = {}
         self._locks_lock = threading.Lock()
-        self._sizes: dict[tuple, int] = {}  # status(): folder sizes, keyed by folder and its state
+        self._sizes: dict[str, tuple[tuple, int]] = {}  # status(): folder -> (its state, its size)
 
     def stage_first(self, entries: list[E]) -> list[E]:
         """``entries`` with the panel's stage entry first in presenter mode, so its tab opens on the warm model."""
@@ -208,10 +208,11 @@ class Suite:
             changed = folder.stat().st_mtime_ns  # a file added to or removed from a local folder
         except OSError:
             return None
-        key = (str(folder), located.downloaded, located.exported, changed)
-        if key not in self._sizes:
-            self._sizes[key] = folder_size(folder)
-        return self._sizes[key]
+        state = (located.downloaded, located.exported, changed)
+        known = self._sizes.get(str(folder))
+        if known is None or known[0] != state:
+            known = self._sizes[str(folder)] = (state, folder_size(folder))
+        return known[1]
 
     def is_loaded(self, entry: Entry, status: Status | None = None) -> list[str]:
         """Devices on which a pipeline of ``entry`` is live."""
