@@ -66,7 +66,7 @@ class Refs:
 
 def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) -> Refs:
     """Local folders where the cache already has them (no network), hub ids otherwise."""
-    status = suite.status(entry, device or suite.default_device)
+    status = suite.locate(entry, device or suite.default_device)
     source, _, export = entry.source_for(device or suite.default_device)
     model = Ref(path=str(status.path)) if status.path else _hub_ref(source, export)
     adapters = {}
@@ -80,7 +80,7 @@ def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) ->
     if settings.draft:
         entry_draft = next((d for d in entry.drafts if d.id == settings.draft), None)
         if entry_draft is not None:
-            draft_status = suite.loader.status(entry_draft.source, entry_draft.revision, entry_draft.export, "chat")
+            draft_status = suite.loader.locate(entry_draft.source, entry_draft.revision, entry_draft.export, "chat")
             draft = Ref(path=str(draft_status.path)) if draft_status.path else _hub_ref(entry_draft.source,
                                                                                         entry_draft.export)
     return Refs(model, adapters, draft)

@@ -11,7 +11,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,8 +20,7 @@ from .catalog import ChatEntry
 from .checks import finite, whole
 from .chat_checks import check_draft_tokenizer, check_prompt_length
 from .loader import ProgressFn, _no_progress
-from .runtime import PipelineKey
-from .suite import Handle, Prepared, Suite
+from .suite import Handle, Suite
 
 DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
 DEFAULT_SEED = 42
@@ -184,12 +182,6 @@ def is_npu(device: str) -> bool:
     return device.split(".")[0] == "NPU"
 
 
-# Per suite: (entry, device, draft, draft device) -> (pipeline key, prepared folders) of pipelines opened before.
-# A live pipeline is reused without asking the loader again, whose LoRA fit check reads the model's weights
-# (tens of milliseconds for a 1B model), time every answer's TTFT would otherwise pay.
-_OPENED: "weakref.WeakKeyDictionary[Suite, dict[tuple, tuple[PipelineKey, Prepared]]]" = weakref.WeakKeyDictionary()
-
-
 def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
                   messages: list[dict[str, str]], progress: ProgressFn = _no_progress) -> Opened:
     """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late."""
@@ -200,12 +192,10 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     if settings.draft:
         draft_entry = next(d for d in entry.drafts if d.id == settings.draft)
         draft_device = suite.runtime.check_device(settings.draft_device or draft_entry.device or device)
-    opened = _OPENED.setdefault(suite, {})
-    ident = (entry.id, device, settings.draft, draft_device)
-    known = opened.get(ident)
-    live = known is not None and known[0] in suite.runtime.loaded_keys()
-    prepared = known[1] if live else suite.prepare(entry, device, progress, drafts=bool(settings.draft))
-    if settings.draft and not live:
+    # Memoised by the suite: a model answered before costs no hub request and no LoRA fit check (which reads
+    # the model's IR, tens of milliseconds for a 1B model, time every answer's TTFT would otherwise pay).
+    prepared = suite.prepare(entry, device, progress, drafts=bool(settings.draft))
+    if settings.draft:  # the tokenizer comparison is cached per (main, draft) folder pair
         check_draft_tokenizer(prepared.model_dir, prepared.drafts[settings.draft], settings.draft, entry.id)
     counted = check_bounds(entry, settings, messages, prepared.model_dir)
     tokens = None
@@ -213,13 +203,8 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
         # The NPU pipeline is compiled for a fixed prompt length: the whole chat must fit before building it.
         tokens = counted
         check_prompt_length(tokens, entry.npu.max_prompt_len, device)
-    if live:
-        loaded, built = suite.runtime.get(known[0], on_build=lambda message: progress(None, message))
-        handle = Handle(loaded, prepared, built)
-    else:
-        handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
-                            progress=progress)
-        opened[ident] = (handle.loaded.key, handle.prepared)
+    handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
+                        progress=progress)
     return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
 
 

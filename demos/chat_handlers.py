@@ -136,7 +136,7 @@ class ChatPanel:
             return ""
         entry = self.entry(model_id)
         device = device or self.suite.default_device
-        path = self.suite.status(entry, device).path
+        path = self.suite.locate(entry, device).path
         live = [k for k in self.suite.runtime.loaded_keys()
                 if path is not None and k.panel == "chat" and k.model_dir == str(path)]
         if not live:
@@ -155,11 +155,11 @@ class ChatPanel:
     def _load_note(self, entry: ChatEntry, device: str, settings: Settings) -> str:
         """'' when the pipeline for these settings is live, else what loading it will involve."""
         device = device or self.suite.default_device
-        status = self.suite.status(entry, device)
+        status = self.suite.locate(entry, device)
         draft_dir, draft_device = None, None
         if settings.draft:  # the very draft on the very device: another draft's pipeline would still compile
             draft = next((d for d in entry.drafts if d.id == settings.draft), None)
-            draft_path = self.suite.loader.status(draft.source, draft.revision, draft.export, "chat").path \
+            draft_path = self.suite.loader.locate(draft.source, draft.revision, draft.export, "chat").path \
                 if draft is not None else None
             draft_dir = str(draft_path) if draft_path is not None else "(not fetched)"
             draft_device = settings.draft_device or (draft.device if draft is not None else None) or device

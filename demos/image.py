@@ -84,7 +84,7 @@ class ImagePanel:
     def model_dir(self, entry: ImageEntry, device: str) -> Path | None:
         """The model's local folder if it is already there (never downloads)."""
         try:
-            return self.suite.status(entry, device or None).path
+            return self.suite.locate(entry, device or None).path
         except Exception:  # noqa: BLE001 - a status is a hint for the UI, never a reason to fail
             return None
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,6 +80,7 @@ class Status:
     path: Path | None    # the folder a pipeline would open, when ready
     partial: bool = False        # hub: some files of a snapshot are there, not all (an interrupted download)
     damaged: str | None = None   # export: what no longer matches its record ("openvino_model.bin is missing")
+    measured: Path | None = None  # the folder ``size_bytes`` is (or would be) the size of
 
     @property
     def ready(self) -> bool:
@@ -180,7 +182,18 @@ class Loader:
         return path
 
     def status(self, source: str, revision: str | None, export: ExportOptions | None, panel: str) -> Status:
-        """What is cached for a source, without touching the network."""
+        """What is cached for a source and its size on disk, without touching the network."""
+        located = self.locate(source, revision, export, panel)
+        if located.measured is None:
+            return located
+        return dataclasses.replace(located, size_bytes=folder_size(located.measured))
+
+    def locate(self, source: str, revision: str | None, export: ExportOptions | None, panel: str) -> Status:
+        """What is cached for a source, where, and in which state; no network and no size (``size_bytes`` None).
+
+        The state comes from the records (one ``stat`` per recorded file; a file is hashed only when its mtime
+        moved since it was recorded, and the record is then refreshed), so a damaged folder is never "ready".
+        """
         local = self.catalog.local_path(source)
         if local is not None:
             folder, downloaded, partial, kind = local, True, False, "local"
@@ -190,15 +203,24 @@ class Loader:
             downloaded, kind = folder is not None and not partial, "hub"
         if export is None:
             ready = folder if downloaded and folder is not None and has_openvino_model(folder) else None
-            size = folder_size(folder) if folder is not None else None
-            return Status(kind, downloaded, False, False, size, ready, partial)
+            return Status(kind, downloaded, False, False, None, ready, partial, measured=folder)
         exported = self._export_path(folder, source, revision, export, panel) if folder is not None else None
         present = exported is not None and exported.is_dir()
         damaged = self._export_problem(exported) if present and exported is not None else None
         done = present and damaged is None
-        size = folder_size(exported) if present and exported is not None else \
-            (folder_size(folder) if folder is not None else None)
-        return Status(kind, downloaded, True, done, size, exported if done else None, partial, damaged)
+        return Status(kind, downloaded, True, done, None, exported if done else None, partial, damaged,
+                      measured=exported if present else folder)
+
+    def problem(self, folder: Path) -> str | None:
+        """None when a folder ``model_dir`` / ``draft_dir`` returned still holds what it held; else what changed.
+
+        As cheap as ``locate`` (stats, no network), for callers that remember folders (``Suite.prepare``).
+        """
+        if folder.parent == self.cache_dir / "exports":
+            return self._export_problem(folder) if folder.is_dir() else f"{folder.name} is missing"
+        if folder.parent.name == "snapshots" and folder.parent.parent.parent == Path(self._hub_cache()):
+            return self._snapshot_problem(folder) if folder.is_dir() else f"{folder.name} is missing"
+        return None if folder.is_dir() and has_openvino_model(folder) else f"{folder.name} holds no OpenVINO model"
 
     def hub_size(self, source: str, revision: str | None) -> int | None:
         """Total size of a hub repo's files as the hub reports them (network); None offline or on error."""

@@ -175,7 +175,7 @@ def build_api(suite: Suite) -> None:
 def _default_codes(suite: Suite, entry: Entry) -> list[str]:
     """Languages for the picker before a model is loaded: the model's file if cached, else Whisper's list."""
     try:
-        codes = languages.folder_languages(suite.status(entry).path)
+        codes = languages.folder_languages(suite.locate(entry).path)
     except Exception:  # noqa: BLE001 - a status problem must not break building the UI
         codes = None
     return codes if codes is not None else list(languages.WHISPER_LANGUAGES)

@@ -6,15 +6,19 @@ never rebuilds anything.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .catalog import Catalog, ChatEntry, Entry, ImageEntry
-from .loader import Loader, ProgressFn, Status, _no_progress
+from .loader import Loader, ProgressFn, Status, _no_progress, folder_size
 from .runtime import Loaded, PipelineKey, Runtime
 
 E = TypeVar("E", bound=Entry)
+log = logging.getLogger("demos.suite")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,22 @@ class Prepared:
     model_dir: Path
     adapters: dict[str, Path]       # adapter id -> .safetensors GenAI can apply
     drafts: dict[str, Path]         # draft id -> OpenVINO folder
+
+
+@dataclass(frozen=True)
+class _Memo:
+    """A ``Prepared`` and the (size, mtime_ns) of its adapter files when it was made."""
+
+    prepared: Prepared
+    adapter_stamps: tuple[tuple[int, int], ...]
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,12 @@ class Suite:
         self.stage_entries: list[Entry] = []
         # Whether the page may show absolute server paths (cache, model folders): only to a loopback listener.
         self.expose_paths = True
+        # prepare() memo: (entry id, device, drafts) -> what it returned; a lock per key so that two requests
+        # preparing one entry at once prepare it once.
+        self._memo: dict[tuple[str, str, bool], _Memo] = {}
+        self._key_locks: dict[tuple[str, str, bool], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._sizes: dict[str, tuple[tuple, int]] = {}  # status(): folder -> (its state, its size)
 
     def stage_first(self, entries: list[E]) -> list[E]:
         """``entries`` with the panel's stage entry first in presenter mode, so its tab opens on the warm model."""
@@ -76,7 +102,44 @@ class Suite:
     def prepare(self, entry: Entry, device: str, progress: ProgressFn = _no_progress,
                 drafts: bool = True, repair: bool = False) -> Prepared:
         """Fetch (download / export / convert) everything ``entry`` needs on ``device``; with ``repair`` (Fetch,
-        ``--prefetch``) damaged exports are exported again instead of refused."""
+        ``--prefetch``) damaged exports are exported again instead of refused.
+
+        Memoised per (entry, device, drafts): asking again costs no hub request (so a new commit on the hub is
+        seen after a restart or a Fetch, as with any cached download) and no LoRA fit check, only the loader's
+        record check (one ``stat`` per file), so a folder damaged or deleted since is still noticed and prepared
+        again. ``repair`` always asks the loader.
+        """
+        key = (entry.id, device, drafts and bool(getattr(entry, "drafts", [])))  # no drafts: the same either way
+        with self._lock_for(key):
+            memo = self._memo.pop(key, None)
+            if memo is not None and not repair:
+                problem = self._memo_problem(memo)
+                if problem is None:
+                    self._memo[key] = memo
+                    return memo.prepared
+                log.info("%s on %s: preparing again (%s)", entry.id, device, problem)
+            prepared = self._prepare_now(entry, device, progress, drafts, repair)
+            self._memo[key] = _Memo(prepared, tuple(_stamp(p) or (-1, -1) for p in prepared.adapters.values()))
+            return prepared
+
+    def _lock_for(self, key: tuple[str, str, bool]) -> threading.Lock:
+        with self._locks_lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _memo_problem(self, memo: _Memo) -> str | None:
+        """None when every folder and file of a memoised ``Prepared`` is still as the loader left it."""
+        prepared = memo.prepared
+        for folder in (prepared.model_dir, *prepared.drafts.values()):
+            problem = self.loader.problem(folder)
+            if problem is not None:
+                return problem
+        for path, stamp in zip(prepared.adapters.values(), memo.adapter_stamps):
+            if _stamp(path) != stamp:  # deleted, replaced or rewritten: convert and fit-check it again
+                return f"{path.name} changed"
+        return None
+
+    def _prepare_now(self, entry: Entry, device: str, progress: ProgressFn, drafts: bool,
+                     repair: bool) -> Prepared:
         model_dir = self.loader.model_dir(entry, device, progress, repair=repair)
         adapters = {a.id: self.loader.adapter_file(a, model_dir, progress, owner=entry.id)
                     for a in getattr(entry, "adapters", [])}
@@ -125,13 +188,35 @@ class Suite:
         loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message))
         return Handle(loaded, prepared, built)
 
-    def status(self, entry: Entry, device: str | None = None) -> Status:
+    def locate(self, entry: Entry, device: str | None = None) -> Status:
+        """Whether ``entry`` is here, where, and in which state (no network, no size: see ``status``)."""
         source, revision, export = entry.source_for(device or self.default_device)
-        return self.loader.status(source, revision, export, entry.panel)
+        return self.loader.locate(source, revision, export, entry.panel)
+
+    def status(self, entry: Entry, device: str | None = None) -> Status:
+        """``locate`` plus the size on disk (the Models tab), measured once per folder and state."""
+        located = self.locate(entry, device)
+        return dataclasses.replace(located, size_bytes=self._size(located))
+
+    def _size(self, located: Status) -> int | None:
+        folder = located.measured
+        if folder is None:
+            return None
+        if located.partial or located.damaged:
+            return folder_size(folder)  # still changing, or about to be replaced: not worth keeping
+        try:
+            changed = folder.stat().st_mtime_ns  # a file added to or removed from a local folder
+        except OSError:
+            return None
+        state = (located.downloaded, located.exported, changed)
+        known = self._sizes.get(str(folder))
+        if known is None or known[0] != state:
+            known = self._sizes[str(folder)] = (state, folder_size(folder))
+        return known[1]
 
     def is_loaded(self, entry: Entry, status: Status | None = None) -> list[str]:
         """Devices on which a pipeline of ``entry`` is live."""
-        status = status or self.status(entry)
+        status = status or self.locate(entry)
         if status.path is None:
             return []
         return sorted({k.device for k in self.runtime.loaded_keys()

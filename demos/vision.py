@@ -226,7 +226,7 @@ def ask_image_api(suite: Suite):
 def _constraints(suite: Suite, entry: VisionEntry, device: str) -> str:
     """What this model and device can and cannot do, from the model's files when they are already here."""
     lines = [f"**{entry.title}** · up to {entry.max_images} image(s) per conversation"]
-    status = suite.status(entry, device)
+    status = suite.locate(entry, device)
     if status.path is not None and (status.path / "config.json").exists():
         facts = vision_models.facts(status.path)
         lines[0] += f" · sees {facts.budget.describe()}"
@@ -255,7 +255,7 @@ def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dic
 
 def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings,
           facts: vision_models.ModelFacts | None = None) -> tuple[str, str]:
-    status = suite.status(entry, device)
+    status = suite.locate(entry, device)
     if facts is None and status.path is not None and (status.path / "config.json").exists():
         facts = vision_models.facts(status.path)  # the scaling the demo applies, once the model is here
     request = CodeRequest(entry=entry, device=device, model_dir=status.path,
