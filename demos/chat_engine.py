@@ -31,7 +31,8 @@ can only close a generator (client gone, cancelled job) when it is not blocked i
 sets the stop flag."""
 ROLES = ("system", "user", "assistant")
 # Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
-_WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, 2**31 - 1), "top_k": (-2**31 + 1, 2**31 - 1),
+# max_new_tokens has no upper bound here: demos.bounds refuses it against the entry's own limit, with that number.
+_WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, None), "top_k": (-2**31 + 1, 2**31 - 1),
                    "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1)}
 _REAL_SETTINGS = ("temperature", "top_p", "repetition_penalty", "confidence_threshold")
 

@@ -86,8 +86,8 @@ def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: flo
     """Request settings; empty, zero or negative values mean the entry's default."""
     defaults = entry.generation
     # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
-    # otherwise fail inside int() with Python's own message.
-    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens)
+    # otherwise fail inside int() with Python's own message. The upper bound is the entry's (demos.bounds).
+    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens, hi=None)
     temp = None if temperature in (None, "") else finite("temperature", temperature)
     nucleus = None if top_p in (None, "") else finite("top_p", top_p)
     tokens = tokens if tokens > 0 else defaults.max_new_tokens
