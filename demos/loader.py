@@ -30,6 +30,7 @@ from filelock import FileLock
 
 from .catalog import Adapter, Catalog, Draft, Entry, ExportOptions
 from . import lora
+from .errors import UserError
 
 ProgressFn = Callable[[float | None, str], None]
 """``progress(fraction or None, message)``: fraction in [0, 1], None when unknown."""
@@ -45,12 +46,20 @@ _TASKS = {"chat": "text-generation-with-past", "image": "text-to-image",
           "speech": "automatic-speech-recognition-with-past", "vision": "image-text-to-text"}
 
 
-class LoaderError(Exception):
-    """A model, draft or adapter could not be made available; the message says what to do."""
+class LoaderError(UserError):
+    """A model, draft or adapter could not be made available as models.yaml names it; the message says what to
+    change (the entry, the cache, a token, an install)."""
 
 
 class NotCachedError(LoaderError):
     """Offline, and the thing asked for is not in the cache."""
+
+    kind = "not-cached"
+
+
+class FetchError(Exception):
+    """A download or export that failed on this machine (network, disk, optimum-cli crashing): not something the
+    entry can fix, so not a ``UserError``; it is logged with its cause's traceback."""
 
 
 @dataclass(frozen=True)
@@ -223,8 +232,8 @@ class Loader:
                                  "the network (or HF_ENDPOINT), or fetch it on a connected machine with "
                                  f"python app.py --prefetch and copy {self._hub_cache()}.") from None
         except (OSError, httpx.HTTPError) as exc:
-            raise LoaderError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
-                              "files that finished are kept.") from None
+            raise FetchError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
+                             "files that finished are kept.") from exc
         progress(1.0, f"Downloaded {repo_id}")
         return Path(path)
 
@@ -340,8 +349,8 @@ class Loader:
             raise NotCachedError(self._offline_hint(f"LoRA adapter {adapter.id!r}", adapter.source,
                                                     fetch_ids)) from None
         except (OSError, httpx.HTTPError) as exc:
-            raise LoaderError(f"LoRA adapter {adapter.id!r}: downloading {adapter.source} failed "
-                              f"({type(exc).__name__}: {exc}). Try again.") from None
+            raise FetchError(f"LoRA adapter {adapter.id!r}: downloading {adapter.source} failed "
+                             f"({type(exc).__name__}: {exc}). Try again.") from exc
 
     def _converted_adapter(self, adapter: Adapter, path: Path, table: lora.TensorTable) -> Path:
         stat = path.stat()
