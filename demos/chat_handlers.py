@@ -15,6 +15,7 @@ from . import chat_code
 from .catalog import ChatEntry
 from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
                           open_pipeline, prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
+from .errors import UserError, check_text
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
 from .ui import entry_for, metrics_markdown
@@ -74,7 +75,7 @@ def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str
         try:
             chosen = float(value) if value.strip() else float(alpha)
         except ValueError:
-            raise ValueError(f"adapter {part!r}: write an alpha as a number, e.g. '{name}:0.5'") from None
+            raise UserError(f"adapter {part!r}: write an alpha as a number, e.g. '{name}:0.5'") from None
         pairs.append((name, chosen if value.strip() or chosen > 0 else catalog_alpha))
     return tuple(pairs)
 
@@ -291,9 +292,10 @@ class ChatPanel:
                    adapter_alpha: float, draft: str, device: str, max_new_tokens: int,
                    temperature: float) -> Iterator[tuple[str, dict]]:
         """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics)."""
-        prompt = (prompt or "").strip()
+        prompt = check_text(prompt or "", "prompt").strip()
         if not prompt:
-            raise ValueError("prompt is empty: pass the user's message as the first argument")
+            raise UserError("prompt is empty: pass the user's message as the first argument", param="prompt")
+        check_text(system_prompt, "system_prompt")
         entry = self.entry(model)
         settings = default_settings(entry, max_new_tokens=max_new_tokens, temperature=temperature,
                                     adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)

@@ -20,6 +20,7 @@ from gradio.data_classes import FileData
 
 from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
+from .errors import UserError
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
 from .suite import Handle, Suite
@@ -308,8 +309,8 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         try:
             _, _, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h, n_steps,
                                            scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
-        except (ValueError, KeyError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
+        except UserError as exc:  # anything else is a bug: the wrapper logs it
+            message = str(exc)
             return f"<small>Cannot generate yet: {message}</small>", gr.skip(), gr.skip()
         notes = [n for n in settings.notes if not n.startswith("random seed")]
         note = (f"<small>Will generate {settings.width}×{settings.height}: {'; '.join(notes)}</small>"
@@ -363,7 +364,8 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
 
     settings_inputs = [ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height, ui.steps, ui.guidance,
                        ui.seed, *ui.sliders]
-    gr.on([c.change for c in settings_inputs], preview_code, settings_inputs, [ui.size_note, ui.python, ui.cpp],
+    gr.on([c.change for c in settings_inputs], guarded(preview_code), settings_inputs,
+          [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     ui.model.change(on_model, [ui.model, ui.device],
                     [ui.info, ui.negative, ui.width, ui.height, ui.steps, ui.guidance, ui.no_styles, ui.compare,

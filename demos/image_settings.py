@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import ImageEntry
+from .errors import UnknownId, UserError, check_text
 
 MAX_STEPS = 200            # the catalog's own bound for num_inference_steps
 MAX_GUIDANCE = 30.0        # the catalog's own bound for guidance_scale
@@ -138,11 +139,11 @@ def _side(name: str, value: int | float | None, default: int, geo: Geometry, lim
             notes.append(f"{name} {value} means the model's default: {default}")
         return default
     if value > limit:
-        raise ValueError(f"{name} {value} is too large for this model: use at most {limit} pixels (twice its "
+        raise UserError(f"{name} {value} is too large for this model: use at most {limit} pixels (twice its "
                          f"native {default}); larger images need far more memory and time.")
     snapped = snap(value, geo.factor)
     if snapped < geo.min_side:
-        raise ValueError(f"{name} {value} is too small: use at least {geo.min_side} pixels.")
+        raise UserError(f"{name} {value} is too small: use at least {geo.min_side} pixels.")
     if snapped != value:
         notes.append(f"{name} {value} → {snapped} (this model needs multiples of {geo.factor})")
     return snapped
@@ -154,9 +155,9 @@ def _as_int(name: str, value: int | float | None) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
+        raise UserError(f"{name} must be a whole number, not {value!r}") from None
     if number != int(number):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
+        raise UserError(f"{name} must be a whole number, not {value!r}")
     return int(number)
 
 
@@ -167,7 +168,7 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
     unknown = [name for name in weights if name not in known]
     if unknown:
         valid = ", ".join(known) or "none (this model has no LoRA styles)"
-        raise KeyError(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}")
+        raise UnknownId(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}")
     chosen = []
     for name in known:  # catalog order: the same blend is always described (and coded) the same way
         if name not in weights or weights[name] is None:
@@ -175,9 +176,9 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
         try:
             weight = float(weights[name])
         except (TypeError, ValueError):
-            raise ValueError(f"the weight of style {name!r} must be a number, not {weights[name]!r}") from None
+            raise UserError(f"the weight of style {name!r} must be a number, not {weights[name]!r}") from None
         if abs(weight) > MAX_WEIGHT:
-            raise ValueError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
+            raise UserError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
                              f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)")
         if weight != 0:
             chosen.append((name, weight))
@@ -191,12 +192,13 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     """Check and complete one request. Zero/negative numbers mean the entry's default; a negative seed picks one.
 
     ``negative_prompt=None`` means the entry's default negative prompt. Raises ``ValueError``/``KeyError`` with a
-    message that says what to change.
+    message that says what to change (``UserError``s, ``UnknownId`` for a style).
     """
-    prompt = (prompt or "").strip()
+    prompt = check_text(prompt or "", "prompt").strip()
+    check_text(negative_prompt, "negative_prompt")
     if not prompt:
         example = entry.examples[0] if entry.examples else "a cozy cabin in a snowy forest at dusk"
-        raise ValueError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.")
+        raise UserError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.")
     notes: list[str] = []
     base = defaults(entry, geo)
     limit = max_side(base)
@@ -204,7 +206,7 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     height_px = _side("height", height, base.height, geo, limit, notes)
     step_count = _as_int("steps", steps)
     if step_count > MAX_STEPS:
-        raise ValueError(f"steps {step_count} is too many: use 1 to {MAX_STEPS} (this model's default is "
+        raise UserError(f"steps {step_count} is too many: use 1 to {MAX_STEPS} (this model's default is "
                          f"{base.steps}; quality rarely improves past 50).")
     if step_count <= 0:
         if step_count < 0:
@@ -212,11 +214,11 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
         step_count = base.steps
     guidance = base.guidance_scale if guidance_scale is None or guidance_scale < 0 else float(guidance_scale)
     if guidance > MAX_GUIDANCE:
-        raise ValueError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
+        raise UserError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
                          f"is {base.guidance_scale:g}).")
     seed_value = _as_int("seed", seed)
     if seed_value > MAX_SEED:
-        raise ValueError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.")
+        raise UserError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.")
     if seed_value < 0:
         seed_value = random.randint(0, MAX_SEED)
         notes.append(f"random seed {seed_value}")
