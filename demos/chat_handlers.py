@@ -75,7 +75,8 @@ def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str
         try:
             chosen = float(value) if value.strip() else float(alpha)
         except ValueError:
-            raise UserError(f"adapter {part!r}: write an alpha as a number, e.g. '{name}:0.5'") from None
+            raise UserError(f"adapter {part!r}: write an alpha as a number, e.g. '{name}:0.5'",
+                            param="adapter") from None
         pairs.append((name, chosen if value.strip() or chosen > 0 else catalog_alpha))
     return tuple(pairs)
 

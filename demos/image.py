@@ -367,7 +367,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
     gr.on([c.change for c in settings_inputs], guarded(preview_code), settings_inputs,
           [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    ui.model.change(on_model, [ui.model, ui.device],
+    ui.model.change(guarded(on_model), [ui.model, ui.device],
                     [ui.info, ui.negative, ui.width, ui.height, ui.steps, ui.guidance, ui.no_styles, ui.compare,
                      *ui.sliders], api_visibility="private", show_progress="hidden")
     ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_visibility="private",
@@ -380,10 +380,10 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
     ui.prompt.submit(run, run_inputs, ui.run_outputs(), api_visibility="private", concurrency_id=CONCURRENCY_ID,
                      show_progress_on=[ui.gallery])
     # Not in the image queue: Stop must run while a generation holds it.
-    ui.stop.click(stop_generation, None, ui.status, api_name="stop_images", api_visibility="undocumented",
+    ui.stop.click(guarded(stop_generation), None, ui.status, api_name="stop_images", api_visibility="undocumented",
                   concurrency_limit=None, show_progress="hidden")
-    ui.gallery.select(select_image, [ui.texts, ui.files], [ui.params, ui.params_file], api_visibility="private",
-                      show_progress="hidden")
+    ui.gallery.select(guarded(select_image), [ui.texts, ui.files], [ui.params, ui.params_file],
+                      api_visibility="private", show_progress="hidden")
 
 
 def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress: Any) -> Iterator[dict]:

@@ -140,10 +140,10 @@ def _side(name: str, value: int | float | None, default: int, geo: Geometry, lim
         return default
     if value > limit:
         raise UserError(f"{name} {value} is too large for this model: use at most {limit} pixels (twice its "
-                         f"native {default}); larger images need far more memory and time.")
+                        f"native {default}); larger images need far more memory and time.", param=name)
     snapped = snap(value, geo.factor)
     if snapped < geo.min_side:
-        raise UserError(f"{name} {value} is too small: use at least {geo.min_side} pixels.")
+        raise UserError(f"{name} {value} is too small: use at least {geo.min_side} pixels.", param=name)
     if snapped != value:
         notes.append(f"{name} {value} → {snapped} (this model needs multiples of {geo.factor})")
     return snapped
@@ -155,9 +155,9 @@ def _as_int(name: str, value: int | float | None) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number, not {value!r}") from None
+        raise UserError(f"{name} must be a whole number, not {value!r}", param=name) from None
     if number != int(number):
-        raise UserError(f"{name} must be a whole number, not {value!r}")
+        raise UserError(f"{name} must be a whole number, not {value!r}", param=name)
     return int(number)
 
 
@@ -168,7 +168,7 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
     unknown = [name for name in weights if name not in known]
     if unknown:
         valid = ", ".join(known) or "none (this model has no LoRA styles)"
-        raise UnknownId(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}")
+        raise UnknownId(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}", param="adapters")
     chosen = []
     for name in known:  # catalog order: the same blend is always described (and coded) the same way
         if name not in weights or weights[name] is None:
@@ -176,10 +176,11 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
         try:
             weight = float(weights[name])
         except (TypeError, ValueError):
-            raise UserError(f"the weight of style {name!r} must be a number, not {weights[name]!r}") from None
+            raise UserError(f"the weight of style {name!r} must be a number, not {weights[name]!r}",
+                            param="adapters") from None
         if abs(weight) > MAX_WEIGHT:
             raise UserError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
-                             f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)")
+                            f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)", param="adapters")
         if weight != 0:
             chosen.append((name, weight))
     return tuple(chosen)
@@ -198,7 +199,7 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     check_text(negative_prompt, "negative_prompt")
     if not prompt:
         example = entry.examples[0] if entry.examples else "a cozy cabin in a snowy forest at dusk"
-        raise UserError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.")
+        raise UserError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.", param="prompt")
     notes: list[str] = []
     base = defaults(entry, geo)
     limit = max_side(base)
@@ -207,7 +208,7 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     step_count = _as_int("steps", steps)
     if step_count > MAX_STEPS:
         raise UserError(f"steps {step_count} is too many: use 1 to {MAX_STEPS} (this model's default is "
-                         f"{base.steps}; quality rarely improves past 50).")
+                        f"{base.steps}; quality rarely improves past 50).", param="steps")
     if step_count <= 0:
         if step_count < 0:
             notes.append(f"steps {step_count} means the model's default: {base.steps}")
@@ -215,10 +216,10 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     guidance = base.guidance_scale if guidance_scale is None or guidance_scale < 0 else float(guidance_scale)
     if guidance > MAX_GUIDANCE:
         raise UserError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
-                         f"is {base.guidance_scale:g}).")
+                        f"is {base.guidance_scale:g}).", param="guidance_scale")
     seed_value = _as_int("seed", seed)
     if seed_value > MAX_SEED:
-        raise UserError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.")
+        raise UserError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.", param="seed")
     if seed_value < 0:
         seed_value = random.randint(0, MAX_SEED)
         notes.append(f"random seed {seed_value}")

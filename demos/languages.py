@@ -82,6 +82,6 @@ def resolve(value: str | None, codes: list[str]) -> str | None:
         return code
     if not codes:
         raise UserError(f"this model is English-only and cannot be told a language; use language 'auto' "
-                         f"(got {value!r})")
+                        f"(got {value!r})", param="language")
     known = ", ".join(codes)
-    raise UserError(f"language {value!r} is not one this model knows; use 'auto' or one of: {known}")
+    raise UserError(f"language {value!r} is not one this model knows; use 'auto' or one of: {known}", param="language")
