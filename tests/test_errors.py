@@ -128,6 +128,14 @@ def test_a_lone_surrogate_is_refused_naming_the_parameter(app, endpoint, param):
                        "a lone surrogate at position 3")
 
 
+def test_a_deliberate_gr_error_is_shown_and_logged_without_traceback(app):
+    """A handler's own ``gr.Error`` (the speech panel's "no audio") keeps its message and prints no traceback."""
+    mark = len(app.output())
+    outcome = call(app.url, "transcribe_ui", [None, None, "tiny-whisper", "CPU", "auto", "transcribe", "segments"])
+    assert outcome.event == "error"
+    _assert_user_error(app, mark, outcome.message, "Upload or record some audio first")
+
+
 def test_a_broken_model_is_a_short_failure_and_its_traceback_is_logged_once(app):
     mark = len(app.output())
     outcome = _chat(app, model="broken-llm")
