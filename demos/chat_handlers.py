@@ -297,6 +297,9 @@ class ChatPanel:
         if not prompt:
             raise UserError("prompt is empty: pass the user's message as the first argument", param="prompt")
         check_text(system_prompt, "system_prompt")
+        for index, message in enumerate(history or []):  # the shape is to_messages' to check; the text is ours
+            if isinstance(message, dict):
+                check_text(message.get("content"), f"history[{index}].content")
         entry = self.entry(model)
         settings = default_settings(entry, max_new_tokens=max_new_tokens, temperature=temperature,
                                     adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files, images_in
-from .errors import TooLarge, UserError
+from .errors import TooLarge, UserError, check_text
 from .images_in import Budget, ImageError
 from .uploads import checked_upload, refusal
 from .vision_chat import ImageIn, Turn
@@ -158,6 +158,8 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
             continue
         role = message["role"]
         texts, files = _parts(message.get("content"), where)
+        for text in texts:
+            check_text(text, f"{where}.content")
         if role == "user":
             if replies:
                 turns.append(_turn(pending, replies))

@@ -55,8 +55,9 @@ def _log_after(app: AppProcess, mark: int, expect: str, timeout: float = 10) -> 
     return text
 
 
-def _chat(app: AppProcess, prompt: str = "Hello", model: str = "tiny-llm", device: str = "", system: str = ""):
-    return call(app.url, "chat", [prompt, model, [], system, "", 1.0, "", device, 4, 0.0])
+def _chat(app: AppProcess, prompt: str = "Hello", model: str = "tiny-llm", device: str = "", system: str = "",
+          history: list | None = None):
+    return call(app.url, "chat", [prompt, model, history or [], system, "", 1.0, "", device, 4, 0.0])
 
 
 def _png_data_url() -> str:
@@ -65,8 +66,8 @@ def _png_data_url() -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _ask(app: AppProcess, question: str = "What is it?", device: str = ""):
-    return call(app.url, "ask_image", [_png_data_url(), question, "tiny-vlm", [], 4, device])
+def _ask(app: AppProcess, question: str = "What is it?", device: str = "", history: list | None = None):
+    return call(app.url, "ask_image", [_png_data_url(), question, "tiny-vlm", history or [], 4, device])
 
 
 def _generate(app: AppProcess, prompt: str = "a red square", device: str = ""):
@@ -116,12 +117,19 @@ def test_hetero_is_refused_on_every_endpoint(app, endpoint, tmp_path):
 LONE = "Hi!\ud800 there"  # a lone UTF-16 surrogate at position 3: valid JSON ("\ud800"), not valid text
 
 
+HISTORY = [{"role": "user", "content": LONE}, {"role": "assistant", "content": "Hello."}]
+
+
 @pytest.mark.parametrize("endpoint,param", [("chat", "prompt"), ("chat-system", "system_prompt"),
-                                            ("ask_image", "question"), ("generate_image", "prompt")])
+                                            ("chat-history", "history[0].content"), ("ask_image", "question"),
+                                            ("ask_image-history", "history[0].content"),
+                                            ("generate_image", "prompt")])
 def test_a_lone_surrogate_is_refused_naming_the_parameter(app, endpoint, param):
     mark = len(app.output())
     outcome = {"chat": lambda: _chat(app, prompt=LONE), "chat-system": lambda: _chat(app, system=LONE),
+               "chat-history": lambda: _chat(app, history=HISTORY),
                "ask_image": lambda: _ask(app, question=LONE),
+               "ask_image-history": lambda: _ask(app, history=HISTORY),
                "generate_image": lambda: _generate(app, prompt=LONE)}[endpoint]()
     assert outcome.event == "error", outcome
     _assert_user_error(app, mark, outcome.message, f"{param} contains an invalid character",
