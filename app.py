@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("demos")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,8 +56,12 @@ def _cli_progress(fraction, message: str) -> None:
 
 
 def prefetch(suite, ids: list[str]) -> int:
-    """Fetch every selected entry (with its adapters, drafts and variants); return the number that failed."""
-    from demos.loader import LoaderError
+    """Fetch every selected entry (with its adapters, drafts and variants); return the number that failed.
+
+    A ``UserError`` (not cached, no such repo, a bad adapter …) is one line saying what to change; anything else
+    (a download that broke, a bug) is logged with its traceback. Either way the next entry is still fetched.
+    """
+    from demos.errors import UserError
     failures = 0
     for entry in _select(suite.catalog, ids):
         devices = [suite.default_device] + [d for d in entry.variants if d != suite.default_device]
@@ -65,9 +70,13 @@ def prefetch(suite, ids: list[str]) -> int:
             print(f"{entry.id} ({device}): fetching…", file=sys.stderr, flush=True)
             try:
                 prepared = suite.prepare(entry, device, _cli_progress, repair=True)  # re-exports a damaged one
-            except (LoaderError, KeyError, ValueError) as exc:
+            except UserError as exc:
                 failures += 1
                 print(f"{entry.id} ({device}): FAILED: {exc}", file=sys.stderr, flush=True)
+                continue
+            except Exception:  # noqa: BLE001 - reported with its traceback; the other entries still get fetched
+                failures += 1
+                log.exception("%s (%s): fetching failed", entry.id, device)
                 continue
             print(f"{entry.id} ({device}): ready in {prepared.model_dir} ({time.perf_counter() - started:.1f} s)",
                   file=sys.stderr, flush=True)
@@ -129,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
     from demos.catalog import CatalogError, load_catalog
+    from demos.errors import UserError
     from demos.suite import Suite
 
     try:
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device:
         try:
             suite.runtime.check_device(args.device)
-        except ValueError as exc:
+        except UserError as exc:
             print(f"error: --device: {exc}", file=sys.stderr)
             return 2
     if args.prefetch is not None:
@@ -152,13 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         preload(suite, args.preload)
     if args.presenter:
         from demos import panels, presenter
-        from demos.loader import LoaderError
         print("Presenter mode: loading and warming up the stage models…", file=sys.stderr, flush=True)
         try:
             presenter.prepare_stage(suite, panels.warm_up,
                                     report=lambda line: print(line, file=sys.stderr, flush=True))
-        except (LoaderError, KeyError, ValueError, RuntimeError) as exc:  # RuntimeError: OpenVINO compile/run
+        except UserError as exc:
             print(f"error: presenter mode cannot get ready: {exc}", file=sys.stderr)
+            return 1
+        except Exception:  # noqa: BLE001 - a failure (OpenVINO compile/run, a bug): its traceback, then exit
+            log.exception("presenter mode cannot get ready")
             return 1
 
     from demos.presenter import lan_address, launch_options

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 SAMPLE_RATE = 16000
 # Whisper's feature extractor needs more than n_fft / 2 = 200 samples; anything under 0.1 s is no speech anyway.
 MIN_SECONDS = 0.1
@@ -29,7 +31,7 @@ SILENCE_PEAK = 1e-4
 _RESAMPLE_BLOCK = SAMPLE_RATE * 10  # samples per frame handed to swresample (bounded memory per call)
 
 
-class AudioError(ValueError):
+class AudioError(UserError):
     """The audio could not be used; the message says why and what to do."""
 
 

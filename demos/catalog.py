@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import UnknownId
+
 PANELS = ("chat", "image", "speech", "vision")
 """Panels in tab order; each is a top-level key of models.yaml."""
 
@@ -279,13 +281,13 @@ class Catalog(_Strict):
         return [entry for name in panels for entry in getattr(self, name)]
 
     def entry(self, entry_id: str, panel: str | None = None) -> Entry:
-        """The entry with this id; ``KeyError`` with the valid ids when there is none."""
+        """The entry with this id; ``UnknownId`` (a ``KeyError``) with the valid ids when there is none."""
         for entry in self.entries(panel):
             if entry.id == entry_id:
                 return entry
         valid = ", ".join(e.id for e in self.entries(panel)) or "none"
         where = f" in the {panel} panel" if panel else ""
-        raise KeyError(f"unknown model id {entry_id!r}{where}; valid ids: {valid}")
+        raise UnknownId(f"unknown model id {entry_id!r}{where}; valid ids: {valid}", param="model")
 
     def local_path(self, source: str) -> Path | None:
         """``source`` as a local path if it names an existing file or folder, else ``None`` (a hub repo id)."""

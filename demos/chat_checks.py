@@ -13,17 +13,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import TooLong, UserError
+
 # Files that define what text a token id stands for in an OpenVINO model folder.
 _OV_TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_tokenizer.bin")
 # The sentence OpenVINO GenAI itself encodes to compare two tokenizers (speculative_decoding_impl.cpp).
 _GENAI_TEST_STRING = "Could you please tell me something about OpenVINO.GenAI?"
 
 
-class DraftMismatch(ValueError):
+class DraftMismatch(UserError):
     """A draft model that cannot assist the main model because its tokenizer differs."""
 
+    kind = "draft"
 
-class PromptTooLong(ValueError):
+
+class PromptTooLong(TooLong):
     """A chat longer than an NPU pipeline's compiled prompt length."""
 
 

@@ -19,6 +19,7 @@ from . import bounds
 from .catalog import ChatEntry
 from .checks import finite, whole
 from .chat_checks import check_draft_tokenizer, check_prompt_length
+from .errors import UnknownId, UserError
 from .loader import ProgressFn, _no_progress
 from .suite import Handle, Suite
 
@@ -101,27 +102,27 @@ def validate(entry: ChatEntry, settings: Settings) -> None:
         finite(f"alpha of adapter {adapter_id!r}", alpha)
         if adapter_id not in adapter_ids:
             valid = ", ".join(adapter_ids) or "none (this model lists no adapters)"
-            raise KeyError(f"model {entry.id!r} has no adapter {adapter_id!r}; its adapters: {valid}")
+            raise UnknownId(f"model {entry.id!r} has no adapter {adapter_id!r}; its adapters: {valid}")
         if not -4 <= alpha <= 4:
-            raise ValueError(f"adapter {adapter_id!r}: alpha {alpha} is out of range; use a value from -4 to 4")
+            raise UserError(f"adapter {adapter_id!r}: alpha {alpha} is out of range; use a value from -4 to 4")
     ids = [a for a, _ in settings.adapters]
     if len(ids) != len(set(ids)):
-        raise ValueError("the same adapter is chosen twice; pick two different adapters to blend")
+        raise UserError("the same adapter is chosen twice; pick two different adapters to blend")
     if settings.draft and settings.draft not in [d.id for d in entry.drafts]:
         valid = ", ".join(d.id for d in entry.drafts) or "none (this model lists no drafts)"
-        raise KeyError(f"model {entry.id!r} has no draft {settings.draft!r}; its drafts: {valid}")
+        raise UnknownId(f"model {entry.id!r} has no draft {settings.draft!r}; its drafts: {valid}")
     if settings.max_new_tokens < 1:
-        raise ValueError("max new tokens must be at least 1")
+        raise UserError("max new tokens must be at least 1")
     if not 0 <= settings.temperature <= 2:
-        raise ValueError(f"temperature {settings.temperature} is out of range; use 0 (greedy) to 2")
+        raise UserError(f"temperature {settings.temperature} is out of range; use 0 (greedy) to 2")
     if not 0 < settings.top_p <= 1:
-        raise ValueError(f"top-p {settings.top_p} is out of range; use a value above 0 and at most 1")
+        raise UserError(f"top-p {settings.top_p} is out of range; use a value above 0 and at most 1")
     if settings.repetition_penalty <= 0:
-        raise ValueError("repetition penalty must be above 0 (1 means no penalty)")
+        raise UserError("repetition penalty must be above 0 (1 means no penalty)")
     if settings.draft and settings.confidence_threshold <= 0 and settings.assistant_tokens < 1:
-        raise ValueError("assistant tokens per step must be at least 1")
+        raise UserError("assistant tokens per step must be at least 1")
     if settings.confidence_threshold >= 1:
-        raise ValueError("the draft confidence threshold must be below 1")
+        raise UserError("the draft confidence threshold must be below 1")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -150,12 +151,12 @@ def to_messages(history: list[dict] | None, system_prompt: str, prompt: str) -> 
     messages: list[dict[str, str]] = []
     for index, message in enumerate(history or []):
         if not isinstance(message, dict):
-            raise ValueError(f"history[{index}] must be a message like {{'role': 'user', 'content': 'Hi'}}")
+            raise UserError(f"history[{index}] must be a message like {{'role': 'user', 'content': 'Hi'}}")
         if (message.get("metadata") or {}).get("title"):
             continue
         role = message.get("role")
         if role not in ROLES:
-            raise ValueError(f"history[{index}].role is {role!r}; use one of {', '.join(ROLES)}")
+            raise UserError(f"history[{index}].role is {role!r}; use one of {', '.join(ROLES)}")
         if role == "system" and system_prompt.strip():
             continue
         messages.append({"role": role, "content": text_of(message.get("content"))})

@@ -15,9 +15,9 @@ import gradio as gr
 from . import chat_code
 from .catalog import ChatEntry
 from .checks import finite, shown, whole
-from .errors import UserError
 from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
                           open_pipeline, prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
+from .errors import UserError, check_text
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
 from .ui import entry_for, metrics_markdown
@@ -309,9 +309,13 @@ class ChatPanel:
                    adapter_alpha: float, draft: str, device: str, max_new_tokens: int,
                    temperature: float) -> Iterator[tuple[str, dict]]:
         """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics)."""
-        prompt = (prompt or "").strip()
+        prompt = check_text(prompt or "", "prompt").strip()
         if not prompt:
-            raise ValueError("prompt is empty: pass the user's message as the first argument")
+            raise UserError("prompt is empty: pass the user's message as the first argument", param="prompt")
+        check_text(system_prompt, "system_prompt")
+        for index, message in enumerate(history or []):  # the shape is to_messages' to check; the text is ours
+            if isinstance(message, dict):
+                check_text(message.get("content"), f"history[{index}].content")
         entry = self.entry(model)
         settings = default_settings(entry, max_new_tokens=max_new_tokens, temperature=temperature,
                                     adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)

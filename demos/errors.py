@@ -40,3 +40,29 @@ class TooLarge(UserError):
     """An upload or payload over the size the app accepts."""
 
     kind: Kind = "too-large"
+
+
+class UnknownId(UserError, KeyError):
+    """An id (model, adapter, draft, style) that the catalog does not have; the message lists the valid ones.
+
+    Also a ``KeyError``, so callers written when ``Catalog.entry`` raised ``KeyError`` keep working.
+    """
+
+    kind: Kind = "unknown-id"
+
+    __str__ = UserError.__str__  # first in the MRO anyway; said here because KeyError's quotes the message
+
+
+def check_text(value: str, param: str) -> str:
+    """``value`` unchanged, or a ``UserError`` naming ``param`` when it holds a lone UTF-16 surrogate.
+
+    JSON may carry "\\ud800" on its own; Python keeps it in the str, and the tokenizer then fails with
+    OpenVINO's exception text (UTF-8 cannot encode it). Refuse it here with its position instead.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # the only str that UTF-8 cannot encode holds a surrogate
+            raise UserError(f"{param} contains an invalid character (a lone surrogate at position {exc.start}); "
+                            "remove it or send the text as valid UTF-8", param=param) from None
+    return value

@@ -21,6 +21,7 @@ from gradio.data_classes import FileData
 from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
 from .checks import whole
+from .errors import UserError
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
 from .suite import Handle, Suite
@@ -312,8 +313,8 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         try:
             _, _, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h, n_steps,
                                            scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
-        except (ValueError, KeyError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
+        except UserError as exc:  # anything else is a bug: the wrapper logs it
+            message = str(exc)
             return f"<small>Cannot generate yet: {message}</small>", gr.skip(), gr.skip()
         notes = [n for n in settings.notes if not n.startswith("random seed")]
         note = (f"<small>Will generate {settings.width}×{settings.height}: {'; '.join(notes)}</small>"
@@ -368,9 +369,10 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
 
     settings_inputs = [ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height, ui.steps, ui.guidance,
                        ui.seed, *ui.sliders]
-    gr.on([c.change for c in settings_inputs], preview_code, settings_inputs, [ui.size_note, ui.python, ui.cpp],
+    gr.on([c.change for c in settings_inputs], guarded(preview_code), settings_inputs,
+          [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
-    ui.model.change(on_model, [ui.model, ui.device],
+    ui.model.change(guarded(on_model), [ui.model, ui.device],
                     [ui.info, ui.negative, ui.width, ui.height, ui.steps, ui.guidance, ui.no_styles, ui.compare,
                      *ui.sliders], api_visibility="private", show_progress="hidden")
     ui.dice.click(lambda: random.randint(0, MAX_SEED), None, ui.seed, api_visibility="private",
@@ -383,10 +385,10 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
     ui.prompt.submit(run, run_inputs, ui.run_outputs(), api_visibility="private", concurrency_id=CONCURRENCY_ID,
                      show_progress_on=[ui.gallery])
     # Not in the image queue: Stop must run while a generation holds it.
-    ui.stop.click(stop_generation, None, ui.status, api_name="stop_images", api_visibility="undocumented",
+    ui.stop.click(guarded(stop_generation), None, ui.status, api_name="stop_images", api_visibility="undocumented",
                   concurrency_limit=None, show_progress="hidden")
-    ui.gallery.select(select_image, [ui.texts, ui.files], [ui.params, ui.params_file], api_visibility="private",
-                      show_progress="hidden")
+    ui.gallery.select(guarded(select_image), [ui.texts, ui.files], [ui.params, ui.params_file],
+                      api_visibility="private", show_progress="hidden")
 
 
 def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress: Any) -> Iterator[dict]:

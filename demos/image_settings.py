@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .catalog import ImageEntry
 from .checks import finite, shown, whole
-from .errors import UserError
+from .errors import UnknownId, UserError, check_text
 
 MAX_STEPS = 200            # the catalog's own bound for num_inference_steps
 MAX_GUIDANCE = 30.0        # the catalog's own bound for guidance_scale
@@ -140,11 +140,11 @@ def _side(name: str, value: int | float | None, default: int, geo: Geometry, lim
             notes.append(f"{name} {value} means the model's default: {default}")
         return default
     if value > limit:
-        raise ValueError(f"{name} {value} is too large for this model: use at most {limit} pixels (twice its "
-                         f"native {default}); larger images need far more memory and time.")
+        raise UserError(f"{name} {value} is too large for this model: use at most {limit} pixels (twice its "
+                        f"native {default}); larger images need far more memory and time.", param=name)
     snapped = snap(value, geo.factor)
     if snapped < geo.min_side:
-        raise ValueError(f"{name} {value} is too small: use at least {geo.min_side} pixels.")
+        raise UserError(f"{name} {value} is too small: use at least {geo.min_side} pixels.", param=name)
     if snapped != value:
         notes.append(f"{name} {value} → {snapped} (this model needs multiples of {geo.factor})")
     return snapped
@@ -165,15 +165,15 @@ def resolve_styles(entry: ImageEntry, weights: dict[str, float] | None) -> tuple
     unknown = [name for name in weights if name not in known]
     if unknown:
         valid = ", ".join(known) or "none (this model has no LoRA styles)"
-        raise KeyError(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}")
+        raise UnknownId(f"model {entry.id!r} has no style {unknown[0]!r}; its styles: {valid}", param="adapters")
     chosen = []
     for name in known:  # catalog order: the same blend is always described (and coded) the same way
         if name not in weights or weights[name] is None:
             continue
         weight = finite(f"the weight of style {name!r}", weights[name])  # NaN gave an all-black picture
         if abs(weight) > MAX_WEIGHT:
-            raise ValueError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
-                             f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)")
+            raise UserError(f"the weight of style {name!r} is {weight:g}: use a value between {-MAX_WEIGHT:g} and "
+                            f"{MAX_WEIGHT:g} (1 = full strength, 0 = off)", param="adapters")
         if weight != 0:
             chosen.append((name, weight))
     return tuple(chosen)
@@ -186,12 +186,13 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     """Check and complete one request. Zero/negative numbers mean the entry's default; a negative seed picks one.
 
     ``negative_prompt=None`` means the entry's default negative prompt. Raises ``ValueError``/``KeyError`` with a
-    message that says what to change.
+    message that says what to change (``UserError``s, ``UnknownId`` for a style).
     """
-    prompt = (prompt or "").strip()
+    prompt = check_text(prompt or "", "prompt").strip()
+    check_text(negative_prompt, "negative_prompt")
     if not prompt:
         example = entry.examples[0] if entry.examples else "a cozy cabin in a snowy forest at dusk"
-        raise ValueError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.")
+        raise UserError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.", param="prompt")
     notes: list[str] = []
     base = defaults(entry, geo)
     limit = max_side(base)
@@ -199,8 +200,8 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     height_px = _side("height", height, base.height, geo, limit, notes)
     step_count = _as_int("steps", steps)
     if step_count > MAX_STEPS:
-        raise ValueError(f"steps {step_count} is too many: use 1 to {MAX_STEPS} (this model's default is "
-                         f"{base.steps}; quality rarely improves past 50).")
+        raise UserError(f"steps {step_count} is too many: use 1 to {MAX_STEPS} (this model's default is "
+                        f"{base.steps}; quality rarely improves past 50).", param="steps")
     if step_count <= 0:
         if step_count < 0:
             notes.append(f"steps {step_count} means the model's default: {base.steps}")
@@ -208,11 +209,11 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     guidance = None if guidance_scale is None else finite("guidance_scale", guidance_scale)  # nan < 0 is False
     guidance = base.guidance_scale if guidance is None or guidance < 0 else guidance
     if guidance > MAX_GUIDANCE:
-        raise ValueError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
-                         f"is {base.guidance_scale:g}).")
+        raise UserError(f"guidance scale {guidance:g} is too high: use 0 to {MAX_GUIDANCE:g} (this model's default "
+                        f"is {base.guidance_scale:g}).", param="guidance_scale")
     seed_value = _as_int("seed", seed)
     if seed_value > MAX_SEED:
-        raise ValueError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.")
+        raise UserError(f"seed {seed_value} is too large: use 0 to {MAX_SEED}, or -1 for a random one.", param="seed")
     if seed_value < 0:
         seed_value = random.randint(0, MAX_SEED)
         notes.append(f"random seed {seed_value}")

@@ -27,6 +27,8 @@ from typing import Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 MAX_MEGAPIXELS = 100
 """Largest image accepted (width × height / 1e6). A 108 MP phone photo is about the largest real photo."""
 
@@ -36,7 +38,7 @@ _ORIENTATION_TAG = 0x0112
 _SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90° or 270°
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An image that cannot be used, with a message that says what to do about it."""
 
 

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 WHISPER_LANGUAGES: dict[str, str] = {
     "en": "English", "zh": "Chinese", "de": "German", "es": "Spanish", "ru": "Russian", "ko": "Korean",
     "fr": "French", "ja": "Japanese", "pt": "Portuguese", "tr": "Turkish", "pl": "Polish", "ca": "Catalan",
@@ -79,7 +81,7 @@ def resolve(value: str | None, codes: list[str]) -> str | None:
     if code in codes:
         return code
     if not codes:
-        raise ValueError(f"this model is English-only and cannot be told a language; use language 'auto' "
-                         f"(got {value!r})")
+        raise UserError(f"this model is English-only and cannot be told a language; use language 'auto' "
+                        f"(got {value!r})", param="language")
     known = ", ".join(codes)
-    raise ValueError(f"language {value!r} is not one this model knows; use 'auto' or one of: {known}")
+    raise UserError(f"language {value!r} is not one this model knows; use 'auto' or one of: {known}", param="language")

@@ -36,6 +36,7 @@ from filelock import FileLock
 
 from .catalog import Adapter, Catalog, Draft, Entry, ExportOptions
 from . import lora, manifest
+from .errors import UserError
 
 log = logging.getLogger("demos.loader")
 
@@ -56,16 +57,26 @@ SNAPSHOT_RECORDS = "demos-manifests"  # in a hub cache repo folder, one <commit>
 DOWNLOADING = "downloading"  # in SNAPSHOT_RECORDS while a download of ours runs (removed once it is sealed)
 
 
-class LoaderError(Exception):
-    """A model, draft or adapter could not be made available; the message says what to do."""
+class LoaderError(UserError):
+    """A model, draft or adapter could not be made available as models.yaml names it; the message says what to
+    change (the entry, the cache, a token, an install)."""
 
 
 class NotCachedError(LoaderError):
     """Offline, and the thing asked for is not in the cache (or only part of it is)."""
 
+    kind = "not-cached"
+
 
 class DamagedExportError(LoaderError):
     """An export folder no longer holds what the export wrote; Fetch or ``--prefetch`` exports it again."""
+
+    kind = "not-cached"
+
+
+class FetchError(Exception):
+    """A download or export that failed on this machine (network, disk, optimum-cli crashing): not something the
+    entry can fix, so not a ``UserError``; it is logged with its cause's traceback."""
 
 
 @dataclass(frozen=True)
@@ -293,8 +304,8 @@ class Loader:
                                  "the network (or HF_ENDPOINT), or fetch it on a connected machine with "
                                  "python app.py --prefetch and copy its hub cache (HF_HOME).") from None
         except (OSError, httpx.HTTPError) as exc:
-            raise LoaderError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
-                              "files that finished are kept.") from None
+            raise FetchError(f"{what}: downloading {repo_id} failed ({type(exc).__name__}: {exc}). Try again; "
+                             "files that finished are kept.") from exc
         progress(1.0, f"Downloaded {repo_id}")
         return path
 
@@ -495,8 +506,8 @@ class Loader:
             raise NotCachedError(self._offline_hint(f"LoRA adapter {adapter.id!r}", adapter.source,
                                                     fetch_ids)) from None
         except (OSError, httpx.HTTPError) as exc:
-            raise LoaderError(f"LoRA adapter {adapter.id!r}: downloading {adapter.source} failed "
-                              f"({type(exc).__name__}: {exc}). Try again.") from None
+            raise FetchError(f"LoRA adapter {adapter.id!r}: downloading {adapter.source} failed "
+                             f"({type(exc).__name__}: {exc}). Try again.") from exc
 
     def _converted_adapter(self, adapter: Adapter, path: Path, table: lora.TensorTable) -> Path:
         stat = path.stat()

@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 _SUFFIXES = (".lora_A.weight", ".lora_B.weight", ".lora_down.weight", ".lora_up.weight", ".lora.down.weight",
              ".lora.up.weight", ".lora_A.default.weight", ".lora_B.default.weight", ".alpha", ".lora_mid.weight",
              ".dora_scale", ".diff", ".diff_b")
@@ -19,7 +21,7 @@ _PREFIXES = ("base_model.model.", "lora_unet_", "lora_te1_", "lora_te2_", "lora_
 _DIFFUSERS_COMPONENTS = {"unet.": "lora_unet_", "text_encoder.": "lora_te_", "text_encoder_2.": "lora_te2_"}
 
 
-class AdapterFormatError(ValueError):
+class AdapterFormatError(UserError):
     """The file is not a readable safetensors LoRA adapter."""
 
 

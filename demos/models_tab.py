@@ -124,13 +124,16 @@ def build(suite: Suite) -> None:
         count = suite.runtime.unload()
         return f"Released {count} pipeline(s).", table_rows(suite, hub_sizes)
 
+    def refresh():
+        return table_rows(suite, hub_sizes)
+
     def check_sizes(progress=gr.Progress()):
         for entry in progress.tqdm(entries, desc="Asking the hub"):
             if suite.catalog.local_path(entry.source) is None:
                 hub_sizes[entry.id] = suite.loader.hub_size(entry.source, entry.revision)
         return table_rows(suite, hub_sizes)
 
-    choice.change(show_details, choice, details, api_visibility="private")
+    choice.change(guarded(show_details), choice, details, api_visibility="private")
     fetch_btn.click(fetch, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
     load_btn.click(load, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
     # API twins of Fetch and Load take plain strings: the dropdowns would reject an unknown id with Gradio's own
@@ -143,6 +146,6 @@ def build(suite: Suite) -> None:
                       concurrency_id="loader")
     api_trigger.click(load, [api_model, api_device], [result, table], api_name="load_model",
                       concurrency_id="loader")
-    unload_btn.click(unload, None, [result, table], api_name="unload_models")
-    sizes_btn.click(check_sizes, None, table, api_visibility="private")
-    refresh_btn.click(lambda: table_rows(suite, hub_sizes), None, table, api_name="list_models")
+    unload_btn.click(guarded(unload), None, [result, table], api_name="unload_models")
+    sizes_btn.click(guarded(check_sizes), None, table, api_visibility="private")
+    refresh_btn.click(guarded(refresh), None, table, api_name="list_models")

@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import UserError
+
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
                    "vision": "VLMPipeline"}
 
 
-class DeviceError(ValueError):
-    """A device that this machine does not have."""
+class DeviceError(UserError):
+    """A device that this machine does not have, or a name that the app does not take (see ``check_device``)."""
+
+    kind = "device"
 
 
 @dataclass(frozen=True)
@@ -88,19 +92,34 @@ class Runtime:
         return found + (["AUTO"] if "AUTO" not in found else [])
 
     def check_device(self, device: str) -> str:
-        """Return ``device`` if this machine has it; ``DeviceError`` naming the ones it has otherwise."""
-        device = (device or "").strip()
+        """Return ``device`` if this machine has it; ``DeviceError`` naming the choices otherwise.
+
+        Taken: what OpenVINO reports (CPU, GPU.0, NPU …), a family name (GPU), AUTO and AUTO:<devices>.
+        Refused with a message: MULTI, HETERO and BATCH (before this check they reached the pipeline and came back as
+        OpenVINO's exception text), lowercase or unknown names, bare lists and non-strings.
+        """
+        if not isinstance(device, str):
+            raise self._device_error(device)
+        device = device.strip()
         found = list(self._devices())
         names = set(found) | {d.split(".")[0] for d in found}
-        if device.startswith(("AUTO", "MULTI", "HETERO")):
-            _, _, rest = device.partition(":")
-            missing = [d for d in rest.split(",") if d and d not in names]
+        if device.startswith("AUTO:"):
+            listed = device[len("AUTO:"):].split(",")
+            missing = [d for d in listed if d not in names] if all(listed) else [device]
         else:
-            missing = [device] if device not in names else []
+            missing = [device] if device not in names | {"AUTO"} else []
         if missing or not device:
-            have = ", ".join(self.devices())
-            raise DeviceError(f"device {device or '(none)'!r} is not available on this machine; choose one of: {have}")
+            raise self._device_error(device)
         return device
+
+    def _device_error(self, device: Any) -> DeviceError:
+        have = ", ".join(self.devices())
+        shown = repr(device) if device != "" else "(none)"
+        family = device.split(":")[0] if isinstance(device, str) else ""
+        if family in ("MULTI", "HETERO", "BATCH"):
+            return DeviceError(f"device {shown}: the app takes no {family} devices; choose one of: {have}",
+                               param="device")
+        return DeviceError(f"device {shown} is not available on this machine; choose one of: {have}", param="device")
 
     # ----------------------------------------------------------------------------------------------------
     # Pool

@@ -95,9 +95,9 @@ def _check_size(path: str) -> None:
 def _prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task: str, timestamps: str,
              progress=None) -> tuple[Handle, Options]:
     if timestamps not in ("off", "segments", "words"):
-        raise ValueError(f"timestamps must be off, segments or words, not {timestamps!r}")
+        raise UserError(f"timestamps must be off, segments or words, not {timestamps!r}", param="timestamps")
     if (task or "transcribe").strip().lower() not in ("transcribe", "translate"):
-        raise ValueError(f"task must be 'transcribe' or 'translate', not {task!r}")
+        raise UserError(f"task must be 'transcribe' or 'translate', not {task!r}", param="task")
     handle = _load(suite, entry, device, timestamps, progress)
     codes, multilingual = _model_codes(handle)
     options = _options(entry, language, task, timestamps, codes)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .catalog import Catalog, ChatEntry, Entry, ImageEntry
+from .errors import UnknownId
 from .loader import Loader, ProgressFn, Status, _no_progress, folder_size
 from .runtime import Loaded, PipelineKey, Runtime
 
@@ -179,7 +180,7 @@ class Suite:
             draft_entry = next((d for d in getattr(entry, "drafts", []) if d.id == draft), None)
             if draft_entry is None:
                 valid = ", ".join(d.id for d in getattr(entry, "drafts", [])) or "none"
-                raise KeyError(f"model {entry.id!r} has no draft {draft!r}; its drafts: {valid}")
+                raise UnknownId(f"model {entry.id!r} has no draft {draft!r}; its drafts: {valid}", param="draft")
             draft_dir = prepared.drafts[draft]
             draft_device = draft_device or draft_entry.device or device
         properties = {**self.properties(entry, device), **(extra_properties or {})}

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Literal
 
 from . import languages
 from .audio import Audio, AudioError, is_silent
+from .errors import UserError
 from .subtitles import Segment, segments_from_chunks, words_from_genai
 
 TimestampMode = Literal["off", "segments", "words"]
@@ -85,12 +86,13 @@ def expected_windows(seconds: float) -> int:
 def check_request(options: Options, multilingual: bool) -> None:
     """Refuse what the model cannot do, in words a user can act on (languages are checked by ``resolve``)."""
     if options.task not in ("transcribe", "translate"):
-        raise ValueError(f"task must be 'transcribe' or 'translate', not {options.task!r}")
+        raise UserError(f"task must be 'transcribe' or 'translate', not {options.task!r}", param="task")
     if options.timestamps not in TIMESTAMP_MODES:
-        raise ValueError(f"timestamps must be one of {', '.join(TIMESTAMP_MODES)}, not {options.timestamps!r}")
+        raise UserError(f"timestamps must be one of {', '.join(TIMESTAMP_MODES)}, not {options.timestamps!r}",
+                        param="timestamps")
     if not multilingual and options.task == "translate":
-        raise ValueError("this model is English-only: it can transcribe English but not translate; "
-                         "choose a multilingual Whisper model to translate")
+        raise UserError("this model is English-only: it can transcribe English but not translate; "
+                        "choose a multilingual Whisper model to translate", param="task")
 
 
 class _Streamer:

@@ -9,10 +9,8 @@ import gradio as gr
 
 from .catalog import Entry
 from .checks import finite
-from .errors import UserError
-from .loader import LoaderError, ProgressFn
-from .lora import AdapterFormatError
-from .runtime import DeviceError
+from .errors import UnknownId, UserError
+from .loader import ProgressFn
 from .suite import Handle, Suite
 
 log = logging.getLogger("demos")
@@ -69,45 +67,50 @@ def gradio_progress(progress: gr.Progress) -> ProgressFn:
     return report
 
 
-_USER_ERRORS = (LoaderError, DeviceError, AdapterFormatError, KeyError, ValueError)
+FAILED = "an internal error (details in the app's log)"
 
 
-def user_error(exc: BaseException) -> gr.Error:
-    """A ``gr.Error`` a person can act on. KeyError's repr quotes are stripped; unknown failures are logged."""
-    if isinstance(exc, KeyError) and exc.args:
-        message = str(exc.args[0])
-    elif isinstance(exc, _USER_ERRORS):
-        message = str(exc)
-    else:
-        log.exception("unexpected failure", exc_info=exc)
-        message = f"{type(exc).__name__}: {exc}"
-    return gr.Error(message, duration=None)
+def user_error(exc: BaseException, what: str = "the request") -> gr.Error:
+    """The ``gr.Error`` to raise for ``exc`` (DESIGN §4), logged once; ``what`` names the action for the log and
+    the short failure message.
+
+    A ``UserError`` (or a ``gr.Error`` a handler raised on purpose) is shown as it is and gets one log line; anything
+    else, bare ``KeyError``/``ValueError``/``RuntimeError`` included, is a bug or a failure of the machine: its
+    traceback goes to the log and the user reads a short message, never Python's or OpenVINO's exception text.
+    Gradio prints the traceback of every ``gr.Error`` unless ``print_exception`` is off, so it is always off here.
+    """
+    if isinstance(exc, gr.Error):
+        log.info("user error in %s: %s", what, exc.message)
+        exc.print_exception = False
+        return exc
+    if isinstance(exc, UserError):
+        log.info("user error in %s: %s", what, exc)
+        return gr.Error(str(exc), duration=None, print_exception=False)
+    log.error("%s failed", what, exc_info=exc)
+    return gr.Error(f"{what} failed: {FAILED}", duration=None, print_exception=False)
 
 
 def guarded(fn: Callable) -> Callable:
-    """Wrap an event handler so expected failures reach the browser as readable ``gr.Error`` messages."""
+    """Wrap an event handler so every failure reaches the browser through ``user_error`` (logged once)."""
     import functools
     import inspect
 
+    what = fn.__name__.strip("_").replace("_", " ")
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any):
             try:
                 yield from fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:  # noqa: BLE001 - turned into a message for the user
-                raise user_error(exc) from None
+            except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
+                raise user_error(exc, what) from None
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as exc:  # noqa: BLE001 - turned into a message for the user
-            raise user_error(exc) from None
+        except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
+            raise user_error(exc, what) from None
     return wrapper
 
 
@@ -174,10 +177,10 @@ def code_view(open: bool = False) -> tuple[gr.Code, gr.Code]:  # noqa: A002 - mi
 
 
 def entry_for(suite: Suite, panel: str, entry_id: str) -> Entry:
-    """The ``panel`` entry called ``entry_id``; KeyError listing the panel's ids otherwise (also for '')."""
+    """The ``panel`` entry called ``entry_id``; ``UnknownId`` listing the panel's ids otherwise (also for '')."""
     if not entry_id:
         valid = ", ".join(e.id for e in suite.catalog.entries(panel))
-        raise KeyError(f"choose a model; valid ids: {valid}")
+        raise UnknownId(f"choose a model; valid ids: {valid}", param="model")
     return suite.catalog.entry(entry_id, panel)
 
 

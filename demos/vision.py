@@ -20,7 +20,7 @@ from gradio.data_classes import FileDataDict
 from . import bounds, files, vision_models
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
-from .errors import TooLarge, UserError
+from .errors import TooLarge, UserError, check_text
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker, numbers_only)
@@ -103,12 +103,12 @@ def _load(suite: Suite, entry: Entry, device: str, progress: Any = None) -> tupl
 
 
 def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
-    """The question, stripped; ValueError for what cannot be answered."""
-    question = (question or "").strip()
+    """The question, stripped; ``UserError`` for what cannot be answered."""
+    question = check_text(question or "", "question").strip()
     if not question:
-        raise ValueError("Type a question about the image(s), e.g. “What is in the picture?”")
+        raise UserError("Type a question about the image(s), e.g. “What is in the picture?”")
     if not files and not any(turn.files for turn in earlier):
-        raise ValueError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
+        raise UserError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
     # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
     total = len(files) + sum(len(turn.files) for turn in earlier)
     if total > entry.max_images:
@@ -348,7 +348,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 tokens: float, temp: float, nucleus: float, request: gr.Request,
                 progress=gr.Progress(track_tqdm=True)):
         if not pending:
-            raise ValueError("Nothing to answer: type a question and attach an image")
+            raise UserError("Nothing to answer: type a question and attach an image")
         message, turn = pending
         entry = entry_for(suite, PANEL, model_id)
         settings = _settings(entry, tokens, temp, nucleus)

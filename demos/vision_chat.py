@@ -38,6 +38,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import TooLong, UserError
 from .runtime import Loaded
 
 log = logging.getLogger("demos.vision")
@@ -300,29 +301,27 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
     return {k: v for k, v in values.items() if v is not None}
 
 
+# genai's C++ errors that are the user's doing, matched by their text (genai raises them all as RuntimeError).
+# Matched narrowly, so that every other RuntimeError stays a failure and is logged with its traceback:
+# - image tags in the question that do not match the attached images (genai's inputs embedder);
 _TAG_ERRORS = ("Missing image/video with index", "native vision tags must match", "cannot mix universal tags",
                "Referring to older images")
+# - a conversation longer than an NPU pipeline's compiled prompt (MAX_PROMPT_LEN), only known once it is encoded.
+_NPU_TOO_LONG = "may only process input embeddings up to"
 
 
 def explain(exc: BaseException) -> BaseException:
-    """genai's C++ errors as messages a person can act on (``ValueError``s); anything else unchanged."""
+    """genai's C++ errors that the user can fix, as ``UserError``s; anything else unchanged (a logged failure)."""
     if not isinstance(exc, RuntimeError):
         return exc
     message = str(exc)
     if any(marker in message for marker in _TAG_ERRORS):
-        return ValueError("The message contains an image tag (such as <image> or <ov_genai_image_0>) that does not "
-                          "match the attached images: remove the tag (images are placed before your text "
-                          "automatically) or attach as many images as the tags name.")
-    if "may only process input embeddings up to" in message:
+        return UserError("The message contains an image tag (such as <image> or <ov_genai_image_0>) that does not "
+                         "match the attached images: remove the tag (images are placed before your text "
+                         "automatically) or attach as many images as the tags name.", param="question")
+    if _NPU_TOO_LONG in message:
         found = re.search(r"up to (\d+) tokens\. (\d+) is passed", message)
         sizes = f" ({found.group(2)} tokens, the limit is {found.group(1)})" if found else ""
-        return ValueError(f"The conversation is longer than the NPU prompt length{sizes}: press Clear to start a "
-                          "new chat, use fewer or smaller images, or raise MAX_PROMPT_LEN in the entry's properties.")
-    return ValueError(f"The pipeline failed: {_core_message(message)}")
-
-
-def _core_message(message: str) -> str:
-    """The informative line of an OpenVINO exception ('Exception from src/...', 'Check ... failed at ...')."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Exception from", "Check '")) and "failed at" not in line]
-    return (useful or lines or [message])[-1][:500]
+        return TooLong(f"The conversation is longer than the NPU prompt length{sizes}: press Clear to start a "
+                       "new chat, use fewer or smaller images, or raise MAX_PROMPT_LEN in the entry's properties.")
+    return exc

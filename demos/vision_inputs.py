@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files, images_in
-from .errors import TooLarge, UserError
+from .errors import TooLarge, UserError, check_text
 from .images_in import Budget, ImageError
 from .uploads import checked_upload, refusal
 from .vision_chat import ImageIn, Turn
@@ -62,27 +62,27 @@ def file_ref(value: Any, what: str = "image") -> FileRef | None:
     if isinstance(value, dict) and value.get("path"):
         meta = value.get("meta") or {}
         if meta.get("_type") != "gradio.FileData":
-            raise ValueError(f"{what}: send files with gradio_client.handle_file(path) (a FileData with "
-                             "meta._type 'gradio.FileData'), or as a data:image/...;base64 URL")
+            raise UserError(f"{what}: send files with gradio_client.handle_file(path) (a FileData with "
+                            "meta._type 'gradio.FileData'), or as a data:image/...;base64 URL", param=what)
         path = checked_upload(value["path"], what)  # Gradio checked it too; this keeps the rule in one place
         return FileRef(path, str(value.get("orig_name") or Path(path).name))
     if isinstance(value, str) and value.startswith("data:"):
         return _data_url(value, what)
     if isinstance(value, str):  # a path: the same refusal whether or not it exists
         raise UserError(refusal(what), param=what)
-    raise ValueError(f"{what}: expected an image file (gradio_client.handle_file(path)) or a data:image/...;base64 "
-                     f"URL, got {type(value).__name__}")
+    raise UserError(f"{what}: expected an image file (gradio_client.handle_file(path)) or a data:image/...;base64 "
+                    f"URL, got {type(value).__name__}", param=what)
 
 
 def _data_url(url: str, what: str) -> FileRef:
     header, _, payload = url.partition(",")
     if not header.startswith("data:image/") or ";base64" not in header:
-        raise ValueError(f"{what}: a data URL must look like data:image/png;base64,<data>")
+        raise UserError(f"{what}: a data URL must look like data:image/png;base64,<data>", param=what)
     _check_data_url_size(len(payload) * 3 // 4, what)  # before decoding: a refused payload is never written
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"{what}: the data URL is not valid base64") from None
+        raise UserError(f"{what}: the data URL is not valid base64", param=what) from None
     name = hashlib.blake2b(data, digest_size=16).hexdigest()
     subtype = header[len("data:image/"):].split(";")[0].lower()
     extension = subtype if re.fullmatch(r"[a-z0-9+.-]{1,10}", subtype) else "img"  # it becomes part of a path
@@ -153,11 +153,13 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
     for index, message in enumerate(history or []):
         where = f"history[{index}]"
         if not isinstance(message, dict) or "role" not in message:
-            raise ValueError(f"{where}: each message must be a dict with 'role' and 'content'")
+            raise UserError(f"{where}: each message must be a dict with 'role' and 'content'", param="history")
         if message.get("metadata"):
             continue
         role = message["role"]
         texts, files = _parts(message.get("content"), where)
+        for text in texts:
+            check_text(text, f"{where}.content")
         if role == "user":
             if replies:
                 turns.append(_turn(pending, replies))
@@ -167,15 +169,16 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
             pending.files += files
         elif role == "assistant":
             if pending is None:
-                raise ValueError(f"{where}: an assistant message must follow a user message")
+                raise UserError(f"{where}: an assistant message must follow a user message", param="history")
             if files:
-                raise ValueError(f"{where}: assistant messages hold text only")
+                raise UserError(f"{where}: assistant messages hold text only", param="history")
             replies += texts
         else:
-            raise ValueError(f"{where}: role {role!r} is not supported; use 'user' and 'assistant'")
+            raise UserError(f"{where}: role {role!r} is not supported; use 'user' and 'assistant'", param="history")
     if pending is not None:
         if not replies:
-            raise ValueError("history must end with the assistant's reply: put the new question in 'question'")
+            raise UserError("history must end with the assistant's reply: put the new question in 'question'",
+                            param="history")
         turns.append(_turn(pending, replies))
     return turns
 
