@@ -19,6 +19,7 @@ import pydantic
 from gradio import utils as gradio_utils
 from gradio.components.api_component import Api
 
+from .endpoint_types import check_types
 from .errors import UserError
 
 log = logging.getLogger("demos")
@@ -115,10 +116,23 @@ def refuse_server_files(block_fn: Any, inputs: list[Any]) -> None:
             raise gr.Error(refusal(names[index]), duration=None, print_exception=False)
 
 
+def refuse_wrong_types(block_fn: Any, inputs: list[Any]) -> None:
+    """For ``gr.api`` endpoints: refuse a value of the wrong JSON type (a dict for a prompt) by its parameter."""
+    if not block_fn.inputs or not all(isinstance(block, Api) for block in block_fn.inputs):
+        return  # UI events: their components shape the values already
+    try:
+        check_types(block_fn.fn, _names(block_fn), inputs)
+    except UserError as exc:
+        log.info("user error in %s: %s", block_fn.api_name or block_fn.name, exc)
+        raise gr.Error(str(exc), duration=None, print_exception=False) from None
+
+
 class Blocks(gr.Blocks):
-    """``gr.Blocks`` whose every event checks its file inputs first (browser, gradio_client, raw HTTP alike)."""
+    """``gr.Blocks`` whose every event checks its inputs first (browser, gradio_client, raw HTTP alike): file
+    values must be uploads, and API endpoints' text, list and object parameters must have those types."""
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):  # type: ignore[override]
         if not explicit_call:  # an explicit call is Python code of the app itself, not a client
             refuse_server_files(block_fn, inputs)
+            refuse_wrong_types(block_fn, inputs)
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
