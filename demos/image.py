@@ -429,8 +429,7 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
 
 
 def _finish(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, note: str) -> dict:
-    loaded = batch.handle.loaded
-    figures = image_run.run_metrics(batch.results, loaded.load_seconds, loaded.key.device)
+    figures = image_run.run_metrics(batch.results, batch.handle)
     python_text, cpp_text = panel.code(batch.settings)
     return {ui.metrics: metrics_markdown(figures) + (f" · {note}" if note else ""), ui.python: python_text,
             ui.cpp: cpp_text}
@@ -466,7 +465,8 @@ def _api(panel: ImagePanel):
         """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights
         (0 = off). Zero or negative width/height/steps/guidance_scale mean the model's defaults; sizes are snapped to
         the multiples the model needs; seed -1 picks a random seed. Returns the PNG (its parameters embedded as text
-        metadata) and a metrics dict (load_s, step_ms, generate_s, images_per_min, device and the settings used)."""
+        metadata) and a metrics dict (step_ms, generate_s, images_per_min, device and the settings used; load_s when
+        this call loaded the model)."""
         entry = panel.entry(model)
         device_name = panel.device(device)
         inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
@@ -480,7 +480,7 @@ def _api(panel: ImagePanel):
         result = image_run.generate(handle, settings)
         path = image_files.save_png(result.image, image_files.run_folder() / f"seed{settings.seed}.png", settings,
                                     geo, entry.title)
-        figures = image_run.run_metrics([result], handle.loaded.load_seconds, handle.loaded.key.device)
+        figures = image_run.run_metrics([result], handle)
         figures.update(compiled=handle.built_now, width=settings.width, height=settings.height, steps=settings.steps,
                        guidance_scale=settings.guidance_scale, seed=settings.seed,
                        adapters={name: weight for name, weight in settings.styles})

@@ -18,6 +18,7 @@ import numpy as np
 from gradio.data_classes import FileData
 
 from . import files, languages, subtitles
+from . import metrics as perf_metrics
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
 from .errors import TooLarge, UserError
@@ -116,9 +117,7 @@ def warm_up(entry: SpeechEntry, suite: Suite) -> None:
 
 
 def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
-    metrics = dict(result.metrics)
-    if handle.built_now:
-        metrics["load_s"] = round(handle.loaded.load_seconds, 2)
+    metrics = perf_metrics.with_load(result.metrics, handle.loaded.load_seconds, handle.built_now)
     metrics["device"] = handle.loaded.key.device
     if warning:
         metrics["warning"] = warning
