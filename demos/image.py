@@ -22,6 +22,7 @@ from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
+from .showcode import model_reference
 from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker
@@ -110,13 +111,8 @@ class ImagePanel:
 
     def code(self, settings: ImageSettings) -> tuple[str, str]:
         entry = self.entry(settings.model)
-        folder = self.model_dir(entry, settings.device)
+        model = model_reference(self.suite, entry, settings.device)
         hub = False
-        if folder is not None:
-            model_py = model_cpp = repr(str(folder))
-        else:
-            source = entry.source_for(settings.device)[0]
-            model_py, model_cpp, hub = f"snapshot_download({source!r})", repr(f"/path/to/{source}"), True
         adapters_py: dict[str, str] = {}
         adapters_cpp: dict[str, str] = {}
         known = self._adapter_paths.get(entry.id, {})
@@ -132,10 +128,9 @@ class ImagePanel:
                 adapters_cpp[adapter.id] = _quote(f"/path/to/{adapter.source}/{name}")
                 hub = True
         properties = self.suite.properties(entry, settings.device)
-        python = image_code.python_code(settings, model_py, adapters_py, properties)
-        if hub:
-            python = "from huggingface_hub import hf_hub_download, snapshot_download\n" + python
-        return python, image_code.cpp_code(settings, model_cpp, adapters_cpp, properties)
+        setup = model.python_setup + (("from huggingface_hub import hf_hub_download",) if hub else ())
+        return (image_code.python_code(settings, model.python, adapters_py, properties, setup),
+                image_code.cpp_code(settings, model.cpp, adapters_cpp, properties, model.cpp_setup))
 
 
 def _quote(text: str) -> str:

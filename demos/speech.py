@@ -23,6 +23,7 @@ from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
 from .errors import TooLarge, UserError
 from .speech_code import cpp_code, python_code
+from .showcode import model_reference
 from .suite import Handle, Suite
 from .transcriber import Options, Progress, Result, check_audible, check_request, run
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
@@ -295,7 +296,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                    gradio_progress(progress))
         if decoded.warning:
             gr.Warning(decoded.warning)
-        py, cpp = python_code(entry, handle, options), cpp_code(entry, handle, options)
+        model = model_reference(suite, entry, handle.loaded.key.device)
+        py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
         for item in run(handle.pipeline, handle.loaded.lock, decoded, options, stop_flag):

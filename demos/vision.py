@@ -21,6 +21,7 @@ from . import files, vision_models
 from . import metrics as perf_metrics
 from .catalog import Entry, VisionEntry
 from .errors import TooLarge, UserError
+from .showcode import model_reference
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
@@ -243,7 +244,7 @@ def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], s
                           turns=[(t.text, [f.name for f in t.files]) for t in chat],
                           max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, budget=facts.budget if facts else None,
-                          local=status.kind == "local")
+                          local=status.kind == "local", model=model_reference(suite, entry, device))
     return python_code(request), cpp_code(request)
 
 

@@ -246,3 +246,39 @@ def test_metrics_markdown_formats_from_the_vocabulary():
         "**Load** 1.2 s · **TTFT** 35 ms · **Acceptance** 50% · **Speedup** 1.50×"
     assert metrics_markdown({"odd_thing": "x", "language": "de"}) == "**Odd thing** x · **Language** de"
     assert all(m.label for m in VOCABULARY.values())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The resolver's cases, one by one
+
+
+@pytest.mark.unit
+def test_resolver_cases(tmp_path):
+    from demos.catalog import ExportOptions
+    from demos.showcode import reference
+
+    odd = tmp_path / ODD
+    local = reference(str(odd), None, None, "speech", odd, None)
+    assert eval(local.python) == str(odd) and not local.python_setup and not local.cpp_setup  # noqa: S307
+    hub = reference("org/model", "abc", None, "vision", None, None)
+    assert hub.python == 'snapshot_download("org/model", revision="abc")' and hub.cpp == '"model"'
+    assert hub.python_setup == ("from huggingface_hub import snapshot_download",)
+    assert hub.cpp_setup == ("// hf download org/model --revision abc --local-dir model",)
+    done = reference("org/model", None, ExportOptions(), "chat", None, tmp_path / "exports" / "model-int8")
+    assert eval(done.python) == str(tmp_path / "exports" / "model-int8") and not done.python_setup  # noqa: S307
+    pinned = reference("org/model", "abc", ExportOptions(), "chat", None, None)
+    assert pinned.python_setup == ("# first, once: hf download org/model --revision abc --local-dir model",
+                                   "# then: optimum-cli export openvino --model model --weight-format int8 --task "
+                                   "text-generation-with-past model-ov")
+
+
+@pytest.mark.unit
+def test_a_line_break_in_a_path_cannot_end_a_comment_and_become_code(tmp_path):
+    from demos.catalog import ExportOptions
+    from demos.showcode import reference
+
+    evil = tmp_path / "ckpt\nimport os; os.remove('x')"
+    ref = reference(str(evil), None, ExportOptions(), "image", evil, None)
+    script = "\n".join([*ref.python_setup, f"model_dir = {ref.python}"])
+    assert len(script.splitlines()) == 2 and "\nimport os" not in script
+    compile(script, "show-code.py", "exec")
