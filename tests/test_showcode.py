@@ -274,11 +274,18 @@ def test_resolver_cases(tmp_path):
 
 @pytest.mark.unit
 def test_a_line_break_in_a_path_cannot_end_a_comment_and_become_code(tmp_path):
-    from demos.catalog import ExportOptions
-    from demos.showcode import reference
+    from demos import chat_code
+    from demos.chat_engine import default_settings
+    from demos.suite import Suite
 
     evil = tmp_path / "ckpt\nimport os; os.remove('x')"
-    ref = reference(str(evil), None, ExportOptions(), "image", evil, None)
-    script = "\n".join([*ref.python_setup, f"model_dir = {ref.python}"])
-    assert len(script.splitlines()) == 2 and "\nimport os" not in script
-    compile(script, "show-code.py", "exec")
+    evil.mkdir()
+    catalog = _catalog(tmp_path, "chat", {"id": "evil", "source": str(evil), "export": {"weight_format": "int8"}})
+    suite = Suite.from_catalog(catalog)
+    entry = catalog.entry("evil", "chat")
+    settings = default_settings(entry)
+    refs = chat_code.refs_for(suite, entry, "CPU", settings)
+    python = chat_code.python_code(entry, "CPU", "CPU", settings, refs, "", "Hi")
+    cpp = chat_code.cpp_code(entry, "CPU", "CPU", settings, refs, "", "Hi")
+    assert "\nimport os" not in python and "\nimport os" not in cpp
+    compile(python, "show-code.py", "exec")
