@@ -2,51 +2,20 @@
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ChatEntry
 from .chat_engine import Settings, is_npu
-from .showcode import ModelRef, draft_reference, model_reference
-from .snippets import comment_text, cpp_string, cpp_value, py_string
+from .showcode import ModelRef, draft_reference, file_reference, model_reference
+from .snippets import cpp_value
 from .suite import Suite
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Where an adapter file is: a local path, or a hub repo and file to download first."""
-
-    path: str | None = None
-    repo: str | None = None
-    file: str | None = None
-
-    def python(self) -> str:
-        if self.path:
-            return py_string(self.path)
-        return f"hf_hub_download({py_string(self.repo or '')}, {py_string(self.file or '')})"
-
-    def cpp(self) -> str:
-        if self.path:
-            return cpp_string(self.path)
-        # C++ has no hub client: download with the CLI first, into a folder named after the repo.
-        return cpp_string(f"{self._local}/{self.file}")
-
-    @property
-    def _local(self) -> str:
-        return (self.repo or "model").split("/")[-1]
-
-    def cpp_note(self) -> str | None:
-        if self.path:
-            return None
-        command = ["hf", "download", self.repo or "", self.file or "", "--local-dir", self._local]
-        return comment_text(f"// {shlex.join(command)}")
 
 
 @dataclass(frozen=True)
 class Refs:
     model: ModelRef
-    adapters: dict[str, Ref] = field(default_factory=dict)
+    adapters: dict[str, ModelRef] = field(default_factory=dict)
     draft: ModelRef | None = None
 
 
@@ -56,16 +25,21 @@ def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) ->
     adapters = {}
     for adapter in entry.adapters:
         local = suite.catalog.local_path(adapter.source)
-        if local is not None:
-            adapters[adapter.id] = Ref(path=str(local / adapter.file if adapter.file else local))
-        else:
-            adapters[adapter.id] = Ref(repo=adapter.source, file=adapter.file)
+        if local is not None and adapter.file:
+            local = local / adapter.file
+        adapters[adapter.id] = file_reference(local, adapter.source, adapter.file or "")
     draft = None
     if settings.draft:
         entry_draft = next((d for d in entry.drafts if d.id == settings.draft), None)
         if entry_draft is not None:
             draft = draft_reference(suite, entry_draft)
     return Refs(model, adapters, draft)
+
+
+def _setup(refs: Refs, kind: str) -> list[str]:
+    """The setup lines of the model, the draft and the adapters, each once (``kind``: python_setup, cpp_setup)."""
+    refs_used = [refs.model, *([refs.draft] if refs.draft is not None else []), *refs.adapters.values()]
+    return list(dict.fromkeys(line for ref in refs_used for line in getattr(ref, kind)))
 
 
 def _properties(entry: ChatEntry, device: str) -> dict[str, Any]:
@@ -88,12 +62,9 @@ def _py_value(value: Any) -> str:
 def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,
                 system_prompt: str, prompt: str) -> str:
     """A runnable script: build the pipeline as the app does, then stream one answer with these settings."""
-    setup = [line for r in (refs.model, refs.draft) if r is not None for line in r.python_setup]
-    if any(not r.path for r in refs.adapters.values()):
-        setup.append("from huggingface_hub import hf_hub_download")
-    lines = [*dict.fromkeys(setup), "import openvino_genai as ov_genai", ""]
+    lines = [*_setup(refs, "python_setup"), "import openvino_genai as ov_genai", ""]
     for adapter in entry.adapters:
-        lines.append(f"{_var(adapter.id)} = ov_genai.Adapter({refs.adapters[adapter.id].python()})")
+        lines.append(f"{_var(adapter.id)} = ov_genai.Adapter({refs.adapters[adapter.id].python})")
     args = [refs.model.python, json.dumps(device)]
     if entry.adapters:
         args.append(f"adapters=ov_genai.AdapterConfig([{', '.join(_var(a.id) for a in entry.adapters)}])")
@@ -157,15 +128,13 @@ def _cpp_property(name: str, value: Any) -> str:
 def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,
              system_prompt: str, prompt: str) -> str:
     """The same as ``python_code`` with the C++ API (link openvino::genai)."""
-    notes = [*refs.model.cpp_setup, *(refs.draft.cpp_setup if refs.draft is not None else ()),
-             *(r.cpp_note() for r in refs.adapters.values())]
     lines = ["#include <iostream>", "#include \"openvino/genai/llm_pipeline.hpp\""]
     if settings.draft:
         lines.append("#include \"openvino/genai/speculative_decoding/perf_metrics.hpp\"")
-    lines += [n for n in dict.fromkeys(notes) if n]
+    lines += _setup(refs, "cpp_setup")
     lines += ["", "int main() {"]
     for adapter in entry.adapters:
-        lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp()});")
+        lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp});")
     props = []
     if entry.adapters:
         props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)})")

@@ -7,7 +7,6 @@ Requests are checked in ``image_settings``, run in ``image_run`` (one image) and
 worth, as events), saved with their parameters in ``image_files`` and turned into code in ``image_code``; this
 module is the Gradio side: layout, events and ``/generate_image``.
 """
-import json
 import random
 import threading
 import time
@@ -22,7 +21,7 @@ from . import image_batch, image_code, image_files, image_run
 from .catalog import Entry, ImageEntry
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
-from .showcode import model_reference
+from .showcode import file_reference, model_reference
 from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker
@@ -112,29 +111,20 @@ class ImagePanel:
     def code(self, settings: ImageSettings) -> tuple[str, str]:
         entry = self.entry(settings.model)
         model = model_reference(self.suite, entry, settings.device)
-        hub = False
-        adapters_py: dict[str, str] = {}
-        adapters_cpp: dict[str, str] = {}
-        known = self._adapter_paths.get(entry.id, {})
+        adapters = {}
+        known = self._adapter_paths.get(entry.id, {})  # as last loaded: converted files where a layout needed it
         for adapter in entry.adapters:
             local = known.get(adapter.id) or self.suite.catalog.local_path(adapter.source)
             if local is not None and adapter.file and local.is_dir():
                 local = local / adapter.file
-            if local is not None:
-                adapters_py[adapter.id] = adapters_cpp[adapter.id] = _quote(str(local))
-            else:
-                name = adapter.file or "adapter_model.safetensors"
-                adapters_py[adapter.id] = f"hf_hub_download({adapter.source!r}, {name!r})"
-                adapters_cpp[adapter.id] = _quote(f"/path/to/{adapter.source}/{name}")
-                hub = True
+            adapters[adapter.id] = file_reference(local, adapter.source, adapter.file or "adapter_model.safetensors")
+        refs = [model, *adapters.values()]
         properties = self.suite.properties(entry, settings.device)
-        setup = model.python_setup + (("from huggingface_hub import hf_hub_download",) if hub else ())
-        return (image_code.python_code(settings, model.python, adapters_py, properties, setup),
-                image_code.cpp_code(settings, model.cpp, adapters_cpp, properties, model.cpp_setup))
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a string literal valid in both Python and C++
+        python = image_code.python_code(settings, model.python, {a: r.python for a, r in adapters.items()},
+                                        properties, list(dict.fromkeys(x for r in refs for x in r.python_setup)))
+        cpp = image_code.cpp_code(settings, model.cpp, {a: r.cpp for a, r in adapters.items()}, properties,
+                                  list(dict.fromkeys(x for r in refs for x in r.cpp_setup)))
+        return python, cpp
 
 
 def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tuple) -> dict[str, float]:

@@ -58,8 +58,19 @@ def reference(source: str, revision: str | None, export: ExportOptions | None, p
 
 
 def folder(path: Path) -> ModelRef:
-    """A folder on this machine."""
+    """A folder (or file) on this machine."""
     return ModelRef(py_string(str(path)), cpp_string(str(path)))
+
+
+def file_reference(local: Path | None, repo: str, file: str) -> ModelRef:
+    """A single file, such as a LoRA adapter: its local path, or ``file`` of a hub repo (``hf_hub_download`` in
+    Python; ``hf download`` first for C++)."""
+    if local is not None:
+        return folder(local)
+    name = _folder_name(repo)
+    download = shlex.join(["hf", "download", repo, file, "--local-dir", name])
+    return ModelRef(f"hf_hub_download({py_string(repo)}, {py_string(file)})", cpp_string(f"{name}/{file}"),
+                    ("from huggingface_hub import hf_hub_download",), (f"// {comment_text(download)}",))
 
 
 def _hub(repo: str, revision: str | None) -> ModelRef:

@@ -28,6 +28,7 @@ ODD = 'huggingface "odd\\ models'  # a local folder name with a quote, a backsla
 
 def _catalog(tmp_path: Path, panel: str, entry: dict):
     from demos.catalog import load_catalog
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump({"settings": {"cache_dir": str(tmp_path / "cache"), "device": "CPU"},
                                     panel: [entry]}, sort_keys=False))
@@ -289,3 +290,35 @@ def test_a_line_break_in_a_path_cannot_end_a_comment_and_become_code(tmp_path):
     cpp = chat_code.cpp_code(entry, "CPU", "CPU", settings, refs, "", "Hi")
     assert "\nimport os" not in python and "\nimport os" not in cpp
     compile(python, "show-code.py", "exec")
+
+
+@pytest.mark.unit
+def test_hub_adapters_are_downloaded_alike_in_chat_and_image(tmp_path):
+    from demos import chat_code
+    from demos.chat_engine import default_settings
+    from demos.image import ImagePanel
+    from demos.image_settings import Geometry, resolve
+    from demos.suite import Suite
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "openvino_model.xml").write_text("<net/>")  # the catalog checks a local folder holds an IR
+    adapters = [{"id": "style", "source": "org/loras", "file": "style.safetensors"}]
+    chat_catalog = _catalog(tmp_path / "c", "chat", {"id": "m", "source": str(model), "adapters": adapters})
+    image_catalog = _catalog(tmp_path / "i", "image", {"id": "m", "source": str(model), "adapters": adapters})
+    chat_entry, image_entry = chat_catalog.entry("m", "chat"), image_catalog.entry("m", "image")
+    settings = default_settings(chat_entry)
+    refs = chat_code.refs_for(Suite.from_catalog(chat_catalog), chat_entry, "CPU", settings)
+    chat_py = chat_code.python_code(chat_entry, "CPU", "CPU", settings, refs, "", "Hi")
+    chat_cpp = chat_code.cpp_code(chat_entry, "CPU", "CPU", settings, refs, "", "Hi")
+    image_py, image_cpp = ImagePanel([image_entry], Suite.from_catalog(image_catalog)).code(
+        resolve(image_entry, Geometry(), device="CPU", prompt="a cat"))
+    download = 'hf_hub_download("org/loras", "style.safetensors")'
+    assert download in chat_py and download in image_py
+    note = "// hf download org/loras style.safetensors --local-dir loras"
+    assert note in chat_cpp and note in image_cpp
+    assert 'Adapter adapter_style("loras/style.safetensors")' in chat_cpp
+    assert 'Adapter style("loras/style.safetensors")' in image_cpp
+    for code in (chat_py, image_py):
+        assert code.count("from huggingface_hub import hf_hub_download") == 1
+        compile(code, "show-code.py", "exec")
