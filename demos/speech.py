@@ -22,8 +22,8 @@ from . import metrics as perf_metrics
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
 from .errors import TooLarge, UserError
-from .speech_code import cpp_code, python_code
 from .showcode import model_reference
+from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
 from .transcriber import Options, Progress, Result, check_audible, check_request, run
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
