@@ -3,96 +3,43 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .catalog import ChatEntry, ExportOptions
+from .catalog import ChatEntry
 from .chat_engine import Settings, is_npu
-from .loader import export_command
+from .showcode import ModelRef, draft_reference, file_reference, model_reference
 from .snippets import cpp_value
 from .suite import Suite
 
 
 @dataclass(frozen=True)
-class Ref:
-    """Where a model or adapter file is: a local path, or a hub repo (and file) to download first."""
-
-    path: str | None = None
-    repo: str | None = None
-    file: str | None = None
-    export: str | None = None  # the optimum-cli command that makes the OpenVINO folder, when it is not made yet
-
-    @property
-    def exported_folder(self) -> str:
-        return (self.repo or "model").split("/")[-1] + "-ov"
-
-    def python(self) -> str:
-        if self.path:
-            return json.dumps(self.path)
-        if self.export:
-            return json.dumps(self.exported_folder)
-        if self.file:
-            return f"hf_hub_download({json.dumps(self.repo)}, {json.dumps(self.file)})"
-        return f"snapshot_download({json.dumps(self.repo)})"
-
-    def cpp(self) -> str:
-        if self.path:
-            return json.dumps(self.path)
-        if self.export:
-            return json.dumps(self.exported_folder)
-        # C++ has no hub client: download with the CLI first, into a folder named after the repo.
-        local = (self.repo or "model").split("/")[-1]
-        return json.dumps(f"{local}/{self.file}" if self.file else local)
-
-    def python_note(self) -> str | None:
-        return f"# first, once: {self.export}" if self.export and not self.path else None
-
-    def cpp_note(self) -> str | None:
-        if self.path:
-            return None
-        if self.export:
-            return f"// first, once: {self.export}"
-        local = (self.repo or "model").split("/")[-1]
-        what = f" {self.file}" if self.file else ""
-        return f"// hf download {self.repo}{what} --local-dir {local}"
-
-
-@dataclass(frozen=True)
 class Refs:
-    model: Ref
-    adapters: dict[str, Ref] = field(default_factory=dict)
-    draft: Ref | None = None
+    model: ModelRef
+    adapters: dict[str, ModelRef] = field(default_factory=dict)
+    draft: ModelRef | None = None
 
 
 def refs_for(suite: Suite, entry: ChatEntry, device: str, settings: Settings) -> Refs:
-    """Local folders where the cache already has them (no network), hub ids otherwise."""
-    status = suite.locate(entry, device or suite.default_device)
-    source, _, export = entry.source_for(device or suite.default_device)
-    model = Ref(path=str(status.path)) if status.path else _hub_ref(source, export)
+    """The model and draft as ``showcode`` resolves them; adapters from their local file or the hub."""
+    model = model_reference(suite, entry, device or suite.default_device)
     adapters = {}
     for adapter in entry.adapters:
         local = suite.catalog.local_path(adapter.source)
-        if local is not None:
-            adapters[adapter.id] = Ref(path=str(local / adapter.file if adapter.file else local))
-        else:
-            adapters[adapter.id] = Ref(repo=adapter.source, file=adapter.file)
+        if local is not None and adapter.file:
+            local = local / adapter.file
+        adapters[adapter.id] = file_reference(local, adapter.source, adapter.file or "")
     draft = None
     if settings.draft:
         entry_draft = next((d for d in entry.drafts if d.id == settings.draft), None)
         if entry_draft is not None:
-            draft_status = suite.loader.locate(entry_draft.source, entry_draft.revision, entry_draft.export, "chat")
-            draft = Ref(path=str(draft_status.path)) if draft_status.path else _hub_ref(entry_draft.source,
-                                                                                        entry_draft.export)
+            draft = draft_reference(suite, entry_draft)
     return Refs(model, adapters, draft)
 
 
-def _hub_ref(source: str, export: ExportOptions | None) -> Ref:
-    """A model not in the cache yet: a hub download, or for a PyTorch checkpoint the export that converts it."""
-    if export is None:
-        return Ref(repo=source)
-    ref = Ref(repo=source)
-    command = export_command(Path(source), Path(ref.exported_folder), export, export.task)
-    return Ref(repo=source, export="optimum-cli " + " ".join(command[command.index("export"):]))
+def _setup(refs: Refs, kind: str) -> list[str]:
+    """The setup lines of the model, the draft and the adapters, each once (``kind``: python_setup, cpp_setup)."""
+    refs_used = [refs.model, *([refs.draft] if refs.draft is not None else []), *refs.adapters.values()]
+    return list(dict.fromkeys(line for ref in refs_used for line in getattr(ref, kind)))
 
 
 def _properties(entry: ChatEntry, device: str) -> dict[str, Any]:
@@ -115,23 +62,16 @@ def _py_value(value: Any) -> str:
 def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,
                 system_prompt: str, prompt: str) -> str:
     """A runnable script: build the pipeline as the app does, then stream one answer with these settings."""
-    hub = [r for r in (refs.model, refs.draft, *refs.adapters.values())
-           if r is not None and not r.path and not r.export]
-    notes = [r.python_note() for r in (refs.model, refs.draft) if r is not None]
-    lines = [n for n in dict.fromkeys(notes) if n] + ["import openvino_genai as ov_genai"]
-    if hub:
-        names = sorted({"hf_hub_download" if r.file else "snapshot_download" for r in hub})
-        lines.append(f"from huggingface_hub import {', '.join(names)}")
-    lines.append("")
+    lines = [*_setup(refs, "python_setup"), "import openvino_genai as ov_genai", ""]
     for adapter in entry.adapters:
-        lines.append(f"{_var(adapter.id)} = ov_genai.Adapter({refs.adapters[adapter.id].python()})")
-    args = [refs.model.python(), json.dumps(device)]
+        lines.append(f"{_var(adapter.id)} = ov_genai.Adapter({refs.adapters[adapter.id].python})")
+    args = [refs.model.python, json.dumps(device)]
     if entry.adapters:
         args.append(f"adapters=ov_genai.AdapterConfig([{', '.join(_var(a.id) for a in entry.adapters)}])")
         if not is_npu(device):
             args.append("scheduler_config=ov_genai.SchedulerConfig()  # no prefix caching: adapters switch per call")
     if settings.draft and refs.draft is not None:
-        draft_args = [refs.draft.python(), json.dumps(draft_device)]
+        draft_args = [refs.draft.python, json.dumps(draft_device)]
         draft_args += [f"{k}={_py_value(v)}" for k, v in entry.properties.items()]
         if entry.adapters:
             draft_args.append("adapters=ov_genai.AdapterConfig()")
@@ -188,14 +128,13 @@ def _cpp_property(name: str, value: Any) -> str:
 def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Settings, refs: Refs,
              system_prompt: str, prompt: str) -> str:
     """The same as ``python_code`` with the C++ API (link openvino::genai)."""
-    notes = [r.cpp_note() for r in (refs.model, refs.draft, *refs.adapters.values()) if r is not None]
     lines = ["#include <iostream>", "#include \"openvino/genai/llm_pipeline.hpp\""]
     if settings.draft:
         lines.append("#include \"openvino/genai/speculative_decoding/perf_metrics.hpp\"")
-    lines += [n for n in dict.fromkeys(notes) if n]
+    lines += _setup(refs, "cpp_setup")
     lines += ["", "int main() {"]
     for adapter in entry.adapters:
-        lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp()});")
+        lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp});")
     props = []
     if entry.adapters:
         props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)})")
@@ -206,14 +145,14 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
         if entry.adapters:
             draft_props.append("ov::genai::adapters()")
         extra = f", ov::AnyMap{{{', '.join(draft_props)}}}" if draft_props else ""
-        props.append(f"ov::genai::draft_model({refs.draft.cpp()}, {json.dumps(draft_device)}{extra})")
+        props.append(f"ov::genai::draft_model({refs.draft.cpp}, {json.dumps(draft_device)}{extra})")
     props += [_cpp_property(k, v) for k, v in _properties(entry, device).items()]
     lines.append("    ov::AnyMap properties{")
     for prop in props:
         code, _, comment = prop.partition("  //")
         lines.append(f"        {code},{'  //' + comment if comment else ''}")
     lines += ["    };",
-              f"    ov::genai::LLMPipeline pipe({refs.model.cpp()}, {json.dumps(device)}, properties);", "",
+              f"    ov::genai::LLMPipeline pipe({refs.model.cpp}, {json.dumps(device)}, properties);", "",
               "    ov::genai::GenerationConfig config = pipe.get_generation_config();",
               f"    config.max_new_tokens = {settings.max_new_tokens};"]
     if settings.temperature > 0:

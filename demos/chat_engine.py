@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import bounds
+from . import metrics as perf_metrics
 from .catalog import ChatEntry
 from .checks import finite, whole
 from .chat_checks import check_draft_tokenizer, check_prompt_length
@@ -369,34 +370,31 @@ def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: thr
 
 
 def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:
-    """The answer's figures in the suite's metric vocabulary (see ``ui.METRICS``)."""
+    """The answer's figures in the suite's metric vocabulary (``demos.metrics``)."""
     perf = result.perf_metrics
-    metrics: dict[str, Any] = {}
-    if opened.handle.built_now:
-        metrics["load_s"] = round(opened.handle.loaded.load_seconds, 3)
-    metrics.update({
-        "ttft_ms": round(perf.get_ttft().mean, 2),
-        "tpot_ms": round(perf.get_tpot().mean, 3),
-        "tokens_per_s": round(perf.get_throughput().mean, 2),
+    figures: dict[str, Any] = {
+        "ttft_ms": perf.get_ttft().mean,
+        "tpot_ms": perf.get_tpot().mean,
+        "tokens_per_s": perf.get_throughput().mean,
         "input_tokens": int(perf.get_num_input_tokens()),
         "output_tokens": int(perf.get_num_generated_tokens()),
-        "generate_s": round(perf.get_generate_duration().mean / 1000, 4),
-    })
+        "generate_s": perf.get_generate_duration().mean / 1000,
+    }
     extended = getattr(result, "extended_perf_metrics", None)
     if settings.draft and extended is not None and hasattr(extended, "get_num_accepted_tokens"):
         drafted = int(extended.get_num_draft_tokens())
         accepted = int(extended.get_num_accepted_tokens())
-        metrics["accepted_draft_tokens"] = accepted
-        metrics["draft_tokens"] = drafted
-        metrics["acceptance_rate"] = round(accepted / drafted, 4) if drafted else 0.0
+        figures["accepted_draft_tokens"] = accepted
+        figures["draft_tokens"] = drafted
+        figures["acceptance_rate"] = accepted / drafted if drafted else 0.0
     if opened.prompt_tokens is not None:
-        metrics["npu_prompt"] = f"{opened.prompt_tokens} / {opened.max_prompt_len} tokens"
-        if opened.max_prompt_len and opened.prompt_tokens + metrics["output_tokens"] >= 0.8 * opened.max_prompt_len:
+        figures["npu_prompt"] = f"{opened.prompt_tokens} / {opened.max_prompt_len} tokens"
+        if opened.max_prompt_len and opened.prompt_tokens + figures["output_tokens"] >= 0.8 * opened.max_prompt_len:
             # Warn while the chat still fits: the next turns add this answer and a new question.
-            metrics["npu_prompt"] += " (nearly full: clear the chat soon)"
-    metrics["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
+            figures["npu_prompt"] += " (nearly full: clear the chat soon)"
+    figures["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
                                          if settings.draft else "")
-    return metrics
+    return perf_metrics.build(figures, opened.handle.loaded.load_seconds, opened.handle.built_now)
 
 
 def speedup(baseline: dict[str, Any], candidate: dict[str, Any]) -> float | None:
@@ -406,7 +404,7 @@ def speedup(baseline: dict[str, Any], candidate: dict[str, Any]) -> float | None
         cand = candidate["output_tokens"] / candidate["generate_s"]
     except (KeyError, ZeroDivisionError, TypeError):
         return None
-    return round(cand / base, 3) if base > 0 else None
+    return perf_metrics.rounded("speedup", cand / base) if base > 0 else None
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Requests are checked in ``image_settings``, run in ``image_run`` (one image) and
 worth, as events), saved with their parameters in ``image_files`` and turned into code in ``image_code``; this
 module is the Gradio side: layout, events and ``/generate_image``.
 """
-import json
 import random
 import threading
 import time
@@ -24,6 +23,7 @@ from .checks import whole
 from .errors import UserError
 from .image_settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, resolve
+from .showcode import file_reference, model_reference
 from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker, numbers_only
@@ -112,36 +112,21 @@ class ImagePanel:
 
     def code(self, settings: ImageSettings) -> tuple[str, str]:
         entry = self.entry(settings.model)
-        folder = self.model_dir(entry, settings.device)
-        hub = False
-        if folder is not None:
-            model_py = model_cpp = repr(str(folder))
-        else:
-            source = entry.source_for(settings.device)[0]
-            model_py, model_cpp, hub = f"snapshot_download({source!r})", repr(f"/path/to/{source}"), True
-        adapters_py: dict[str, str] = {}
-        adapters_cpp: dict[str, str] = {}
-        known = self._adapter_paths.get(entry.id, {})
+        model = model_reference(self.suite, entry, settings.device)
+        adapters = {}
+        known = self._adapter_paths.get(entry.id, {})  # as last loaded: converted files where a layout needed it
         for adapter in entry.adapters:
             local = known.get(adapter.id) or self.suite.catalog.local_path(adapter.source)
             if local is not None and adapter.file and local.is_dir():
                 local = local / adapter.file
-            if local is not None:
-                adapters_py[adapter.id] = adapters_cpp[adapter.id] = _quote(str(local))
-            else:
-                name = adapter.file or "adapter_model.safetensors"
-                adapters_py[adapter.id] = f"hf_hub_download({adapter.source!r}, {name!r})"
-                adapters_cpp[adapter.id] = _quote(f"/path/to/{adapter.source}/{name}")
-                hub = True
+            adapters[adapter.id] = file_reference(local, adapter.source, adapter.file or "adapter_model.safetensors")
+        refs = [model, *adapters.values()]
         properties = self.suite.properties(entry, settings.device)
-        python = image_code.python_code(settings, model_py, adapters_py, properties)
-        if hub:
-            python = "from huggingface_hub import hf_hub_download, snapshot_download\n" + python
-        return python, image_code.cpp_code(settings, model_cpp, adapters_cpp, properties)
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a string literal valid in both Python and C++
+        python = image_code.python_code(settings, model.python, {a: r.python for a, r in adapters.items()},
+                                        properties, list(dict.fromkeys(x for r in refs for x in r.python_setup)))
+        cpp = image_code.cpp_code(settings, model.cpp, {a: r.cpp for a, r in adapters.items()}, properties,
+                                  list(dict.fromkeys(x for r in refs for x in r.cpp_setup)))
+        return python, cpp
 
 
 def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tuple) -> dict[str, float]:
@@ -436,8 +421,7 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
 
 
 def _finish(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, note: str) -> dict:
-    loaded = batch.handle.loaded
-    figures = image_run.run_metrics(batch.results, loaded.load_seconds, loaded.key.device)
+    figures = image_run.run_metrics(batch.results, batch.handle)
     python_text, cpp_text = panel.code(batch.settings)
     return {ui.metrics: metrics_markdown(figures) + (f" · {note}" if note else ""), ui.python: python_text,
             ui.cpp: cpp_text}
@@ -473,7 +457,8 @@ def _api(panel: ImagePanel):
         """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights
         (0 = off). Zero or negative width/height/steps/guidance_scale mean the model's defaults; sizes are snapped to
         the multiples the model needs; seed -1 picks a random seed. Returns the PNG (its parameters embedded as text
-        metadata) and a metrics dict (load_s, step_ms, generate_s, images_per_min, device and the settings used)."""
+        metadata) and a metrics dict (step_ms, generate_s, images_per_min, device and the settings used; load_s when
+        this call loaded the model)."""
         entry = panel.entry(model)
         device_name = panel.device(device)
         inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
@@ -487,7 +472,7 @@ def _api(panel: ImagePanel):
         result = image_run.generate(handle, settings)
         path = image_files.save_png(result.image, image_files.run_folder() / f"seed{settings.seed}.png", settings,
                                     geo, entry.title)
-        figures = image_run.run_metrics([result], handle.loaded.load_seconds, handle.loaded.key.device)
+        figures = image_run.run_metrics([result], handle)
         figures.update(compiled=handle.built_now, width=settings.width, height=settings.height, steps=settings.steps,
                        guidance_scale=settings.guidance_scale, seed=settings.seed,
                        adapters={name: weight for name, weight in settings.styles})

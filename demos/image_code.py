@@ -6,7 +6,7 @@ C++ too, and is what the app itself uses, so the snippets give exactly the pixel
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from .image_settings import ImageSettings
 from .snippets import cpp_string, cpp_value
@@ -22,9 +22,10 @@ def _py_value(value: Any) -> str:
 
 
 def python_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, str],
-                properties: dict[str, Any]) -> str:
-    """Python that builds the pipeline (every style registered once) and generates this image."""
-    lines = ["import openvino_genai as ov_genai", "from PIL import Image", ""]
+                properties: dict[str, Any], setup: Sequence[str] = ()) -> str:
+    """Python that builds the pipeline (every style registered once) and generates this image; ``model_path`` and
+    the adapter paths are Python expressions, ``setup`` the lines that go first (``showcode.ModelRef``)."""
+    lines = [*setup, "import openvino_genai as ov_genai", "from PIL import Image", ""]
     lines.append(f"model_dir = {model_path}")
     for adapter_id, path in adapter_paths.items():
         lines.append(f"{_var(adapter_id)} = ov_genai.Adapter({path})")
@@ -58,10 +59,10 @@ def _cpp_float(value: float) -> str:
 
 
 def cpp_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, str],
-             properties: dict[str, Any]) -> str:
-    """C++ with the same settings (paths as the app resolved them)."""
+             properties: dict[str, Any], setup: Sequence[str] = ()) -> str:
+    """C++ with the same settings (paths are C++ string literals; ``setup``: comment lines on what to run first)."""
     lines = ["// CMake: find_package(OpenVINOGenAI REQUIRED) and target_link_libraries(image PRIVATE openvino::genai)",
-             "#include <iostream>", "#include \"openvino/genai/image_generation/text2image_pipeline.hpp\"", "",
+             *setup, "#include <iostream>", "#include \"openvino/genai/image_generation/text2image_pipeline.hpp\"", "",
              "int main() {"]
     for adapter_id, path in adapter_paths.items():
         lines.append(f"    ov::genai::Adapter {_var(adapter_id)}({path});")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import metrics as perf_metrics
 from .image_settings import ImageSettings
 from .suite import Handle
 
@@ -104,16 +105,14 @@ def _mean_step_ms(pipe: Any, callback_s: float = 0.0) -> float | None:
     return max(0.0, sum(durations) / 1000 - callback_s * 1000) / len(durations)
 
 
-def run_metrics(results: list[Generated], load_s: float, device: str) -> dict[str, Any]:
-    """The metrics dict (ui.METRICS vocabulary) for one or more images generated in one request."""
+def run_metrics(results: list[Generated], handle: Handle) -> dict[str, Any]:
+    """The metrics dict (``demos.metrics`` vocabulary) for one or more images generated in one request; ``load_s``
+    only when this request built the pipeline."""
     finished = [r for r in results if r.image is not None]
     total = sum(r.seconds for r in results)
     steps = [r.step_ms for r in results if r.step_ms is not None]
-    metrics: dict[str, Any] = {"load_s": round(load_s, 3)}
-    if steps:
-        metrics["step_ms"] = round(sum(steps) / len(steps), 2)
-    metrics["generate_s"] = round(total, 3)
+    figures: dict[str, Any] = {"step_ms": sum(steps) / len(steps) if steps else None, "generate_s": total}
     if finished and total > 0:
-        metrics["images_per_min"] = round(60 * len(finished) / total, 2)
-    metrics["device"] = device
-    return metrics
+        figures["images_per_min"] = 60 * len(finished) / total
+    figures["device"] = handle.loaded.key.device
+    return perf_metrics.build(figures, handle.loaded.load_seconds, handle.built_now)

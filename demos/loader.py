@@ -385,7 +385,7 @@ class Loader:
     def _export_path(self, folder: Path, source: str, revision: str | None, export: ExportOptions,
                      panel: str) -> Path:
         identity = {"source": source, "folder": str(folder.resolve()), "stamp": _folder_stamp(folder),
-                    "export": export.model_dump(), "task": export.task or _TASKS.get(panel),
+                    "export": export.model_dump(), "task": export_task(export, panel),
                     "optimum-intel": _version("optimum-intel"), "openvino": _version("openvino")}
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
         name = "".join(c if c.isalnum() or c in "._-" else "-" for c in source.strip("/").split("/")[-1])[:60]
@@ -406,7 +406,7 @@ class Loader:
                 shutil.rmtree(stale, ignore_errors=True)  # left by a killed export or a killed repair
             tmp = final.parent / f"{final.name}.tmp-{os.getpid()}-{threading.get_ident()}"
             try:
-                self._run_export(folder, tmp, export, export.task or _TASKS.get(panel), what, progress)
+                self._run_export(folder, tmp, export, export_task(export, panel), what, progress)
                 for name in _CONFIG_FILES:
                     if (folder / name).is_file() and not (tmp / name).exists():
                         shutil.copy2(folder / name, tmp / name)
@@ -526,6 +526,11 @@ class Loader:
             finally:
                 tmp.unlink(missing_ok=True)
         return target
+
+
+def export_task(export: ExportOptions, panel: str) -> str | None:
+    """The optimum-intel task of an export: the entry's own, else the panel's."""
+    return export.task or _TASKS.get(panel)
 
 
 def export_command(source: Path, target: Path, export: ExportOptions, task: str | None) -> list[str]:

@@ -18,10 +18,12 @@ import numpy as np
 from gradio.data_classes import FileData
 
 from . import files, languages, subtitles
+from . import metrics as perf_metrics
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
 from .checks import flag
 from .errors import TooLarge, UserError
+from .showcode import model_reference
 from .speech_code import cpp_code, python_code
 from .suite import Handle, Suite
 from .transcriber import Options, Progress, Result, check_audible, check_request, run
@@ -117,9 +119,7 @@ def warm_up(entry: SpeechEntry, suite: Suite) -> None:
 
 
 def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
-    metrics = dict(result.metrics)
-    if handle.built_now:
-        metrics["load_s"] = round(handle.loaded.load_seconds, 2)
+    metrics = perf_metrics.with_load(result.metrics, handle.loaded.load_seconds, handle.built_now)
     metrics["device"] = handle.loaded.key.device
     if warning:
         metrics["warning"] = warning
@@ -298,7 +298,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                    gradio_progress(progress))
         if decoded.warning:
             gr.Warning(decoded.warning)
-        py, cpp = python_code(entry, handle, options), cpp_code(entry, handle, options)
+        model = model_reference(suite, entry, handle.loaded.key.device)
+        py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
         for item in run(handle.pipeline, handle.loaded.lock, decoded, options, stop_flag):

@@ -3,39 +3,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import SpeechEntry
-from .snippets import cpp_value
+from .showcode import ModelRef
+from .snippets import cpp_string, cpp_value, py_string
 from .suite import Handle
 from .transcriber import Options
-
-
-def _from_hub(entry: SpeechEntry, handle: Handle) -> bool:
-    """True when the pipeline's folder is a plain hub download (the snippet can then fetch it by repo id)."""
-    return entry.export is None and "huggingface" in str(handle.prepared.model_dir) and "/" in entry.source
-
-
-def _model_line(entry: SpeechEntry, handle: Handle) -> str:
-    """Python lines that set ``model_dir``: the hub id when it comes from the hub, else the local folder."""
-    if _from_hub(entry, handle):
-        return f'from huggingface_hub import snapshot_download\n\nmodel_dir = snapshot_download("{entry.source}")'
-    return f'model_dir = "{handle.prepared.model_dir}"'
 
 
 def _properties(handle: Handle) -> dict[str, Any]:
     return {k: v for k, v in handle.loaded.key.properties if k != "CACHE_DIR"}
 
 
-def python_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
-    """Runnable Python: decode any file with PyAV, then the same ``generate`` call the app made."""
-    model_lines = _model_line(entry, handle)
+def python_code(model: ModelRef, handle: Handle, options: Options) -> str:
+    """Runnable Python: decode any file with PyAV, then the same ``generate`` call the app made (``model``:
+    ``showcode.model_reference`` of the entry on the handle's device)."""
     props = "".join(f", {k}={v!r}" for k, v in _properties(handle).items())
     kwargs = "".join(f",\n    {k}={v!r}" for k, v in options.generate_kwargs().items())
     lines = [
         "import av  # pip install av: FFmpeg's decoders for any audio or video file",
         "import numpy as np",
         "import openvino_genai as ov_genai",
+        *model.python_setup,
         "",
-        model_lines,
+        f"model_dir = {model.python}",
         "",
         "def read_audio(path: str) -> np.ndarray:",
         '    """float32 mono 16 kHz in [-1, 1], as Whisper wants (the app averages channels the same way)."""',
@@ -50,7 +39,7 @@ def python_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
         "    out = to16k.resample(frame) + to16k.resample(None)",
         "    return np.concatenate([f.to_ndarray().reshape(-1) for f in out]).clip(-1, 1)",
         "",
-        f'pipe = ov_genai.WhisperPipeline(model_dir, "{handle.loaded.key.device}"{props})',
+        f"pipe = ov_genai.WhisperPipeline(model_dir, {py_string(handle.loaded.key.device)}{props})",
         "",
         "def streamer(text: str) -> ov_genai.StreamingStatus:",
         '    print(text, end="", flush=True)',
@@ -73,11 +62,10 @@ def python_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpp_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
+def cpp_code(model: ModelRef, handle: Handle, options: Options) -> str:
     """C++ with the genai samples' WAV reader (16 kHz mono wav; convert other files first, e.g. with ffmpeg)."""
-    folder = entry.source.split("/")[-1] if _from_hub(entry, handle) else str(handle.prepared.model_dir)
-    props = ", ".join(f'{{"{k}", {cpp_value(v)}}}' for k, v in _properties(handle).items())
-    construct = (f'    ov::genai::WhisperPipeline pipe("{folder}", "{handle.loaded.key.device}"'
+    props = ", ".join(f"{{{cpp_string(k)}, {cpp_value(v)}}}" for k, v in _properties(handle).items())
+    construct = (f"    ov::genai::WhisperPipeline pipe({model.cpp}, {cpp_string(handle.loaded.key.device)}"
                  f"{', ov::AnyMap{' + props + '}' if props else ''});")
     sets = []
     for key, value in options.generate_kwargs().items():
@@ -89,7 +77,7 @@ def cpp_code(entry: SpeechEntry, handle: Handle, options: Options) -> str:
         "#include <iostream>",
         "",
         "int main() {",
-        *([f"    // huggingface-cli download {entry.source} --local-dir {folder}"] if _from_hub(entry, handle) else []),
+        *(f"    {line}" for line in model.cpp_setup),
         construct,
         "    ov::genai::WhisperGenerationConfig config = pipe.get_generation_config();",
         *sets,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
 from . import languages
+from . import metrics as perf_metrics
 from .audio import Audio, AudioError, is_silent
 from .errors import UserError
 from .subtitles import Segment, segments_from_chunks, words_from_genai
@@ -205,17 +206,18 @@ def _result(raw: Any, generate_s: float, audio: Audio, options: Options, stopped
     words = words_from_genai(raw.words or [], audio.seconds, text) if options.timestamps == "words" else []
     processing_s = audio.decode_s + generate_s
     perf = raw.perf_metrics
-    metrics: dict[str, Any] = {
-        "audio_s": round(audio.seconds, 3),
-        "processing_s": round(processing_s, 3),
-        "real_time_factor": round(processing_s / audio.seconds, 4),
-        "ttft_ms": round(float(perf.get_ttft().mean), 1),
-        "decode_ms": round(audio.decode_s * 1000, 1),
-        "generate_s": round(generate_s, 3),
+    figures: dict[str, Any] = {
+        "audio_s": audio.seconds,
+        "processing_s": processing_s,
+        "real_time_factor": processing_s / audio.seconds,
+        "ttft_ms": float(perf.get_ttft().mean),
+        "decode_ms": audio.decode_s * 1000,
+        "generate_s": generate_s,
         "output_tokens": int(perf.get_num_generated_tokens()),
         "language": languages.code_of(getattr(raw, "language", "") or options.language or ""),
     }
     if stopped:
-        metrics["stopped_after_windows"] = collector.windows
-    return Result(text, segments, words, metrics["language"], stopped, metrics)
+        figures["stopped_after_windows"] = collector.windows
+    metrics = perf_metrics.build(figures)  # the load is the panel's to add: it holds the handle
+    return Result(text, segments, words, figures["language"], stopped, metrics)
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, TypeVar
 
 import gradio as gr
 
+from . import metrics as perf_metrics
 from .catalog import Entry
 from .checks import finite
 from .errors import UnknownId, UserError
@@ -114,51 +115,9 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-# One vocabulary of performance figures for every panel: the keys of the metrics dict each endpoint returns,
-# with how the UI labels and formats them. Panels may add keys; unknown ones are shown by name.
-METRICS: dict[str, tuple[str, str]] = {
-    "load_s": ("Load", "{:.1f} s"),
-    "ttft_ms": ("TTFT", "{:.0f} ms"),
-    "tpot_ms": ("TPOT", "{:.1f} ms"),
-    "tokens_per_s": ("Throughput", "{:.1f} tokens/s"),
-    "input_tokens": ("Input", "{} tokens"),
-    "output_tokens": ("Output", "{} tokens"),
-    "generate_s": ("Generate", "{:.2f} s"),
-    "accepted_draft_tokens": ("Accepted draft tokens", "{}"),
-    "draft_tokens": ("Draft tokens", "{}"),
-    "acceptance_rate": ("Acceptance", "{:.0%}"),
-    "speedup": ("Speedup", "{:.2f}×"),
-    "step_ms": ("Step", "{:.0f} ms"),
-    "images_per_min": ("Images", "{:.1f} / min"),
-    "audio_s": ("Audio", "{:.1f} s"),
-    "real_time_factor": ("RTF", "{:.3f}"),
-    "processing_s": ("Processing", "{:.2f} s"),
-    "decode_ms": ("Audio decoding", "{:.0f} ms"),
-    "language": ("Language", "{}"),
-    "stopped_after_windows": ("Stopped after", "{} window(s)"),
-    "warning": ("Note", "{}"),
-    "vision_encode_ms": ("Vision encoding", "{:.0f} ms"),
-    "image_prep_ms": ("Image prep", "{:.0f} ms"),
-    "images": ("Images", "{}"),
-    "context_rebuild_ms": ("Context rebuild", "{:.0f} ms"),
-    "device": ("Device", "{}"),
-    "npu_prompt": ("NPU prompt", "{}"),
-}
-
-
 def metrics_markdown(metrics: dict[str, Any]) -> str:
-    """A compact one-line card: '**TTFT** 35 ms · **Throughput** 41.2 tokens/s · …'."""
-    parts = []
-    for name, value in metrics.items():
-        if value is None or value == "":
-            continue
-        label, pattern = METRICS.get(name, (name.replace("_", " ").capitalize(), "{}"))
-        try:
-            shown = pattern.format(value)
-        except (ValueError, TypeError):
-            shown = str(value)
-        parts.append(f"**{label}** {shown}")
-    return " · ".join(parts)
+    """A compact one-line card: '**TTFT** 35 ms · **Throughput** 41.2 tokens/s · …' (``demos.metrics``' labels)."""
+    return perf_metrics.markdown(metrics)
 
 
 def metrics_card(**kwargs: Any) -> gr.Markdown:

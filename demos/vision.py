@@ -18,9 +18,11 @@ import gradio as gr
 from gradio.data_classes import FileDataDict
 
 from . import bounds, files, vision_models
+from . import metrics as perf_metrics
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
 from .errors import TooLarge, UserError, check_text
+from .showcode import model_reference
 from .suite import Handle, Suite
 from .ui import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker, numbers_only)
@@ -160,9 +162,15 @@ def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTur
     turns = model_turns(chat, facts.budget)
     with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop, interval=STREAM_INTERVAL_S)) as stream:
         for item in stream:
-            if isinstance(item, Answer) and not handle.built_now:  # the load is reported with the answer that paid it
-                item = replace(item, metrics={k: v for k, v in item.metrics.items() if k != "load_s"})
+            if isinstance(item, Answer):
+                item = replace(item, metrics=_answers_metrics(item.metrics, handle))
             yield item
+
+
+def _answers_metrics(metrics: dict[str, Any], handle: Handle) -> dict[str, Any]:
+    """An answer's metrics with ``load_s`` only when this request built the pipeline (``stream_answer`` has only
+    the pipeline, not whether this request built it)."""
+    return perf_metrics.with_load(metrics, handle.loaded.load_seconds, handle.built_now)
 
 
 def warm_up(entry: Entry, suite: Suite) -> None:
@@ -263,7 +271,7 @@ def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], s
                           turns=[(t.text, [f.name for f in t.files]) for t in chat],
                           max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, budget=facts.budget if facts else None,
-                          local=status.kind == "local")
+                          local=status.kind == "local", model=model_reference(suite, entry, device))
     return python_code(request), cpp_code(request)
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import queue
 import re
 import threading
@@ -39,6 +38,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import TooLong, UserError
+from . import metrics as perf_metrics
 from .runtime import Loaded
 
 log = logging.getLogger("demos.vision")
@@ -271,34 +271,32 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: t
 # Metrics and errors
 
 
-def _finite(value: float, digits: int = 2) -> float | None:
-    return round(float(value), digits) if value is not None and math.isfinite(value) else None
-
-
 def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bool) -> dict[str, Any]:
-    """The panel's metrics dict (keys from ``ui.METRICS``); non-finite values are left out (JSON has no NaN)."""
-    values: dict[str, Any] = {}
+    """The panel's metrics dict (``demos.metrics`` vocabulary; non-finite values are left out, JSON has no NaN).
+
+    Only the caller knows whether this request built the pipeline: ``stream_answer`` reports the load, and the panel
+    drops it again (``metrics.with_load``) for a pipeline that was already live."""
+    figures: dict[str, Any] = {}
     if perf is not None:
-        values.update({
-            "ttft_ms": _finite(perf.get_ttft().mean, 1),
-            "tpot_ms": _finite(perf.get_tpot().mean),
-            "tokens_per_s": _finite(perf.get_throughput().mean, 1),
+        figures.update({
+            "ttft_ms": perf.get_ttft().mean,
+            "tpot_ms": perf.get_tpot().mean,
+            "tokens_per_s": perf.get_throughput().mean,
             "input_tokens": int(perf.get_num_input_tokens()),
             "output_tokens": int(perf.get_num_generated_tokens()),
-            "generate_s": _finite(perf.get_generate_duration().mean / 1000, 3),
+            "generate_s": perf.get_generate_duration().mean / 1000,
         })
     if turn.images:
         if perf is not None:
-            values["vision_encode_ms"] = _finite(perf.get_vision_encoding_duration().mean, 1)
-        values["image_prep_ms"] = _finite(sum(i.prep_seconds for i in turn.images) * 1000, 1)
-        values["images"] = len(turn.images)
+            figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
+        figures["image_prep_ms"] = sum(i.prep_seconds for i in turn.images) * 1000
+        figures["images"] = len(turn.images)
     if rebuild_s:
-        values["context_rebuild_ms"] = _finite(rebuild_s * 1000, 1)
-    values["load_s"] = _finite(loaded.load_seconds)
-    values["device"] = loaded.key.device
+        figures["context_rebuild_ms"] = rebuild_s * 1000
+    figures["device"] = loaded.key.device
     if stopped:
-        values["stopped"] = True
-    return {k: v for k, v in values.items() if v is not None}
+        figures["stopped"] = True
+    return perf_metrics.build(figures, loaded.load_seconds, built_now=True)
 
 
 # genai's C++ errors that are the user's doing, matched by their text (genai raises them all as RuntimeError).

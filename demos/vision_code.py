@@ -8,6 +8,7 @@ from typing import Any
 
 from .catalog import VisionEntry
 from .images_in import Budget
+from .showcode import ModelRef, reference
 from .snippets import cpp_string, cpp_value
 
 
@@ -25,24 +26,16 @@ class CodeRequest:
     top_p: float
     budget: Budget | None = None
     local: bool = field(default=False)       # the entry's source is a local folder
+    model: ModelRef | None = None            # how the snippet reaches the model (showcode.model_reference)
 
 
-def _model_line_python(request: CodeRequest) -> list[str]:
-    entry = request.entry
-    if request.local and request.model_dir:
-        return [f"model_dir = {str(request.model_dir)!r}"]
-    source, revision_id, export = entry.source_for(request.device)  # a device's variant, if the entry lists one
-    if export:
-        options = export
-        flags = f"--weight-format {options.weight_format}"
-        flags += f" --group-size {options.group_size}" if options.group_size else ""
-        flags += f" --ratio {options.ratio}" if options.ratio else ""
-        flags += " --sym" if options.sym else ""
-        return [f"# optimum-cli export openvino -m {source} {flags} --task image-text-to-text model_ov",
-                "model_dir = 'model_ov'"]
-    revision = f", revision={revision_id!r}" if revision_id else ""
-    return ["from huggingface_hub import snapshot_download", "",
-            f"model_dir = snapshot_download({source!r}{revision})"]
+def _model(request: CodeRequest) -> ModelRef:
+    """The request's model as ``showcode`` resolves it (from its folder and kind when it came without one)."""
+    if request.model is not None:
+        return request.model
+    source, revision, export = request.entry.source_for(request.device)  # a device's variant, if the entry lists one
+    local = Path(source) if request.local else None
+    return reference(source, revision, export, request.entry.panel, local, request.model_dir)
 
 
 def _budget_lines(budget: Budget | None) -> list[str]:
@@ -74,6 +67,7 @@ def _budget_lines(budget: Budget | None) -> list[str]:
 
 def python_code(request: CodeRequest) -> str:
     """A runnable script: build the pipeline, then ask every question of the conversation with its images."""
+    model = _model(request)
     props = "".join(f", {k}={v!r}" for k, v in request.properties.items() if k.isidentifier())
     other = {k: v for k, v in request.properties.items() if not k.isidentifier()}
     if other:
@@ -86,7 +80,9 @@ def python_code(request: CodeRequest) -> str:
         "import openvino as ov",
         "import openvino_genai as ov_genai",
         "from PIL import Image, ImageOps",
-        *_model_line_python(request),
+        *model.python_setup,
+        "",
+        f"model_dir = {model.python}",
         "",
         f"pipe = ov_genai.VLMPipeline(model_dir, {request.device!r}{props})",
         "",
@@ -122,7 +118,7 @@ def python_code(request: CodeRequest) -> str:
 
 def cpp_code(request: CodeRequest) -> str:
     """The same conversation in C++ (``load_image.hpp`` comes with openvino.genai's visual_language_chat sample)."""
-    model = str(request.model_dir) if request.local and request.model_dir else "model_dir"
+    model = _model(request)
     props = ", ".join(f"{{{cpp_string(k)}, {cpp_value(v)}}}" for k, v in request.properties.items())
     turns = request.turns or [((request.entry.examples or ["What is in the picture?"])[0], ["photo.jpg"])]
     body = []
@@ -142,6 +138,7 @@ def cpp_code(request: CodeRequest) -> str:
         "#include <iostream>",
         "#include <openvino/genai/visual_language/pipeline.hpp>",
         "#include \"load_image.hpp\"",
+        *model.cpp_setup,
         "",
         "ov::genai::StreamingStatus print_text(std::string&& text) {",
         "    std::cout << text << std::flush;",
@@ -149,7 +146,7 @@ def cpp_code(request: CodeRequest) -> str:
         "}",
         "",
         "int main() {",
-        f"    std::string model_dir = {cpp_string(model)};  // the OpenVINO model folder",
+        f"    std::string model_dir = {model.cpp};  // the OpenVINO model folder",
         f"    ov::AnyMap properties{{{props}}};",
         f"    ov::genai::VLMPipeline pipe(model_dir, {cpp_string(request.device)}, properties);",
         "    ov::genai::GenerationConfig config = pipe.get_generation_config();",
