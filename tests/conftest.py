@@ -29,6 +29,8 @@ HEAVY_MODULES = ("torch", "optimum", "transformers", "diffusers")
 HF_CACHE_VARS = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "HF_DATASETS_CACHE",
                  "TRANSFORMERS_CACHE", "HF_TOKEN_PATH", "HF_STORED_TOKENS_PATH")
 REAL_TINY_MODELS_CACHE = os.environ.get("TINY_MODELS_CACHE") or str(Path.home() / ".cache" / "ov-genai-demos-tests")
+# Playwright looks for its own browsers under HOME; keep the real place (the browser tests use Debian's chromium).
+REAL_PLAYWRIGHT_BROWSERS = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or str(Path.home() / ".cache" / "ms-playwright")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,6 +56,7 @@ def _session_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TINY_MODELS_CACHE", REAL_TINY_MODELS_CACHE)
+        patch.setenv("PLAYWRIGHT_BROWSERS_PATH", REAL_PLAYWRIGHT_BROWSERS)
         patch.setenv("HOME", str(home))
         xdg = {"XDG_CACHE_HOME": ".cache", "XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share",
                "XDG_STATE_HOME": ".local/state"}
