@@ -33,6 +33,15 @@ REAL_TINY_MODELS_CACHE = os.environ.get("TINY_MODELS_CACHE") or str(Path.home() 
 REAL_PLAYWRIGHT_BROWSERS = os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or str(Path.home() / ".cache" / "ms-playwright")
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under exactly ``-m unit``, skip importing test files that never say ``mark.unit``: they would only be
+    deselected, after importing Gradio, the kit's helpers and the like (a third of the tier's time here)."""
+    if config.getoption("markexpr", "").strip() != "unit" or collection_path.suffix != ".py" \
+            or not collection_path.name.startswith("test_"):
+        return None
+    return "mark.unit" not in collection_path.read_text(encoding="utf-8", errors="replace") or None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that is not ``unit`` as ``models`` (and browser tests ``browser``); refuse unit tests that
     ask for the model kit, so the fast tier cannot build models by construction."""
