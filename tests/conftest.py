@@ -1,8 +1,9 @@
 """Shared fixtures: tiny models (cached between runs), an isolated hub cache, the app as a subprocess.
 
 Tiers (see README "Tests"): ``unit`` tests are marked in their files; every other test is marked ``models`` here,
-and ``tests/test_browser_*.py`` also ``browser``. A unit test needs no model kit and imports no torch: asking for a
-kit fixture is a collection error, and building or importing one anyway fails the test.
+and ``tests/test_browser_*.py`` and tests named ``test_browser_*`` also ``browser``. A unit test needs no model
+kit and imports no torch: asking for a kit fixture is a collection error, and building or importing one anyway
+fails the test.
 
 Isolation: every test runs with its own HF_HOME, and the whole session with a temporary HOME and XDG folders, so
 no test reads or writes the user's ~/.cache (Hugging Face, openvino-genai-demos). The tiny model cache
@@ -43,7 +44,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that is not ``unit`` as ``models`` (and browser tests ``browser``); refuse unit tests that
+    """Mark every test that is not ``unit`` as ``models`` (and browser tests, ``tests/test_browser_*.py`` and tests
+    named ``test_browser_*``, ``browser``); refuse unit tests that
     ask for the model kit, so the fast tier cannot build models by construction."""
     wrong = []
     for item in items:
@@ -51,7 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.models)
         elif MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
             wrong.append(item.nodeid)
-        if item.path.name.startswith("test_browser_"):
+        if item.path.name.startswith("test_browser_") or getattr(item, "originalname", "").startswith("test_browser_"):
             item.add_marker(pytest.mark.browser)
     if wrong:
         raise pytest.UsageError("unit tests must not use the model kit (" + ", ".join(sorted(MODEL_FIXTURES))

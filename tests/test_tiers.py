@@ -346,4 +346,6 @@ def test_a_unit_test_cannot_use_the_kit_or_torch(tmp_path, body, expected):
 def test_every_test_is_unit_or_models_and_browser_files_are_browser(tmp_path):
     result = _pytest("--collect-only", "-q", "-m", "browser or not (unit or models)", cache=tmp_path / "cache")
     selected = [line for line in result.stdout.splitlines() if "::" in line]
-    assert selected and all(line.startswith("tests/test_browser_") for line in selected), result.stdout[-2000:]
+    assert selected and all(line.startswith("tests/test_browser_") or "::test_browser_" in line
+                            for line in selected), result.stdout[-2000:]
+    assert "tests/test_image_app.py::test_browser_generates_switches_a_style_and_back" in selected
