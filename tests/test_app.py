@@ -18,6 +18,18 @@ def _rows(table) -> dict[str, list]:
     return {row[1]: row for row in rows}
 
 
+@pytest.fixture
+def fresh_app(tiny_catalog_path, tmp_path):
+    """The app on the tiny catalog with caches of its own: in the state a user meets at start, whatever ran before
+    (the session's ``tiny_app`` keeps pipelines and exports that other tests leave behind)."""
+    app = AppProcess(["--models", str(tiny_catalog_path), "--cache-dir", str(tmp_path / "cache")],
+                     env={"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=tmp_path / "app.log")
+    try:
+        yield app.wait_ready()
+    finally:
+        app.stop()
+
+
 def test_app_serves_page_and_lists_catalog(tiny_app):
     import urllib.request
     with urllib.request.urlopen(tiny_app.url, timeout=10) as response:
@@ -27,8 +39,16 @@ def test_app_serves_page_and_lists_catalog(tiny_app):
     rows = _rows(client.predict(api_name="/list_models"))
     assert set(rows) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm"}
     assert rows["tiny-llm"][5] == "local folder"
+
+
+def test_at_start_nothing_is_loaded_and_fetch_exports_on_demand(fresh_app):
+    client = Client(fresh_app.url, verbose=False)
+    rows = _rows(client.predict(api_name="/list_models"))
     assert rows["tiny-llm-export"][5] == "local folder, needs export"
-    assert rows["tiny-llm"][6] == "–", "nothing is loaded at start"
+    assert all(row[6] == "–" for row in rows.values()), "nothing is loaded at start"
+    message, table = client.predict("tiny-llm-export", "CPU", api_name="/fetch_model")
+    assert "is ready in" in message and "exports" in message
+    assert _rows(table)["tiny-llm-export"][5] == "local folder, exported"
 
 
 def test_load_and_unload_through_the_api(tiny_app):
@@ -50,13 +70,6 @@ def test_bad_requests_are_clear_errors_and_app_keeps_serving(tiny_app):
     with pytest.raises(Exception, match="device 'GPU' is not available on this machine"):
         client.predict("tiny-whisper", "GPU", api_name="/fetch_model")
     assert _rows(client.predict(api_name="/list_models"))
-
-
-def test_fetch_exports_on_demand(tiny_app):
-    client = Client(tiny_app.url, verbose=False)
-    message, table = client.predict("tiny-llm-export", "CPU", api_name="/fetch_model")
-    assert "is ready in" in message and "exports" in message
-    assert _rows(table)["tiny-llm-export"][5] == "local folder, exported"
 
 
 def test_models_tab_fetches_from_hub_with_progress(kit, tmp_path):

@@ -10,6 +10,8 @@ import pytest
 from demos import audio, languages, subtitles
 from tests import media
 
+pytestmark = pytest.mark.unit  # no model kit anywhere in this file
+
 
 def _close(a: np.ndarray, b: np.ndarray, skip: int = 400) -> float:
     """Largest difference away from the edges (a resampler's filter needs a few samples to settle)."""

@@ -11,6 +11,7 @@ from demos.catalog import CatalogError, load_catalog
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.unit
 def test_shipped_catalog_is_valid_and_complete():
     catalog = load_catalog(ROOT / "models.yaml")
     assert catalog.panels() == ["chat", "image", "speech", "vision"]
@@ -88,6 +89,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", list(BROKEN))
 def test_broken_catalog_messages(tmp_path, name):
     text, expected = BROKEN[name]
@@ -99,6 +101,7 @@ def test_broken_catalog_messages(tmp_path, name):
     assert "input_value" not in joined
 
 
+@pytest.mark.unit
 def test_every_problem_is_reported_at_once(tmp_path):
     problems = _problems(tmp_path, """
         chat:
@@ -112,6 +115,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert any(p.startswith("chat[b].generation.temperature") for p in problems)
 
 
+@pytest.mark.unit
 def test_local_model_folder_without_ir_needs_export(tmp_path):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "config.json").write_text("{}")
@@ -121,6 +125,7 @@ def test_local_model_folder_without_ir_needs_export(tmp_path):
     assert load_catalog(tmp_path / "models.yaml").chat[0].export.weight_format == "int8"
 
 
+@pytest.mark.unit
 def test_unreadable_file(tmp_path):
     with pytest.raises(CatalogError, match="cannot read the file"):
         load_catalog(tmp_path / "missing.yaml")

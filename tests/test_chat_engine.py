@@ -71,6 +71,7 @@ def test_defaults_mean_the_entry_default_and_zero_temperature_means_greedy(suite
         validate(entry, default_settings(entry, adapters=(("lora-a", 1.0), ("lora-a", 0.5))))
 
 
+@pytest.mark.unit
 def test_messages_keep_turns_and_drop_the_panels_own_notes():
     history = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
                {"role": "assistant", "content": "Hello!"},

@@ -240,6 +240,7 @@ def test_the_app_temp_folder_is_removed_at_exit(world):
     assert _tree(world["victim"])  # the victim is still there
 
 
+@pytest.mark.unit
 def test_the_sweep_removes_old_links_without_following_them(tmp_path):
     from demos import files
 

@@ -61,6 +61,7 @@ def test_every_panel_pipeline_builds(kit, tmp_path):
                                                             "speech": "WhisperPipeline"}[panel]
 
 
+@pytest.mark.unit
 def test_absent_device_is_a_clear_error(tmp_path):
     runtime = Runtime(tmp_path, devices=lambda: ["CPU"])
     assert runtime.devices() == ["CPU", "AUTO"]
@@ -74,6 +75,7 @@ def test_absent_device_is_a_clear_error(tmp_path):
         runtime.check_device("AUTO:GPU,CPU")
 
 
+@pytest.mark.unit
 def test_devices_follow_what_openvino_reports(tmp_path):
     runtime = Runtime(tmp_path, devices=lambda: ["CPU", "GPU.0", "GPU.1", "NPU"])
     assert runtime.devices() == ["CPU", "GPU.0", "GPU.1", "NPU", "AUTO"]

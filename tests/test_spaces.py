@@ -4,8 +4,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from demos.catalog import load_catalog
 from demos.spaces import front_matter, listen_address, preload_list
+
+pytestmark = pytest.mark.unit  # no model kit anywhere in this file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -134,6 +134,7 @@ def test_closing_the_stream_stops_generation(loaded):
     loaded.lock.release()
 
 
+@pytest.mark.unit
 def test_history_in_messages_format_becomes_turns():
     from demos.uploads import upload_folder
     a, b = str(upload_folder() / "x" / "a.png"), str(upload_folder() / "y" / "b.png")  # uploads only (issue 11)
@@ -151,6 +152,7 @@ def test_history_in_messages_format_becomes_turns():
                      ChatTurn("And this?", (FileRef(b, "b.png"),), "A dog.")]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("history, message", [
     ([{"role": "user", "content": [{"path": "/etc/passwd"}]}, {"role": "assistant", "content": "x"}],
      "send files with gradio_client.handle_file"),
@@ -164,6 +166,7 @@ def test_bad_histories_are_explained(history, message):
         history_turns(history)
 
 
+@pytest.mark.unit
 def test_genai_errors_are_explained():
     tag = explain(RuntimeError("Exception from src/x.cpp:1:\nCheck 'idx < n' failed at y:\n"
                                "Missing image/video with index 1"))

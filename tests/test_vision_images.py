@@ -30,6 +30,7 @@ def _jpeg_with_orientation(path: Path, orientation: int) -> None:
     image.save(path, quality=100, subsampling=0, exif=exif)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_exif_orientation_is_applied(tmp_path, orientation):
     path = tmp_path / f"rotated-{orientation}.jpg"
@@ -43,6 +44,7 @@ def test_exif_orientation_is_applied(tmp_path, orientation):
     assert np.abs(result.astype(int) - BASE).mean() < 4
 
 
+@pytest.mark.unit
 def test_rgba_png_is_composited_on_white(tmp_path):
     alpha = np.full(BASE.shape[:2], 255, np.uint8)
     alpha[:, :10] = 0      # transparent strip
@@ -57,6 +59,7 @@ def test_rgba_png_is_composited_on_white(tmp_path):
     np.testing.assert_array_equal(result[:, 10:20], half)
 
 
+@pytest.mark.unit
 def test_palette_gif_uses_its_palette(tmp_path):
     palette_image = Image.fromarray(BASE).quantize(colors=16)
     path = tmp_path / "palette.gif"
@@ -66,6 +69,7 @@ def test_palette_gif_uses_its_palette(tmp_path):
     np.testing.assert_array_equal(prepare(path).array, palette[indices])
 
 
+@pytest.mark.unit
 def test_palette_transparency_is_white(tmp_path):
     image = Image.fromarray(BASE).quantize(colors=16)
     transparent_index = int(np.asarray(image)[0, 0])
@@ -77,6 +81,7 @@ def test_palette_transparency_is_white(tmp_path):
     assert (result[mask] == 255).all()
 
 
+@pytest.mark.unit
 def test_sixteen_bit_grayscale_png_keeps_its_range(tmp_path):
     gray8 = BASE[..., 1]
     path = tmp_path / "gray16.png"
@@ -85,6 +90,7 @@ def test_sixteen_bit_grayscale_png_keeps_its_range(tmp_path):
     np.testing.assert_array_equal(prepare(path).array, np.dstack([gray8] * 3))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("mode", ["L", "LA", "1", "CMYK"])
 def test_other_modes_become_rgb(tmp_path, mode):
     source = Image.fromarray(BASE)
@@ -97,11 +103,13 @@ def test_other_modes_become_rgb(tmp_path, mode):
     np.testing.assert_array_equal(result, expected)
 
 
+@pytest.mark.unit
 def test_cmyk_white_and_cyan():
     cmyk = Image.fromarray(np.array([[[0, 0, 0, 0], [255, 0, 0, 0]]], np.uint8), "CMYK")
     np.testing.assert_array_equal(prepare(cmyk).array, [[[255, 255, 255], [0, 255, 255]]])
 
 
+@pytest.mark.unit
 def test_large_images_shrink_to_the_model_budget_keeping_aspect(tmp_path):
     path = tmp_path / "big.png"
     Image.new("RGB", (1200, 800), (10, 20, 30)).save(path)
@@ -113,6 +121,7 @@ def test_large_images_shrink_to_the_model_budget_keeping_aspect(tmp_path):
     assert small.size == (1200, 800) and not small.scaled, "never scaled up"
 
 
+@pytest.mark.unit
 def test_large_jpeg_is_decoded_at_reduced_scale_and_oriented(tmp_path):
     path = tmp_path / "photo.jpg"
     image = Image.new("RGB", (4000, 3000), (200, 100, 50))
@@ -134,6 +143,7 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("side", [20000, 11000])
 def test_decompression_bomb_sized_images_are_refused_without_decoding(tmp_path, side):
     path = tmp_path / "huge.png"
@@ -144,6 +154,7 @@ def test_decompression_bomb_sized_images_are_refused_without_decoding(tmp_path, 
     assert time.perf_counter() - started < 5, "refused from the header, not after decoding"
 
 
+@pytest.mark.unit
 def test_unreadable_files_say_what_is_wrong(tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("this is a text file, not a picture\n")
@@ -163,6 +174,7 @@ def test_unreadable_files_say_what_is_wrong(tmp_path):
         prepare(tmp_path / "missing.png")
 
 
+@pytest.mark.unit
 def test_cache_decodes_each_file_once(tmp_path):
     path = tmp_path / "a.png"
     Image.fromarray(BASE).save(path)
