@@ -22,7 +22,9 @@ class Metric:
 
     def text(self, value: Any) -> str:
         """``value`` as the page writes it: '35 ms', '41.2 tokens/s', '50%', '1.50×'."""
-        if self.shown is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)  # text ("n/a", a note): it carries no unit
+        if self.shown is None:
             number = str(value)
         elif self.unit == "%":
             return f"{value:.{self.shown}%}"
