@@ -113,8 +113,8 @@ class _Progress:
 class Control:
     """The stop state of one request (which may run several jobs one after the other, as Compare does)."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()  # what genai-facing code (step callbacks) may poll directly
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()  # what genai-facing code (step callbacks) may poll directly
         self.cleared = False            # stopped by Clear: the request must not write its view back
 
     def stop(self) -> None:
@@ -123,6 +123,11 @@ class Control:
     @property
     def stopped(self) -> bool:
         return self.event.is_set()
+
+    @staticmethod
+    def of(stop: "Control | threading.Event | None") -> "Control":
+        """A ``Control`` for what a caller passed: one, a bare stop flag, or nothing (a fresh one)."""
+        return stop if isinstance(stop, Control) else Control(stop)
 
 
 _anonymous = itertools.count(1)
@@ -139,13 +144,27 @@ def session_key(request: Any) -> str:
 class Sessions:
     """The requests running for each session, so that Stop and Clear reach the caller's own requests only."""
 
+    MAX_RESERVED = 1000  # sessions whose next request is reserved (see ``reserve``); the oldest are forgotten
+
     def __init__(self) -> None:
         self._running: dict[str, list[Control]] = {}
+        self._reserved: dict[str, Control] = {}  # in order of reservation
         self._lock = threading.Lock()
 
-    def begin(self, session: str) -> Control:
+    def reserve(self, session: str) -> Control:
+        """Register the session's next request ahead of it (a UI that accepts a message in one event and answers
+        it in the next): Stop and Clear in between reach it, and ``begin`` picks it up."""
         control = Control()
         with self._lock:
+            self._reserved.pop(session, None)
+            self._reserved[session] = control
+            while len(self._reserved) > self.MAX_RESERVED:
+                del self._reserved[next(iter(self._reserved))]
+        return control
+
+    def begin(self, session: str) -> Control:
+        with self._lock:
+            control = self._reserved.pop(session, None) or Control()
             self._running.setdefault(session, []).append(control)
         return control
 
@@ -167,10 +186,14 @@ class Sessions:
             control.stop()  # a closed tab or a cancelled event stops whatever is still running
             self.finish(session, control)
 
+    def _of(self, session: str) -> list[Control]:
+        reserved = self._reserved.get(session)
+        return list(self._running.get(session, ())) + ([reserved] if reserved is not None else [])
+
     def stop(self, session: str) -> int:
-        """Ask every request of ``session`` to stop; return how many were running."""
+        """Ask every request of ``session`` to stop; return how many were running (or reserved)."""
         with self._lock:
-            controls = list(self._running.get(session, ()))
+            controls = self._of(session)
         for control in controls:
             control.stop()
         return len(controls)
@@ -178,7 +201,7 @@ class Sessions:
     def clear(self, session: str) -> int:
         """Stop every request of ``session`` because its view was cleared: they must not write it back."""
         with self._lock:
-            controls = list(self._running.get(session, ()))
+            controls = self._of(session)
             for control in controls:
                 control.cleared = True
         for control in controls:
@@ -309,8 +332,9 @@ class Job:
     """One request's work on a worker thread. Iterate ``events()`` (once) to follow it."""
 
     def __init__(self, work: Work, lane: Lane | None = None, control: Control | None = None,
-                 name: str = "job") -> None:
+                 name: str = "job", logger: logging.Logger | None = None) -> None:
         self.work = work
+        self.log = logger or log
         self.lane = lane
         self.control = control or Control()
         self.name = name
@@ -341,11 +365,11 @@ class Job:
             if self.lane is not None:
                 locked = self.lane.enter(self, lambda place: self._events.put(Waiting(place)))
                 if not locked:
-                    log.info("%s: a job stopped before it started was skipped", self.name)
+                    self.log.info("%s: a job stopped before it started was skipped", self.name)
                     self._events.put(Done(None, False, True))
                     return
             elif self.control.stopped:
-                log.info("%s: a job stopped before it started was skipped", self.name)
+                self.log.info("%s: a job stopped before it started was skipped", self.name)
                 self._events.put(Done(None, False, True))
                 return
             try:
@@ -356,6 +380,16 @@ class Job:
             self._events.put(Done(result, True, self.control.stopped))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
             self._events.put(_Failed(exc))
+
+    @contextmanager
+    def stream(self) -> Iterator[Iterator[Event]]:
+        """``events()`` closed on leaving the block: a panel generator closed by its client (the block left by
+        GeneratorExit) stops the job at once, not whenever the garbage collector gets to the events."""
+        events = self.events()
+        try:
+            yield events
+        finally:
+            events.close()
 
     def events(self) -> Iterator[Event]:
         """The job's events until ``Done`` (errors of the work raised here). Closing this early stops the job."""
@@ -413,6 +447,8 @@ class Job:
             yield Update(value)
 
 
-def submit(work: Work, lane: Lane | None = None, control: Control | None = None, name: str = "job") -> Job:
-    """Start ``work`` as a job in ``lane`` (None: no pipeline to share) under ``control`` (its stop state)."""
-    return Job(work, lane, control, name)
+def submit(work: Work, lane: Lane | None = None, control: Control | None = None, name: str = "job",
+           logger: logging.Logger | None = None) -> Job:
+    """Start ``work`` as a job in ``lane`` (None: no pipeline to share) under ``control`` (its stop state);
+    ``name`` and ``logger`` are the panel's, for its log lines."""
+    return Job(work, lane, control, name, logger)
