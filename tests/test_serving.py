@@ -201,3 +201,112 @@ def test_a_request_leaving_its_block_is_stopped_and_forgotten():
     with sessions.request("a") as control:
         assert sessions.running("a") == 1
     assert control.stopped and sessions.running("a") == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Through the launched app: Stop reaches the caller's own requests only
+
+PROMPT = "Write a long story about a robot who learns to paint."
+LONGEST = 3000  # new tokens the long-answer app allows: the default (the context, 512) is over before a Stop lands
+
+
+@pytest.fixture(scope="module")
+def long_app(kit, tmp_path_factory):
+    """The app with the tiny LLM allowed LONGEST new tokens, so that an answer is still running when Stop comes."""
+    import yaml
+
+    from tests.conftest import AppProcess
+    from tests.kit import catalog_dict
+    folder = tmp_path_factory.mktemp("serving-long-app")
+    catalog = catalog_dict(kit, folder / "cache")
+    catalog["chat"][0]["generation"]["max_new_tokens_limit"] = LONGEST
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache")],
+                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
+    try:
+        yield app.wait_ready()
+    finally:
+        app.stop()
+
+
+def _running(job, timeout: float = 120) -> None:
+    """Until the gradio_client job is being processed (or streams), bounded."""
+    from gradio_client.utils import Status
+    assert _until(lambda: job.outputs() or job.status().code in (Status.PROCESSING, Status.ITERATING) or job.done(),
+                  timeout), "the job never started"
+
+
+def test_stop_in_one_session_does_not_stop_another_sessions_transcribe(tiny_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from tests import media
+    path = media.write_wav(tmp_path / "long.wav", media.signal(120.0, seed=21), 16000)
+    mine, other = Client(tiny_app.url, verbose=False), Client(tiny_app.url, verbose=False)
+    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, api_name="/transcribe")
+    _running(job)
+    assert other.predict(api_name="/stop_transcription") == "Nothing is running."
+    _text, _segments, metrics = job.result(timeout=300)
+    assert "stopped_after_windows" not in metrics, "another session's Stop stopped this transcription"
+    # The caller's own Stop does reach its /transcribe.
+    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, api_name="/transcribe")
+    _running(job)
+    assert mine.predict(api_name="/stop_transcription").startswith("Stopping")
+    _text, _segments, metrics = job.result(timeout=300)
+    assert "stopped_after_windows" in metrics
+
+
+def test_stop_in_one_session_does_not_stop_another_sessions_chat(long_app):
+    from gradio_client import Client
+    mine, other = Client(long_app.url, verbose=False), Client(long_app.url, verbose=False)
+    job = mine.submit(PROMPT, "tiny-llm", max_new_tokens=LONGEST, api_name="/chat")
+    assert _until(lambda: job.outputs() or job.done(), 120)
+    other.predict(api_name="/stop_chat")
+    _text, metrics = job.result(timeout=300)
+    assert "stopped" not in metrics, "another session's Stop stopped this answer"
+    job = mine.submit(PROMPT, "tiny-llm", max_new_tokens=LONGEST, api_name="/chat")
+    assert _until(lambda: job.outputs() or job.done(), 120)
+    mine.predict(api_name="/stop_chat")
+    _text, metrics = job.result(timeout=300)
+    assert metrics.get("stopped") is True and metrics.get("output_tokens", 0) < LONGEST
+
+
+def _stream_call(base: str, api_name: str, data: list, on_first=None, timeout: float = 300) -> list:
+    """A raw ``/call`` without a session; ``on_first`` runs once the first streamed update arrived. All events."""
+    import json
+    import urllib.request
+
+    from tests.rawhttp import post_json
+    base = base.rstrip("/")
+    status, body = post_json(f"{base}/gradio_api/call/{api_name}", {"data": data}, timeout)
+    assert status == 200, body
+    events, event = [], ""
+    with urllib.request.urlopen(f"{base}/gradio_api/call/{api_name}/{body['event_id']}", timeout=timeout) as stream:
+        for raw in stream:
+            line = raw.decode("utf-8").rstrip("\n")
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((event, json.loads(line.split(":", 1)[1].strip())))
+                if event == "generating" and on_first is not None:
+                    on_first()
+                    on_first = None
+                if event in ("complete", "error"):
+                    break
+    return events
+
+
+def test_callers_without_a_session_cannot_stop_each_other(tiny_app, tmp_path):
+    from tests import media, rawhttp
+    path = media.write_wav(tmp_path / "long.wav", media.signal(120.0, seed=22), 16000)
+    audio = rawhttp.upload(tiny_app.url, path)
+    stops = []
+
+    def stop_from_another_caller() -> None:
+        stops.append(rawhttp.call(tiny_app.url, "stop_transcription", []))
+
+    events = _stream_call(tiny_app.url, "transcribe_ui", [audio, None, "tiny-whisper", "CPU", "auto", "transcribe",
+                                                          "segments"], on_first=stop_from_another_caller)
+    assert stops and stops[0].event == "complete" and stops[0].data == ["Nothing is running."], stops
+    kind, data = events[-1]
+    assert kind == "complete" and data[0].startswith("**Done**"), (kind, data)
