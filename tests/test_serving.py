@@ -271,42 +271,19 @@ def test_stop_in_one_session_does_not_stop_another_sessions_chat(long_app):
     assert metrics.get("stopped") is True and metrics.get("output_tokens", 0) < LONGEST
 
 
-def _stream_call(base: str, api_name: str, data: list, on_first=None, timeout: float = 300) -> list:
-    """A raw ``/call`` without a session; ``on_first`` runs once the first streamed update arrived. All events."""
-    import json
-    import urllib.request
-
-    from tests.rawhttp import post_json
-    base = base.rstrip("/")
-    status, body = post_json(f"{base}/gradio_api/call/{api_name}", {"data": data}, timeout)
-    assert status == 200, body
-    events, event = [], ""
-    with urllib.request.urlopen(f"{base}/gradio_api/call/{api_name}/{body['event_id']}", timeout=timeout) as stream:
-        for raw in stream:
-            line = raw.decode("utf-8").rstrip("\n")
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                events.append((event, json.loads(line.split(":", 1)[1].strip())))
-                if event == "generating" and on_first is not None:
-                    on_first()
-                    on_first = None
-                if event in ("complete", "error"):
-                    break
-    return events
-
-
-def test_callers_without_a_session_cannot_stop_each_other(tiny_app, tmp_path):
-    from tests import media, rawhttp
-    path = media.write_wav(tmp_path / "long.wav", media.signal(120.0, seed=22), 16000)
-    audio = rawhttp.upload(tiny_app.url, path)
-    stops = []
-
-    def stop_from_another_caller() -> None:
-        stops.append(rawhttp.call(tiny_app.url, "stop_transcription", []))
-
-    events = _stream_call(tiny_app.url, "transcribe_ui", [audio, None, "tiny-whisper", "CPU", "auto", "transcribe",
-                                                          "segments"], on_first=stop_from_another_caller)
-    assert stops and stops[0].event == "complete" and stops[0].data == ["Nothing is running."], stops
-    kind, data = events[-1]
-    assert kind == "complete" and data[0].startswith("**Done**"), (kind, data)
+def test_chat_callers_without_a_session_cannot_stop_each_other(tiny_catalog_path, tmp_path):
+    """In-process, the way the chat module keys a request that has no session (Gradio's queue gives each queued
+    call an id of its own, but a direct call, a test or another front end may have none)."""
+    from demos import chat
+    from demos.catalog import load_catalog
+    from demos.chat_handlers import SPEC_FIXED, ChatPanel, Choices
+    from demos.suite import Suite
+    panel = ChatPanel(Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path))
+    choices = Choices(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
+                      draft="", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=5, threshold=0.4,
+                      max_new_tokens=40, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=42)
+    stream = panel.respond(PROMPT, [], "tiny-llm", "CPU", choices, chat._session(None))
+    next(stream)  # the message is shown: the answer is registered from here on
+    assert panel.stops.stop(chat._session(None)) == 0, "another caller without a session reached this answer"
+    *_, (history, _box, card, _status) = stream
+    assert "Stopped" not in card and "stopped" not in history[-1]["metadata"]["title"]
