@@ -287,3 +287,27 @@ def test_chat_callers_without_a_session_cannot_stop_each_other(tiny_catalog_path
     assert panel.stops.stop(chat._session(None)) == 0, "another caller without a session reached this answer"
     *_, (history, _box, card, _status) = stream
     assert "Stopped" not in card and "stopped" not in history[-1]["metadata"]["title"]
+
+
+def test_a_waiting_chat_answer_says_how_many_requests_are_ahead(tiny_catalog_path, tmp_path):
+    from demos.catalog import load_catalog
+    from demos.chat_engine import default_settings, open_pipeline, to_messages
+    from demos.chat_handlers import SPEC_FIXED, ChatPanel, Choices
+    from demos.suite import Suite
+    suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path)
+    panel = ChatPanel(suite)
+    entry = suite.catalog.entry("tiny-llm")
+    messages = to_messages([], "", PROMPT)
+    loaded = open_pipeline(suite, entry, "CPU", default_settings(entry), messages).handle.loaded
+    choices = Choices(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
+                      draft="", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=5, threshold=0.4,
+                      max_new_tokens=8, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=42)
+    with loaded.lock:  # another request holds the pipeline
+        stream = panel.respond(PROMPT, [], "tiny-llm", "CPU", choices, "s")
+        deadline = time.monotonic() + TIMEOUT
+        statuses = []
+        while not any("ahead of you" in str(s) for s in statuses) and time.monotonic() < deadline:
+            statuses.append(next(stream)[3])  # the stream wakes every WAKE_S, so next() returns while it waits
+    assert any("1 request ahead of you" in str(s) for s in statuses), statuses
+    *_, (history, _box, card, _status) = stream
+    assert "TTFT" in card and "Stopped" not in card, "once the pipeline is free the answer runs"
