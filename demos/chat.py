@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from . import serving
 from .catalog import ChatEntry
 from .chat_engine import DEFAULT_ASSISTANT_TOKENS, DEFAULT_SEED, text_of
 from .chat_handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CONFIDENCE, SPEC_FIXED, ChatPanel, Choices)
@@ -223,7 +224,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         .then(send, everything, chat_out, show_progress="minimal", **shared) \
         .then(code, everything, code_out, api_visibility="private")
     retry_btn.click(retry, everything, chat_out, show_progress="minimal", **shared)
-    stop_btn.click(stop, None, None, queue=False, api_visibility="private")
+    # Undocumented but callable (tests and API users stop their own session's answers, /chat included).
+    stop_btn.click(stop, None, None, queue=False, api_name="stop_chat", api_visibility="undocumented")
     compare_stop.click(stop, None, None, queue=False, api_visibility="private")
     clear_btn.click(clear, None, [chatbot, metrics, prompt], queue=False, api_visibility="private")
     compare_out = [left, right, left_card, right_card, verdict, left_title, right_title, status]
@@ -283,7 +285,7 @@ def _shown_prompt(typed: str, history: list[dict] | None) -> str:
 
 
 def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
+    return serving.session_key(request)  # a caller without a session gets a key of its own
 
 
 def _declare_api(panel: ChatPanel) -> None:
@@ -291,7 +293,8 @@ def _declare_api(panel: ChatPanel) -> None:
 
     def chat(prompt: str, model: str, history: list[dict] = [],  # noqa: B006 - read-only; shown in the API docs
              system_prompt: str = "", adapter: str = "", adapter_alpha: float = 1.0, draft: str = "",
-             device: str = "", max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[tuple[str, dict]]:
+             device: str = "", max_new_tokens: int = 256, temperature: float = 0.0,
+             request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
         """Chat with a catalog model; streams the reply, then returns (reply, metrics).
 
         Args:
@@ -307,7 +310,8 @@ def _declare_api(panel: ChatPanel) -> None:
             temperature: 0 = greedy; higher samples more freely (< 0 = the model's default).
         """
         yield from panel.api_stream(prompt, model, history or [], system_prompt or "", adapter or "",
-                                    adapter_alpha, draft or "", device or "", max_new_tokens, temperature)
+                                    adapter_alpha, draft or "", device or "", max_new_tokens, temperature,
+                                    _session(request))
 
     api_fn = guarded(chat)
     # gr.api derives one output per element of a tuple return annotation; a generator's Iterator[tuple[...]]

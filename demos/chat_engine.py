@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import queue
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import bounds
+from . import bounds, serving
 from . import metrics as perf_metrics
 from .catalog import ChatEntry
 from .checks import finite, whole
@@ -26,11 +24,6 @@ from .suite import Handle, Suite
 
 DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
 DEFAULT_SEED = 42
-UPDATE_INTERVAL_S = 0.04  # at most ~25 streamed updates a second: smooth to the eye, cheap for the CPU
-WAKE_S = 0.25
-"""While no token comes (a prefill, or a wait for the pipeline), ``stream_reply`` still yields this often: Gradio
-can only close a generator (client gone, cancelled job) when it is not blocked inside it, and closing is what
-sets the stop flag."""
 ROLES = ("system", "user", "assistant")
 # Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
 # max_new_tokens has no upper bound here: demos.bounds refuses it against the entry's own limit, with that number.
@@ -280,85 +273,50 @@ class Reply:
     stopped: bool
 
 
-@dataclass
-class _Finished:
-    result: Any = None
-    error: BaseException | None = None
+@dataclass(frozen=True)
+class Queued:
+    """Only with ``places=True``: the answer waits for its pipeline, ``ahead`` requests before it."""
+
+    ahead: int
+    text: str = ""
 
 
 def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Settings,
-                 stop: threading.Event | None = None) -> Iterator[str | Reply]:
+                 stop: "threading.Event | serving.Control | None" = None,
+                 places: bool = False) -> Iterator[str | Queued | Reply]:
     """Yield the growing reply text, then a ``Reply``. Setting ``stop`` ends generation at the next token.
 
-    While no new text comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
-    A job stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures.
-
-    ``generate`` runs on a worker thread that holds the pipeline's lock; the streamer puts text pieces on a
-    queue and answers STOP once ``stop`` is set. Closing this generator before the reply is complete (a client
-    that cancels) sets ``stop``, so an abandoned answer never keeps the pipeline busy.
+    A ``serving`` job: it waits its turn for the pipeline (``Queued`` items with ``places``), the text comes
+    throttled, and while no new text comes the text so far is yielded again every ``serving.WAKE_S``. A job
+    stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures. Closing
+    this generator before the reply is complete (a client that cancels) stops the job.
     """
     import openvino_genai as ov_genai
 
-    stop = stop or threading.Event()
-    pieces: queue.Queue = queue.Queue()
+    control = serving.Control.of(stop)
     handle = opened.handle
     config = generation_config(handle, settings)
 
-    def on_text(piece: str) -> ov_genai.StreamingStatus:
-        pieces.put(piece)
-        return ov_genai.StreamingStatus.STOP if stop.is_set() else ov_genai.StreamingStatus.RUNNING
+    def work(ctx: serving.JobContext) -> Any:
+        def on_text(piece: str) -> ov_genai.StreamingStatus:
+            ctx.text(piece)
+            return ov_genai.StreamingStatus.STOP if ctx.stopped else ov_genai.StreamingStatus.RUNNING
 
-    def work() -> None:
-        try:
-            with handle.loaded.lock:
-                if stop.is_set():
-                    # Cancelled (or Stopped) while waiting for the pipeline: a job that has not started never
-                    # starts, so a row of cancelled requests cannot keep the pipeline busy with their prefills.
-                    log.info("chat: a job stopped before it started was skipped")
-                    pieces.put(_Finished())
-                    return
-                log.info("chat: generate started (max_new_tokens %d)", config.max_new_tokens)
-                result = handle.pipeline.generate(ov_genai.ChatHistory(messages), config, on_text)
-                log.info("chat: generate ended (%d new tokens%s)", result.perf_metrics.get_num_generated_tokens(),
-                         ", stopped" if stop.is_set() else "")
-            pieces.put(_Finished(result=result))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
-            pieces.put(_Finished(error=exc))
+        log.info("chat: generate started (max_new_tokens %d)", config.max_new_tokens)
+        result = handle.pipeline.generate(ov_genai.ChatHistory(messages), config, on_text)
+        log.info("chat: generate ended (%d new tokens%s)", result.perf_metrics.get_num_generated_tokens(),
+                 ", stopped" if ctx.stopped else "")
+        return result
 
-    worker = threading.Thread(target=work, name="chat-generate", daemon=True)
-    worker.start()
-    text, shown, last_update, last_yield = "", 0, 0.0, time.monotonic()
-    completed = False
-    try:
-        while True:
-            # Updates go out at most every UPDATE_INTERVAL_S; pieces arriving meanwhile are joined into the
-            # next one. The first piece goes out at once (TTFT), and a model slower than the interval still
-            # streams token by token; a fast one no longer spends its CPU on per-token UI updates. With nothing
-            # new for WAKE_S the text so far goes out again, so that the caller is never stuck in here.
-            now = time.monotonic()
-            wait = last_update + UPDATE_INTERVAL_S - now if len(text) > shown else last_yield + WAKE_S - now
-            try:
-                item = pieces.get(timeout=max(wait, 0.001))
-            except queue.Empty:
-                item = None
-            if isinstance(item, str):
-                text += item
-            now = time.monotonic()
-            if len(text) > shown and (item is None or now - last_update >= UPDATE_INTERVAL_S):
-                shown, last_update, last_yield = len(text), now, now
-                yield text
-            elif item is None and now - last_yield >= WAKE_S:
-                last_yield = now
-                yield text
-            if isinstance(item, _Finished):
-                if item.error is not None:
-                    raise item.error
-                completed = True
-                yield _final(opened, item.result, text, settings, stop)
-                return
-    finally:
-        if not completed:
-            stop.set()  # closed early (a client cancelled): let the worker's streamer answer STOP
+    job = serving.submit(work, serving.lane_for(handle.loaded), control, name="chat", logger=log)
+    with job.stream() as events:
+        for event in events:
+            if isinstance(event, serving.Done):
+                yield _final(opened, event.result, job.text, settings, control.event)
+            elif isinstance(event, serving.Waiting) and places:
+                yield Queued(event.ahead, job.text)
+            else:
+                yield job.text
 
 
 def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: threading.Event) -> Reply:
@@ -405,50 +363,3 @@ def speedup(baseline: dict[str, Any], candidate: dict[str, Any]) -> float | None
     except (KeyError, ZeroDivisionError, TypeError):
         return None
     return perf_metrics.rounded("speedup", cand / base) if base > 0 else None
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Stop buttons
-
-
-@dataclass
-class StopRegistry:
-    """Stop flags of the answers running for each browser session, so a Stop click reaches its own answers."""
-
-    _running: dict[str, set[threading.Event]] = field(default_factory=dict)
-    _cleared: set[threading.Event] = field(default_factory=set)  # stopped by Clear: their chat must stay empty
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self, session: str) -> threading.Event:
-        event = threading.Event()
-        with self._lock:
-            self._running.setdefault(session, set()).add(event)
-        return event
-
-    def finish(self, session: str, event: threading.Event) -> None:
-        with self._lock:
-            events = self._running.get(session, set())
-            events.discard(event)
-            self._cleared.discard(event)
-            if not events:
-                self._running.pop(session, None)
-
-    def stop(self, session: str) -> int:
-        """Ask every answer of ``session`` to stop; return how many were running."""
-        with self._lock:
-            events = list(self._running.get(session, ()))
-        for event in events:
-            event.set()
-        return len(events)
-
-    def clear(self, session: str) -> None:
-        """Stop every answer of ``session`` because its chat was cleared: they must not write it back."""
-        with self._lock:
-            events = list(self._running.get(session, ()))
-            self._cleared.update(events)
-        for event in events:
-            event.set()
-
-    def cleared(self, event: threading.Event) -> bool:
-        with self._lock:
-            return event in self._cleared

@@ -12,12 +12,12 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from . import chat_code
+from . import chat_code, serving
 from .catalog import ChatEntry
 from .checks import finite, shown, whole
-from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Reply, Settings, StopRegistry, default_settings,
-                          open_pipeline, prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
 from .errors import UserError, check_text
+from .chat_engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Queued, Reply, Settings, default_settings, open_pipeline,
+                          prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
 from .loader import ProgressFn, _no_progress
 from .suite import Suite
 from .ui import entry_for, metrics_markdown
@@ -97,11 +97,11 @@ def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str
 
 
 class ChatPanel:
-    """The panel's behaviour for one app: its suite, and the stop flags of running answers."""
+    """The panel's behaviour for one app: its suite, and the running answers of each session (Stop, Clear)."""
 
     def __init__(self, suite: Suite):
         self.suite = suite
-        self.stops = StopRegistry()
+        self.stops = serving.Sessions()
 
     # --------------------------------------------------------------------------------------------------------
     # Helpers
@@ -207,21 +207,23 @@ class ChatPanel:
         history = list(history or [])
         messages = to_messages(history, choices.system_prompt, prompt)
         shown = history + [{"role": "user", "content": prompt}]
-        stop = self.stops.start(session)  # from the start: a Stop during a long first load also counts
-        try:
+        with self.stops.request(session) as control:  # from the start: a Stop during a long first load counts
             note = self._load_note(entry, device, settings)  # a first load must not look frozen
             pending = {"role": "assistant", "content": f"_{note}_" if note else PENDING}
             yield shown + [pending], "", gr.update(), note or gr.update()
             try:
                 opened = self._open(entry, device, settings, messages, progress)
                 status = self.status(model_id, device) if opened.handle.built_now else gr.update()
-                for item in stream_reply(opened, messages, settings, stop):
-                    if self.stops.cleared(stop):  # Clear was pressed: leave the emptied chat alone
+                for item in stream_reply(opened, messages, settings, control, places=True):
+                    if control.cleared:  # Clear was pressed: leave the emptied chat alone
                         yield [], "", "", status
                         return
                     if isinstance(item, Reply):
                         final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
                         yield final, "", reply_card(item), status
+                    elif isinstance(item, Queued):  # the pipeline is busy with other requests
+                        yield shown + [{"role": "assistant", "content": item.text or f"_{queue_note(item.ahead)}_"}], \
+                            "", gr.update(), queue_note(item.ahead)
                     else:  # "" while the model reads the chat: keep showing the pending note
                         yield shown + [{"role": "assistant", "content": item or pending["content"]}], "", \
                             gr.update(), status
@@ -230,8 +232,6 @@ class ChatPanel:
                 # to the model); the status line says what is loaded, not "loading"; the error says why.
                 yield history, prompt, gr.update(), self._status_or_keep(model_id, device)
                 raise
-        finally:
-            self.stops.finish(session, stop)
 
     def retry(self, history: list[dict], model_id: str, device: str, choices: Choices, session: str,
               progress: ProgressFn = _no_progress) -> Iterator[tuple]:
@@ -260,11 +260,10 @@ class ChatPanel:
         current = choices.settings(entry)
         left, right, left_title, right_title = self._compare_pair(entry, mode, choices, current)
         messages = to_messages([], choices.system_prompt, prompt)
-        stop = self.stops.start(session)  # from the start: a Stop while the two pipelines load also counts
-        try:
+        with self.stops.request(session) as control:  # from the start: a Stop while the two pipelines load counts
             opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
             for pipe in opened:
-                prime_new_pipeline(pipe, messages, stop)
+                prime_new_pipeline(pipe, messages, control.event)
             status = self.status(model_id, device)
             user = [{"role": "user", "content": prompt}]
             panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
@@ -272,16 +271,14 @@ class ChatPanel:
             replies: list[Reply | None] = [None, None]
             for side, (settings, pipe) in enumerate(zip((left, right), opened)):
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
-                for item in stream_reply(pipe, messages, settings, stop):
+                for item in stream_reply(pipe, messages, settings, control):
                     text = item.text if isinstance(item, Reply) else (item or PENDING)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
                         replies[side], cards[side] = item, reply_card(item)
                     yield (*panes, *cards, "", left_title, right_title, status)
-                if stop.is_set():
+                if control.stopped:
                     break
-        finally:
-            self.stops.finish(session, stop)
         yield (*panes, *cards, verdict(mode, replies[0], replies[1]), left_title, right_title, status)
 
     @staticmethod
@@ -307,7 +304,7 @@ class ChatPanel:
 
     def api_stream(self, prompt: str, model: str, history: list[dict], system_prompt: str, adapter: str,
                    adapter_alpha: float, draft: str, device: str, max_new_tokens: int,
-                   temperature: float) -> Iterator[tuple[str, dict]]:
+                   temperature: float, session: str = "") -> Iterator[tuple[str, dict]]:
         """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics)."""
         prompt = check_text(prompt or "", "prompt").strip()
         if not prompt:
@@ -322,15 +319,21 @@ class ChatPanel:
         system = system_prompt if system_prompt.strip() else entry.system_prompt
         messages = to_messages(history, system, prompt)
         opened = self._open(entry, device, settings, messages, _no_progress)
-        for item in stream_reply(opened, messages, settings):
-            if isinstance(item, Reply):
-                yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
-            else:
-                yield item, {}
+        with self.stops.request(session or serving.session_key(None)) as control:
+            for item in stream_reply(opened, messages, settings, control):
+                if isinstance(item, Reply):
+                    yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
+                else:
+                    yield item, {}
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Presentation
+
+
+def queue_note(ahead: int) -> str:
+    """The status line of an answer waiting for its pipeline."""
+    return f"Waiting for the model: {ahead} request{'s' if ahead != 1 else ''} ahead of you…"
 
 
 def reply_card(reply: Reply) -> str:

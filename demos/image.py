@@ -8,8 +8,6 @@ worth, as events), saved with their parameters in ``image_files`` and turned int
 module is the Gradio side: layout, events and ``/generate_image``.
 """
 import random
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +15,7 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileData
 
-from . import image_batch, image_code, image_files, image_run
+from . import image_batch, image_code, image_files, image_run, serving
 from .catalog import Entry, ImageEntry
 from .checks import whole
 from .errors import UserError
@@ -28,45 +26,17 @@ from .suite import Handle, Suite
 from .ui import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker, numbers_only
 
-PROGRESS_EVERY_S = 0.1   # at most this often a progress update goes to the browser
 CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
 PANEL = "image"
 
 
-class StopFlags:
-    """One stop flag per browser session: Stop ends that session's generation, nobody else's."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, session: str) -> threading.Event:
-        flag = threading.Event()
-        with self._lock:
-            self._flags[session] = flag
-        return flag
-
-    def stop(self, session: str) -> bool:
-        with self._lock:
-            flag = self._flags.get(session)
-        if flag is None:
-            return False
-        flag.set()
-        return True
-
-    def finish(self, session: str, flag: threading.Event) -> None:
-        with self._lock:
-            if self._flags.get(session) is flag:
-                del self._flags[session]
-
-
 class ImagePanel:
-    """Everything the panel's events share: the suite, per-model facts, stop flags."""
+    """Everything the panel's events share: the suite, per-model facts, the running batches of each session."""
 
     def __init__(self, entries: list[ImageEntry], suite: Suite):
         self.entries = entries
         self.suite = suite
-        self.stops = StopFlags()
+        self.stops = serving.Sessions()
         self._geometry: dict[str, Geometry] = {}
         self._adapter_paths: dict[str, dict[str, Path]] = {}  # entry id -> adapter files as last loaded
 
@@ -322,9 +292,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
                                              seed_value, weights)
         count = max(1, min(MAX_IMAGES, whole("number of images", n_images or 1)))  # before any load
-        session = request.session_hash or "api"
-        flag = panel.stops.start(session)
-        try:
+        with panel.stops.request(serving.session_key(request)) as control:  # ends: a closed tab stops it too
             loaded = settings.device in panel.suite.is_loaded(entry)
             # On stage the Compare slider stays put above the gallery (hiding it there loses its next images).
             compare_view = gr.skip() if panel.stage_entry() else gr.update(visible=bool(compare_on and settings.styles))
@@ -336,14 +304,11 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                                                      n_steps, scale, settings.seed, weights)
             batch = image_batch.Batch(handle, geo, entry.title, settings, count,
                                       bool(compare_on), image_run.preview_interval(settings.steps) if live_preview
-                                      else 0, flag)
+                                      else 0, control)
             yield from _render(panel, ui, batch, progress)
-        finally:
-            flag.set()  # a closed tab or a cancelled event stops the worker at its next step
-            panel.stops.finish(session, flag)
 
     def stop_generation(request: gr.Request) -> str:
-        stopped = panel.stops.stop(request.session_hash or "api")
+        stopped = panel.stops.stop(serving.session_key(request))
         return "Stopping at the next step…" if stopped else gr.skip()
 
     def select_image(evt: gr.SelectData, texts_now: list, files_now: list):
@@ -383,15 +348,13 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
     files: list[str] = []
     first_styled: str | None = None
     note = load_note(batch.handle)
-    last_progress = 0.0
     for event in batch.run():
-        if isinstance(event, image_batch.Step):
-            now = time.monotonic()
-            # Fast models take thousands of steps a minute: a browser update per step would swamp it.
-            if now - last_progress >= PROGRESS_EVERY_S or event.step == event.steps:
-                last_progress = now
-                progress((event.done_total, event.total), desc=f"{event.label} · step {event.step}/{event.steps}",
-                         unit="steps")
+        if isinstance(event, image_batch.Step):  # throttled by the job: fast models take thousands of steps a minute
+            progress((event.done_total, event.total), desc=f"{event.label} · step {event.step}/{event.steps}",
+                     unit="steps")
+        elif isinstance(event, image_batch.Queued):
+            ahead = f"{event.ahead} request{'s' if event.ahead != 1 else ''}"
+            yield {ui.status: f"Waiting for the pipeline: {ahead} ahead of you ({event.label})…"}
         elif isinstance(event, image_batch.Preview):
             yield {ui.gallery: gr.update(value=shown + [(event.image, event.caption)], selected_index=len(shown))}
         elif isinstance(event, image_batch.Saved) and event.twin:
@@ -453,7 +416,8 @@ def _api(panel: ImagePanel):
     def generate_image(prompt: str, model: str, negative_prompt: str = "",
                        adapters: dict[str, float] = {},  # noqa: B006 - DESIGN §6's default; never mutated
                        width: int = 0, height: int = 0, steps: int = 0, guidance_scale: float = -1, seed: int = 42,
-                       device: str = "") -> tuple[FileData, dict]:
+                       device: str = "",
+                       request: gr.Request = None) -> tuple[FileData, dict]:  # type: ignore[assignment]
         """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights
         (0 = off). Zero or negative width/height/steps/guidance_scale mean the model's defaults; sizes are snapped to
         the multiples the model needs; seed -1 picks a random seed. Returns the PNG (its parameters embedded as text
@@ -469,7 +433,11 @@ def _api(panel: ImagePanel):
         geo = panel.geometry(entry, device_name)
         if geo != before:  # first download told us the model's real size factor: snap again
             settings = resolve(entry, geo, seed=settings.seed, **inputs)
-        result = image_run.generate(handle, settings)
+        with panel.stops.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
+            *_, (_, result) = image_batch.in_job(handle, settings, control)
+        if result.image is None:
+            raise UserError("the image was stopped before it was finished; send the request again for the whole "
+                            "image", param="request")
         path = image_files.save_png(result.image, image_files.run_folder() / f"seed{settings.seed}.png", settings,
                                     geo, entry.title)
         figures = image_run.run_metrics([result], handle)

@@ -1,12 +1,13 @@
 """One click's worth of images: seeds ``seed, seed+1, …``, an optional no-style twin for Compare, as events.
 
-Each image is generated in a worker thread so the Gradio handler can keep yielding progress and previews while
-genai runs; the step callback hands them over through a queue. The UI turns the events into updates.
+Each image is generated as a ``serving`` job in the pipeline's lane, so the Gradio handler can keep yielding
+progress and previews while genai runs; the step callback reports them to the job. The UI turns the events into
+updates.
 """
 from __future__ import annotations
 
 import json
-import queue
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from . import image_files, image_run
+from . import image_files, image_run, serving
 from .image_settings import MAX_SEED, Geometry, ImageSettings
 from .suite import Handle
 
@@ -59,7 +60,15 @@ class Stopped:
     caption: str
 
 
-Event = Union[Step, Preview, Saved, Stopped]
+@dataclass(frozen=True)
+class Queued:
+    """The next image waits for the pipeline: ``ahead`` requests are before it."""
+
+    ahead: int
+    label: str
+
+
+Event = Union[Step, Preview, Saved, Stopped, Queued]
 
 
 def caption(settings: ImageSettings, suffix: str = "") -> str:
@@ -78,7 +87,7 @@ class Batch:
     count: int = 1
     compare: bool = False          # also the first seed without styles (only meaningful with styles)
     preview_every: int = 0
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: "threading.Event | serving.Control" = field(default_factory=threading.Event)
     results: list[image_run.Generated] = field(default_factory=list)
 
     def jobs(self) -> list[tuple[ImageSettings, bool]]:
@@ -95,7 +104,10 @@ class Batch:
         finished = 0
         for index, (job, twin) in enumerate(jobs):
             label = "without styles" if twin else f"image {finished + 1}/{self.count}"
-            for kind, payload in _in_thread(self.handle, job, self.stop, self.preview_every):
+            for kind, payload in in_job(self.handle, job, self.stop, self.preview_every):
+                if kind == "waiting":
+                    yield Queued(payload, label)
+                    continue
                 if kind == "step":
                     done, steps, preview = payload
                     yield Step(index * self.settings.steps + done, total, label, done, steps)
@@ -121,26 +133,35 @@ class Batch:
                 yield Saved(path, meta, job, caption(job), image_files.parameters_text(job, self.geo), twin)
 
 
-def _in_thread(handle: Handle, settings: ImageSettings, stop: threading.Event,
-               preview_every: int) -> Iterator[tuple[str, Any]]:
-    """Run one generation in a worker thread; yield ("step", (done, total, preview)) then ("done", Generated)."""
-    events: queue.Queue = queue.Queue()
+log = logging.getLogger("demos.image")
 
-    def on_step(done: int, total: int, preview: np.ndarray | None) -> None:
-        events.put(("step", (done, total, preview)))
 
-    def work() -> None:
-        try:
-            events.put(("done", image_run.generate(handle, settings, stop=stop, preview_every=preview_every,
-                                                   on_step=on_step)))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread, where Gradio reports it
-            events.put(("error", exc))
+def in_job(handle: Handle, settings: ImageSettings, stop: "threading.Event | serving.Control | None" = None,
+           preview_every: int = 0) -> Iterator[tuple[str, Any]]:
+    """Run one generation as a job in the pipeline's lane; yield ("step", (done, total, preview)) (steps
+    throttled, previews all), ("waiting", ahead) while others hold the pipeline, then ("done", Generated).
+    An image stopped before it got the pipeline is a ``Generated`` with no step done."""
+    control = serving.Control.of(stop)
 
-    threading.Thread(target=work, name="image-generate", daemon=True).start()
-    while True:
-        kind, payload = events.get()
-        if kind == "error":
-            raise payload
-        yield kind, payload
-        if kind == "done":
-            return
+    def work(ctx: serving.JobContext) -> image_run.Generated:
+        def on_step(done: int, total: int, preview: np.ndarray | None) -> None:
+            ctx.update((done, total))
+            if preview is not None:
+                ctx.emit((done, total, preview))
+
+        return image_run.generate(handle, settings, stop=ctx.stop_event, preview_every=preview_every,
+                                  on_step=on_step, locked=True)
+
+    job = serving.submit(work, serving.lane_for(handle.loaded), control, name="image", logger=log)
+    with job.stream() as events:
+        for event in events:
+            if isinstance(event, serving.Update):
+                yield "step", (*event.value, None)
+            elif isinstance(event, serving.Emitted):
+                yield "step", event.value
+            elif isinstance(event, serving.Waiting):
+                yield "waiting", event.ahead
+            elif isinstance(event, serving.Done):
+                yield "done", event.result if event.started else \
+                    image_run.Generated(settings, None, None, 0, 0, 0.0, None, True)
+                return

@@ -5,6 +5,7 @@ weights travel with each call (``AdapterConfig``), never in the pipeline, so a s
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ def preview_interval(steps: int, previews: int = 5) -> int:
 
 
 def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None = None,
-             stop: threading.Event | None = None, preview_every: int = 0) -> Generated:
-    """Generate one image. ``stop`` set -> the pipeline ends at the next step; ``preview_every`` 0 = no previews."""
+             stop: threading.Event | None = None, preview_every: int = 0, locked: bool = False) -> Generated:
+    """Generate one image. ``stop`` set -> the pipeline ends at the next step; ``preview_every`` 0 = no previews.
+
+    ``locked``: the caller holds the pipeline's lock already (a ``serving`` job in the pipeline's lane)."""
     pipe = handle.pipeline
     state: dict[str, Any] = {"done": 0, "preview": None, "preview_step": 0, "callback_s": 0.0}
 
@@ -81,7 +84,7 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         kwargs["negative_prompt"] = settings.negative_prompt
     if on_step is not None or stop is not None or preview_every:
         kwargs["callback"] = callback  # only when needed: the API path runs exactly the plain call
-    with handle.loaded.lock:
+    with contextlib.nullcontext() if locked else handle.loaded.lock:
         started = time.perf_counter()
         tensor = pipe.generate(settings.prompt, **kwargs)
         # The returned tensor is a view of a buffer the next generate() overwrites: copy before unlocking.

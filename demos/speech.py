@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,7 +16,7 @@ import gradio as gr
 import numpy as np
 from gradio.data_classes import FileData
 
-from . import files, languages, subtitles
+from . import files, languages, serving, subtitles
 from . import metrics as perf_metrics
 from .audio import Audio, from_array, load
 from .catalog import Entry, SpeechEntry
@@ -38,11 +37,6 @@ MEDIA_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac",
 SEGMENT_HEADERS = ["Start", "End", "Text"]
 TIMESTAMP_CHOICES = [("Off", "off"), ("Segments", "segments"), ("Words", "words")]
 TASK_CHOICES = [("Transcribe", "transcribe"), ("Translate to English", "translate")]
-
-# Stop buttons find their run by browser session (gradio_client sessions count too).
-_running: dict[str, threading.Event] = {}
-_running_lock = threading.Lock()
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared by the UI and the API
@@ -141,11 +135,14 @@ def _file_path(audio: Any) -> str:
 # API
 
 
-def build_api(suite: Suite) -> None:
-    """``/transcribe`` exactly as DESIGN §6 (call inside the Blocks)."""
+def build_api(suite: Suite, runs: serving.Sessions | None = None) -> None:
+    """``/transcribe`` exactly as DESIGN §6 (call inside the Blocks); ``runs``: the panel's running transcriptions,
+    so that the session's Stop reaches this one too."""
+    runs = runs or serving.Sessions()
 
     def transcribe(audio: FileData, model: str, language: str = "", task: str = "transcribe",
-                   timestamps: bool = False, device: str = "") -> tuple[str, list[dict], dict]:
+                   timestamps: bool = False, device: str = "",
+                   request: gr.Request = None) -> tuple[str, list[dict], dict]:  # type: ignore[assignment]
         """Transcribe or translate speech with an OpenVINO GenAI WhisperPipeline.
 
         Args:
@@ -161,7 +158,8 @@ def build_api(suite: Suite) -> None:
         with_times = flag("timestamps", timestamps)  # truthiness would take NaN, "no" and 2 for True
         entry, decoded = _read(suite, model, _file_path(audio))
         handle, options = _prepare(suite, entry, device, language, task, "segments" if with_times else "off")
-        *_, result = run(handle.pipeline, handle.loaded.lock, decoded, options)
+        with runs.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
+            *_, result = run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control)
         segments = [s.as_dict() for s in result.segments]
         return result.text, segments, _metrics(result, handle, decoded.warning)
 
@@ -207,8 +205,10 @@ def _stem(path: str) -> str:
 
 def _status(progress: Progress, seconds: float) -> str:
     if progress.waiting:
-        return "Waiting for the pipeline (another transcription is running)…"
-    if progress.expected_windows <= 1 and progress.windows == 0:
+        ahead = f"{progress.ahead} request{'s' if progress.ahead != 1 else ''} ahead of you" if progress.ahead \
+            else "another transcription is running"
+        return f"Waiting for the pipeline ({ahead})…"
+    if progress.windows == 0:
         return f"Transcribing {seconds:.1f} s of audio…"
     done = min(progress.windows * 30.0, seconds)
     return (f"Window {progress.windows} of ~{progress.expected_windows} decoded "
@@ -223,6 +223,7 @@ def _clock(seconds: float) -> str:
 def build(entries: list[Entry], suite: Suite) -> None:
     """The Speech tab's body (called inside ``gr.Tab``). Nothing is loaded until the first request."""
     entries = suite.stage_first(entries)  # presenter mode opens on the warm stage model
+    runs = serving.Sessions()  # this app's transcriptions per session: Stop reaches the caller's own only
     first = entries[0]
     gr.Markdown("Upload or record speech (or drop a video): Whisper transcribes it, or translates it into "
                 "English, with segment or word timestamps and subtitle files. Long audio is decoded in 30 s "
@@ -277,20 +278,12 @@ def build(entries: list[Entry], suite: Suite) -> None:
         path = media_file or audio_path
         if not path:
             raise gr.Error("Upload or record some audio first (or drop a video file).", duration=None)
-        key = request.session_hash or "anonymous"
-        stop_flag = threading.Event()
-        with _running_lock:
-            _running[key] = stop_flag
-        try:
-            yield from _transcribe_ui(path, model_id, device_name, language_code, task_name, mode, stop_flag,
+        with runs.request(serving.session_key(request)) as control:
+            yield from _transcribe_ui(path, model_id, device_name, language_code, task_name, mode, control,
                                       progress)
-        finally:
-            with _running_lock:
-                if _running.get(key) is stop_flag:
-                    del _running[key]
 
     def _transcribe_ui(path: str, model_id: str, device_name: str, language_code: str, task_name: str, mode: str,
-                       stop_flag: threading.Event, progress: gr.Progress) -> Iterator[tuple]:
+                       control: serving.Control, progress: gr.Progress) -> Iterator[tuple]:
         keep = gr.update()
         yield ("Reading the audio and loading the model…", "", [], [], None, "", keep, keep)
         entry, decoded = _read(suite, model_id, path)
@@ -302,7 +295,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
-        for item in run(handle.pipeline, handle.loaded.lock, decoded, options, stop_flag):
+        for item in run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control):
             if isinstance(item, Progress):
                 progress(item.fraction if item.expected_windows > 1 else None, desc=_status(item, decoded.seconds))
                 yield (_status(item, decoded.seconds), item.text, keep, keep, keep, keep, py, cpp)
@@ -317,15 +310,12 @@ def build(entries: list[Entry], suite: Suite) -> None:
                metrics_markdown(_metrics(result, handle, "")), py, cpp)
 
     def stop_ui(request: gr.Request) -> str:
-        with _running_lock:
-            flag = _running.get(request.session_hash or "anonymous")
-        if flag is None:
+        if not runs.stop(serving.session_key(request)):
             return "Nothing is running."
-        flag.set()
         return "Stopping after the current window…"
 
     outputs = [status, transcript, segments, words, downloads, metrics, code_py, code_cpp]
     go.click(guarded(transcribe_ui), [audio, media, model, device, language, task, timestamps], outputs,
              api_name="transcribe_ui", concurrency_id=CONCURRENCY, show_progress_on=[status])
     stop.click(stop_ui, None, status, api_name="stop_transcription", queue=False)
-    build_api(suite)
+    build_api(suite, runs)

@@ -5,20 +5,21 @@ for the same samples and settings. Audio over 30 s is decoded by genai window by
 where the previous one's last complete segment ended); its streamer then receives each window's tokens at once,
 which is what the progress bar counts. Short audio without timestamps streams token by token.
 
-``generate`` runs in a worker thread holding the pipeline's lock; ``run`` is a generator that yields
-``Progress`` while it works and a final ``Result``. Stop (or abandoning the generator) makes the streamer
-return ``StreamingStatus.STOP``: genai ends after the current token, or the current window for long audio.
+``generate`` runs as a ``serving`` job in the pipeline's lane (holding its lock); ``run`` is a generator that
+yields ``Progress`` while it works and a final ``Result``. Stop (or abandoning the generator) makes the streamer
+return ``StreamingStatus.STOP``: genai ends after the current token, or the current window for long audio; a run
+stopped before it gets the pipeline never starts.
 """
 from __future__ import annotations
 
 import math
-import queue
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
-from . import languages
+from . import languages, serving
 from . import metrics as perf_metrics
 from .audio import Audio, AudioError, is_silent
 from .errors import UserError
@@ -27,6 +28,8 @@ from .subtitles import Segment, segments_from_chunks, words_from_genai
 TimestampMode = Literal["off", "segments", "words"]
 TIMESTAMP_MODES: tuple[str, ...] = ("off", "segments", "words")
 WINDOW_S = 30.0  # Whisper's fixed input window
+
+log = logging.getLogger("demos.speech")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Progress:
     windows: int              # 30 s windows finished (long audio)
     expected_windows: int
     waiting: bool = False     # another request holds the pipeline
+    ahead: int = 0            # while waiting: requests before this one
 
     @property
     def fraction(self) -> float:
@@ -99,13 +103,13 @@ def check_request(options: Options, multilingual: bool) -> None:
 class _Streamer:
     """genai streamer: collects tokens, decodes the text so far, counts windows, answers STOP when asked."""
 
-    def __init__(self, tokenizer: Any, events: "queue.Queue[tuple[str, Any]]", stop: threading.Event,
+    def __init__(self, tokenizer: Any, report: Callable[[Progress], None], stop: threading.Event,
                  expected_windows: int, per_token: bool) -> None:
         import openvino_genai as ov_genai
 
         self._status = ov_genai.StreamingStatus
         self._tokenizer = tokenizer
-        self._events = events
+        self._report = report
         self._stop = stop
         self._tokens: list[int] = []
         self._texts: list[str] = []      # finished windows
@@ -127,7 +131,7 @@ class _Streamer:
             return self._status.STOP if self._stop.is_set() else self._status.RUNNING
         if self.first_text_s is None and text.strip():
             self.first_text_s = time.perf_counter() - self._started
-        self._events.put(("progress", Progress(text, self.windows, self.expected)))
+        self._report(Progress(text, self.windows, self.expected))
         return self._status.STOP if self._stop.is_set() else self._status.RUNNING
 
 
@@ -154,49 +158,40 @@ def check_audible(audio: Audio) -> None:
                          "check the microphone or the file")
 
 
-def run(pipeline: Any, lock: threading.Lock, audio: Audio, options: Options,
-        stop: threading.Event | None = None) -> Iterator[Progress | Result]:
-    """Transcribe ``audio``: yields ``Progress`` while running, then one ``Result`` (last item)."""
+def run(pipeline: Any, lane: serving.Lane, audio: Audio, options: Options,
+        stop: "threading.Event | serving.Control | None" = None) -> Iterator[Progress | Result]:
+    """Transcribe ``audio`` in ``lane`` (the pipeline's): yields ``Progress`` while running, then one ``Result``.
+
+    A run stopped before it gets the pipeline yields an empty stopped ``Result`` without figures."""
     check_audible(audio)
-    stop = stop or threading.Event()
-    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    control = serving.Control.of(stop)
     expected = expected_windows(audio.seconds)
     # genai streams token by token only for one window without timestamps; otherwise once per window.
     per_token = options.timestamps == "off" and audio.seconds <= WINDOW_S
-    streamer = _make_streamer(_Streamer(pipeline.get_tokenizer(), events, stop, expected, per_token))
     samples = audio.samples.tolist()  # genai copies the list into a vector
     kwargs = options.generate_kwargs()
 
-    def work() -> None:
-        try:
-            if not lock.acquire(blocking=False):
-                events.put(("progress", Progress("", 0, expected, waiting=True)))
-                lock.acquire()
-            try:
-                started = time.perf_counter()
-                result = pipeline.generate(samples, streamer=streamer, **kwargs)
-                events.put(("done", (result, time.perf_counter() - started)))
-            finally:
-                lock.release()
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            events.put(("error", exc))
+    def work(ctx: serving.JobContext) -> tuple[Any, float, _Streamer]:
+        collector = _Streamer(pipeline.get_tokenizer(), ctx.update, ctx.stop_event, expected, per_token)
+        ctx.update(Progress("", 0, expected))  # it runs: the wait (if any) is over
+        started = time.perf_counter()
+        result = pipeline.generate(samples, streamer=_make_streamer(collector), **kwargs)
+        return result, time.perf_counter() - started, collector
 
-    worker = threading.Thread(target=work, name="whisper-generate", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, payload = events.get()
-            if kind == "progress":
-                yield payload
-            elif kind == "error":
-                raise payload
-            else:
-                raw, generate_s = payload
-                yield _result(raw, generate_s, audio, options, stop.is_set(), streamer.collector)
+    job = serving.submit(work, lane, control, name="speech", logger=log)
+    with job.stream() as events:
+        for event in events:
+            if isinstance(event, serving.Update):
+                yield event.value
+            elif isinstance(event, serving.Waiting):
+                yield Progress("", 0, expected, waiting=True, ahead=event.ahead)
+            elif isinstance(event, serving.Done):
+                if not event.started:
+                    yield Result("", [], [], options.language or "", True, {"stopped_after_windows": 0})
+                    return
+                raw, generate_s, collector = event.result
+                yield _result(raw, generate_s, audio, options, control.stopped, collector)
                 return
-    finally:
-        stop.set()  # a consumer that walked away (closed tab, cancelled request) stops the pipeline too
-        worker.join()
 
 
 def _result(raw: Any, generate_s: float, audio: Audio, options: Options, stopped: bool,

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 from gradio.data_classes import FileDataDict
 
-from . import bounds, files, vision_models
+from . import bounds, files, serving, vision_models
 from . import metrics as perf_metrics
 from .catalog import Entry, VisionEntry
 from .checks import finite, whole
@@ -35,49 +34,6 @@ PANEL = "vision"
 CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
-STREAM_INTERVAL_S = 0.05
-"""Shortest interval between two streamed updates (after the first, which goes out at once): each update is
-rendered by Gradio (the Chatbot with its images) and would otherwise compete with the generating thread for the GIL
-at every token."""
-
-@dataclass
-class _Run:
-    """The answer a browser session (or a gradio_client session) is waiting for: Stop and Clear reach it here."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    cleared: bool = False   # Clear was pressed: the answer must not write its chat back
-
-
-_RUNS: dict[str, _Run] = {}
-_RUNS_LOCK = threading.Lock()
-
-
-MAX_SESSIONS = 1000  # sessions remembered for Stop / Clear; the oldest are forgotten first
-
-
-def _new_run(session: str) -> _Run:
-    run = _Run()
-    with _RUNS_LOCK:
-        _RUNS.pop(session, None)  # re-inserted last: the dict's order is the sessions' recency
-        _RUNS[session] = run
-        while len(_RUNS) > MAX_SESSIONS:
-            del _RUNS[next(iter(_RUNS))]
-    return run
-
-
-def _current_run(session: str) -> _Run:
-    with _RUNS_LOCK:
-        run = _RUNS.get(session)
-    return run or _new_run(session)
-
-
-def _stop(session: str, clear: bool = False) -> None:
-    with _RUNS_LOCK:
-        run = _RUNS.get(session)
-    if run is not None:
-        run.cleared = run.cleared or clear
-        run.stop.set()
-
 
 # -------------------------------------------------------------------------------------------------------------
 # Shared by the UI and the API
@@ -157,10 +113,10 @@ def _check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[Chat
 
 
 def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
-             settings: Settings, stop: threading.Event) -> Iterator[str | Answer]:
+             settings: Settings, stop: serving.Control | None = None) -> Iterator[str | Answer]:
     """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
     turns = model_turns(chat, facts.budget)
-    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop, interval=STREAM_INTERVAL_S)) as stream:
+    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop)) as stream:
         for item in stream:
             if isinstance(item, Answer):
                 item = replace(item, metrics=_answers_metrics(item.metrics, handle))
@@ -182,7 +138,7 @@ def warm_up(entry: Entry, suite: Suite) -> None:
     picture = sample_images()[0]
     question = entry.examples[0] if entry.examples else "What is in the picture?"
     chat = [ChatTurn(question, (FileRef(str(picture), picture.name),))]
-    for _ in _answers(handle, facts, chat, _settings(entry, 8), threading.Event()):
+    for _ in _answers(handle, facts, chat, _settings(entry, 8)):
         pass
 
 
@@ -190,11 +146,14 @@ def warm_up(entry: Entry, suite: Suite) -> None:
 # /ask_image
 
 
-def ask_image_api(suite: Suite):
-    """The ``/ask_image`` endpoint function for ``suite`` (see the README's API section)."""
+def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
+    """The ``/ask_image`` endpoint function for ``suite`` (see the README's API section); ``runs``: the panel's
+    running answers, so that the session's Stop reaches this one too."""
+    runs = runs or serving.Sessions()
 
     def ask_image(image: FileDataDict | None, question: str, model: str, history: list = [],  # noqa: B006
-                  max_new_tokens: int = 256, device: str = "") -> Iterator[tuple[str, dict]]:
+                  max_new_tokens: int = 256, device: str = "",
+                  request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
         """Ask a question about an image with a visual-language model; streams the reply, then its metrics.
 
         image: the picture (a file); may be empty when an earlier message in ``history`` holds one.
@@ -215,8 +174,9 @@ def ask_image_api(suite: Suite):
             chat = [*earlier, ChatTurn(question, tuple(refs))]
             _check_bounds(suite, entry, device, chat, settings)
             handle, facts = _load(suite, entry, device)
-            for item in _answers(handle, facts, chat, settings, threading.Event()):
-                yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
+            with runs.request(serving.session_key(request)) as run:
+                for item in _answers(handle, facts, chat, settings, run):
+                    yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
         except Exception:
             scratch.discard()
             raise
@@ -287,6 +247,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     vision_entries = suite.stage_first([e for e in entries if isinstance(e, VisionEntry)])
     first = vision_entries[0]
     by_id = {e.id: e for e in vision_entries}
+    runs = serving.Sessions()  # this app's answers per session: Stop and Clear reach the caller's own only
     samples = [str(p) for p in sample_images()]
 
     def example_rows(entry: VisionEntry) -> list[list[dict]]:
@@ -345,7 +306,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         entry = entry_for(suite, PANEL, model_id)
         files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
         turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
-        _new_run(request.session_hash or "")  # from now on, Stop and Clear apply to this answer
+        runs.reserve(serving.session_key(request))  # from now on, Stop and Clear apply to this answer
         return (message, turn), gr.skip()
 
     def show_question(pending: tuple[dict, ChatTurn], chat: list[ChatTurn]):
@@ -360,12 +321,16 @@ def build(entries: list[Entry], suite: Suite) -> None:
         message, turn = pending
         entry = entry_for(suite, PANEL, model_id)
         settings = _settings(entry, tokens, temp, nucleus)
-        run = _current_run(request.session_hash or "")
         asked = [*chat, turn]
+        with runs.request(serving.session_key(request)) as run:
+            yield from _respond(message, turn, chat, asked, entry, device_name, settings, run, progress)
+
+    def _respond(message: dict, turn: ChatTurn, chat: list[ChatTurn], asked: list[ChatTurn], entry: VisionEntry,
+                 device_name: str, settings: Settings, run: serving.Control, progress: Any) -> Iterator[tuple]:
         try:
             _check_bounds(suite, entry, device_name, asked, settings)
             handle, facts = _load(suite, entry, device_name, progress)
-            for item in _answers(handle, facts, asked, settings, run.stop):
+            for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
                     idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
                     yield idle, [], [], METRICS_HINT, gr.skip(), gr.skip()
@@ -384,10 +349,10 @@ def build(entries: list[Entry], suite: Suite) -> None:
             raise
 
     def stop_answer(request: gr.Request) -> None:
-        _stop(request.session_hash or "")
+        runs.stop(serving.session_key(request))
 
     def clear_chat(request: gr.Request):
-        _stop(request.session_hash or "", clear=True)
+        runs.clear(serving.session_key(request))
         return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
 
     def add_snapshot(snapshot: str | None, message: dict | None):
@@ -425,7 +390,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                   queue=False, api_visibility="private")
     gr.on([max_new.release, temperature.release, top_p.release], guarded(show_code),
           [model, device, chat_state, *settings_inputs], [code_py, code_cpp], queue=False, api_visibility="private")
-    gr.api(ask_image_api(suite), api_name="ask_image", concurrency_id=CONCURRENCY)
+    gr.api(ask_image_api(suite, runs), api_name="ask_image", concurrency_id=CONCURRENCY)
     # Show code is filled from the start, before any question.
     code_py.value, code_cpp.value = show_code(first.id, device.value, [], *_defaults(first))
 

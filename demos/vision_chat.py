@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import re
 import threading
 import time
@@ -37,8 +36,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import TooLong, UserError
 from . import metrics as perf_metrics
+from . import serving
+from .errors import TooLong, UserError
 from .runtime import Loaded
 
 log = logging.getLogger("demos.vision")
@@ -46,10 +46,6 @@ log = logging.getLogger("demos.vision")
 MAX_CHATS_PER_PIPELINE = 16
 """Conversations whose ``ChatHistory`` is kept per pipeline (each holds its encoded images)."""
 
-WAKE_S = 0.25
-"""While no token comes (a prefill, or a wait for the pipeline), ``stream_answer`` still yields this often: Gradio
-can only close a generator (client gone, cancelled job) when it is not blocked inside it, and closing is what
-sets the stop flag."""
 
 
 @dataclass(frozen=True)
@@ -181,90 +177,61 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
     return history
 
 
-def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings, stop: threading.Event | None = None,
-                  store: HistoryStore = STORE, interval: float = 0.0) -> Iterator[str | Answer]:
+def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings,
+                  stop: "threading.Event | serving.Control | None" = None,
+                  store: HistoryStore = STORE) -> Iterator[str | Answer]:
     """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``. While no new text
-    comes (a prefill, a wait for the pipeline) the text so far is yielded again every WAKE_S.
+    comes (a prefill, a wait for the pipeline) the text so far is yielded again every ``serving.WAKE_S``.
 
-    Holds the pipeline's lock while generating. Setting ``stop`` (or closing the iterator) ends the
-    generation at the next token; the pipeline stays usable. With ``interval`` (seconds), text after the first
-    chunk is handed out at most that often: the generating thread then only appends to a queue per token, and
-    the consumer (a Gradio response, which takes the GIL to render) wakes a few times a second, not per token.
+    A ``serving`` job in the pipeline's lane (it holds the pipeline's lock while generating; text is throttled
+    there). Setting ``stop`` (or closing the iterator) ends the generation at the next token; the pipeline stays
+    usable. A job stopped before it gets the pipeline (or while it rebuilds the history) never generates.
     """
     import openvino_genai as ov_genai
 
-    stop = stop or threading.Event()
+    control = serving.Control.of(stop)
     *earlier, current = turns
-    events: queue.Queue = queue.Queue()
-    finished = threading.Event()
 
-    def streamer(chunk: str) -> Any:
-        events.put(("text", chunk))
-        return ov_genai.StreamingStatus.STOP if stop.is_set() else ov_genai.StreamingStatus.RUNNING
+    def work(ctx: serving.JobContext) -> tuple[str, bool, Any, float]:
+        def streamer(chunk: str) -> Any:
+            ctx.text(chunk)
+            return ov_genai.StreamingStatus.STOP if ctx.stopped else ov_genai.StreamingStatus.RUNNING
 
-    def work() -> None:
-        try:
-            with loaded.lock:
-                pipeline = loaded.pipeline
-                started = time.perf_counter()
-                history = store.take(loaded, fingerprint(earlier))
-                rebuilt = history is None
-                if rebuilt:
-                    history = _rebuild(pipeline, earlier, stop)
-                rebuild_s = time.perf_counter() - started if rebuilt and any(t.images for t in earlier) else 0.0
-                if stop.is_set():  # stopped while waiting for the pipeline or rebuilding: nothing to generate
-                    log.info("vision: a job stopped before it started was skipped")
-                    events.put(("done", ("", True, None, rebuild_s)))
-                    return
-                history.append(_user(current.text))
-                log.info("vision: generate started (max_new_tokens %d)", settings.max_new_tokens)
-                result = pipeline.generate(history, images=_tensors(current.images),
-                                           generation_config=generation_config(pipeline, settings),
-                                           streamer=streamer)
-                text = result.texts[0]
-                stopped = stop.is_set()
-                if not stopped:  # genai rolled a stopped turn back: such a history is not reusable
-                    history.append(_assistant(text))
-                    store.put(loaded, fingerprint([*earlier, replace(current, reply=text)]), history)
-            events.put(("done", (text, stopped, result.perf_metrics, rebuild_s)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which raises it
-            events.put(("error", exc))
-        finally:
-            finished.set()
+        pipeline = loaded.pipeline
+        started = time.perf_counter()
+        history = store.take(loaded, fingerprint(earlier))
+        rebuilt = history is None
+        if rebuilt:
+            history = _rebuild(pipeline, earlier, ctx.stop_event)
+        rebuild_s = time.perf_counter() - started if rebuilt and any(t.images for t in earlier) else 0.0
+        if ctx.stopped:  # stopped while rebuilding: nothing to generate
+            log.info("vision: a job stopped before it started was skipped")
+            return "", True, None, rebuild_s
+        history.append(_user(current.text))
+        log.info("vision: generate started (max_new_tokens %d)", settings.max_new_tokens)
+        result = pipeline.generate(history, images=_tensors(current.images),
+                                   generation_config=generation_config(pipeline, settings), streamer=streamer)
+        text = result.texts[0]
+        stopped = ctx.stopped
+        if not stopped:  # genai rolled a stopped turn back: such a history is not reusable
+            history.append(_assistant(text))
+            store.put(loaded, fingerprint([*earlier, replace(current, reply=text)]), history)
+        return text, stopped, result.perf_metrics, rebuild_s
 
-    worker = threading.Thread(target=work, name="vlm-generate", daemon=True)
-    worker.start()
-    text, shown_at = "", None
+    job = serving.submit(work, serving.lane_for(loaded), control, name="vision", logger=log)
     try:
-        while True:
-            if shown_at is not None and interval > 0:  # let tokens pile up (an early end still wakes us)
-                finished.wait(max(0.0, shown_at + interval - time.monotonic()))
-            try:
-                kind, payload = events.get(timeout=WAKE_S)
-            except queue.Empty:
-                yield text  # nothing new: hand control back, so that a caller who left can close us
-                continue
-            chunks = []
-            while kind == "text":  # coalesce whatever is queued
-                chunks.append(payload)
-                try:
-                    kind, payload = events.get_nowait()
-                except queue.Empty:
-                    kind = None
-            if chunks:
-                text += "".join(chunks)
-                shown_at = time.monotonic()
-                yield text
-            if kind == "error":
-                raise explain(payload)
-            if kind == "done":
-                final, stopped, perf, rebuild_s = payload
-                yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
-                return
-    finally:
-        # A consumer that leaves early (client gone, Stop) ends the generation too. No join: Gradio closes an
-        # abandoned generator on its event loop, which must not wait for a prefill (or for the pipeline's lock).
-        stop.set()
+        with job.stream() as events:
+            for event in events:
+                if isinstance(event, serving.Done):
+                    final, stopped, perf, rebuild_s = event.result if event.started else ("", True, None, 0.0)
+                    yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
+                    return
+                yield job.text
+    except Exception as exc:  # noqa: BLE001 - genai's C++ errors become messages a person can act on
+        explained = explain(exc)
+        if explained is exc:
+            raise
+        raise explained from None
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -188,7 +188,9 @@ def test_text_streams_while_decoding(client, tmp_path):
     outputs = [list(o) for o in job]  # every yield
     final_text = outputs[-1][1]
     partial = [o[1] for o in outputs[:-1] if o[1]]
-    assert len(partial) >= 3, "the transcript should grow token by token"
+    # Streamed updates are throttled (serving.UPDATE_INTERVAL_S): a tiny model's tokens arrive joined, so how many
+    # partial transcripts there are depends on the machine's speed; that the transcript streams does not.
+    assert partial, "the transcript should stream while decoding"
     assert all(final_text.startswith(p.rstrip("\ufffd")) for p in partial)
     assert [len(p) for p in partial] == sorted(len(p) for p in partial)
 
@@ -209,7 +211,8 @@ def test_stop_ends_long_audio_early(client, tmp_path):
     path = media.write_wav(tmp_path / "stop-me.wav", media.signal(120.0, seed=11), 16000)
     job = client.submit(*ui_args(path), api_name="/transcribe_ui")
     deadline = time.monotonic() + 60
-    while not job.outputs() and time.monotonic() < deadline:  # the first update comes before decoding starts
+    # Until decoding started: a Stop before the run gets the pipeline means it never starts (no partial result).
+    while not any(o[0].startswith(("Transcribing", "Window")) for o in job.outputs()) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert client.predict(api_name="/stop_transcription").startswith("Stopping")
     outputs = [list(o) for o in job]
