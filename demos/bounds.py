@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .chat_checks import count_prompt_tokens
 from .errors import TooLong, UserError
 
 CHARS_PER_TOKEN = 8
@@ -29,6 +28,21 @@ FALLBACK_CONTEXT = 32768
 """The bound for a model whose folder names no context length (the catalog's own limits still apply)."""
 
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(model_dir: str) -> Any:
+    """A CPU tokenizer for counting prompt tokens (the tokenizer models are small and compile in milliseconds)."""
+    import openvino_genai as ov_genai
+    return ov_genai.Tokenizer(model_dir)
+
+
+def count_prompt_tokens(model_dir: Path | str, messages: list[dict[str, str]]) -> int:
+    """Tokens the pipeline will see for ``messages``: the chat template applied, as ``generate`` does."""
+    import openvino_genai as ov_genai
+    tokenizer = _tokenizer(str(model_dir))
+    text = tokenizer.apply_chat_template(ov_genai.ChatHistory(messages), add_generation_prompt=True)
+    return int(tokenizer.encode(text, add_special_tokens=False).input_ids.get_shape()[1])
 
 
 @dataclass(frozen=True)

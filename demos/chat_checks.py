@@ -116,21 +116,6 @@ def check_draft_tokenizer(main_dir: Path | str, draft_dir: Path | str, draft_id:
 # NPU prompt length
 
 
-@functools.lru_cache(maxsize=8)
-def _tokenizer(model_dir: str) -> Any:
-    """A CPU tokenizer for counting prompt tokens (the tokenizer models are small and compile in milliseconds)."""
-    import openvino_genai as ov_genai
-    return ov_genai.Tokenizer(model_dir)
-
-
-def count_prompt_tokens(model_dir: Path | str, messages: list[dict[str, str]]) -> int:
-    """Tokens the pipeline will see for ``messages``: the chat template applied, as ``generate`` does."""
-    import openvino_genai as ov_genai
-    tokenizer = _tokenizer(str(model_dir))
-    text = tokenizer.apply_chat_template(ov_genai.ChatHistory(messages), add_generation_prompt=True)
-    return int(tokenizer.encode(text, add_special_tokens=False).input_ids.get_shape()[1])
-
-
 def check_prompt_length(tokens: int, max_prompt_len: int, device: str) -> None:
     """Raise ``PromptTooLong`` when the whole chat does not fit the NPU pipeline's prompt length."""
     if tokens > max_prompt_len:
