@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--presenter", action="store_true",
                         help="stage mode: preload and warm up the entries marked 'presenter: true', then go offline;"
                              " large fonts, no footer, no run history, Compare views first")
+    from demos.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
+    parser.add_argument("--only", choices=PANELS, default=None,
+                        help="build only this panel's tab (development: python -m demos.panels.<panel>)")
     return parser.parse_args(argv)
 
 
@@ -91,8 +94,8 @@ def preload(suite, ids: list[str]) -> None:
               file=sys.stderr, flush=True)
 
 
-def build_app(suite):
-    """The Blocks app: one tab per panel in the catalog, then the Models tab."""
+def build_app(suite, only: str | None = None):
+    """The Blocks app: one tab per panel in the catalog, then the Models tab (or ``only`` that panel's tab)."""
     import gradio as gr
 
     from demos import models_tab, panels, uploads
@@ -104,10 +107,12 @@ def build_app(suite):
         gr.Markdown(f"# {suite.catalog.settings.title}")
         with gr.Tabs():
             for panel in suite.catalog.panels():
-                with gr.Tab(panel.title(), id=panel, elem_id=f"tab-{panel}"):
-                    panels.build(panel, suite)
-            with gr.Tab("Models", id="models", elem_id="tab-models"):
-                models_tab.build(suite)
+                if only in (None, panel):
+                    with gr.Tab(panel.title(), id=panel, elem_id=f"tab-{panel}"):
+                        panels.build(panel, suite)
+            if only is None:
+                with gr.Tab("Models", id="models", elem_id="tab-models"):
+                    models_tab.build(suite)
     return demo
 
 
@@ -147,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _limit_files(catalog.settings)
+    if args.only and args.only not in catalog.panels():
+        print(f"error: --only {args.only}: {args.models} lists no {args.only} entries", file=sys.stderr)
+        return 2
     suite = Suite.from_catalog(catalog, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                                offline=True if args.offline else None, max_pipelines=args.max_pipelines,
                                device=args.device)
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from demos.spaces import listen_address
     host, port = listen_address(args.host, args.port)
     suite.expose_paths = is_loopback(host)  # visitors from other machines are not shown server paths
-    demo = build_app(suite)
+    demo = build_app(suite, args.only)
     if not suite.expose_paths:
         hide_in_config(demo, suite)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
