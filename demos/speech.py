@@ -108,7 +108,7 @@ def warm_up(entry: SpeechEntry, suite: Suite) -> None:
     tone = 0.3 * np.sin(2 * np.pi * (300 + 100 * np.sin(2 * np.pi * 0.5 * seconds)) * seconds)
     clip = from_array(16000, tone.astype(np.float32))
     handle, options = _prepare(suite, entry, "", "", "", "segments")
-    for _ in run(handle.pipeline, handle.loaded.lock, clip, options):
+    for _ in run(handle.pipeline, serving.lane_for(handle.loaded), clip, options):
         pass
 
 
