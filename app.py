@@ -38,9 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--presenter", action="store_true",
                         help="stage mode: preload and warm up the entries marked 'presenter: true', then go offline;"
                              " large fonts, no footer, no run history, Compare views first")
-    from demos.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
+    from demos.core.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
     parser.add_argument("--only", choices=PANELS, default=None,
-                        help="build only this panel's tab (development: python -m demos.panels.<panel>)")
+                        help="build only this panel's tab (development: python -m demos.ui.panels.<panel>)")
     return parser.parse_args(argv)
 
 
@@ -64,7 +64,7 @@ def prefetch(suite, ids: list[str]) -> int:
     A ``UserError`` (not cached, no such repo, a bad adapter …) is one line saying what to change; anything else
     (a download that broke, a bug) is logged with its traceback. Either way the next entry is still fetched.
     """
-    from demos.errors import UserError
+    from demos.core.errors import UserError
     failures = 0
     for entry in _select(suite.catalog, ids):
         devices = [suite.default_device] + [d for d in entry.variants if d != suite.default_device]
@@ -98,7 +98,11 @@ def build_app(suite, only: str | None = None):
     """The Blocks app: one tab per panel in the catalog, then the Models tab (or ``only`` that panel's tab)."""
     import gradio as gr
 
-    from demos import models_tab, panels, uploads
+    from demos.ui import models_tab
+
+    from demos.ui import panels
+
+    from demos.ui import uploads
 
     # Gradio's cache (uploads, copies of outputs) is deleted as it ages, like the app's own temp files.
     keep = suite.catalog.settings.temp_keep_seconds
@@ -121,7 +125,7 @@ def _private_temp() -> None:
     SIGTERM (a service manager, ``docker stop``) an orderly exit, so the folder is removed at exit."""
     import signal
 
-    from demos import files
+    from demos.core import files
     if "gradio" not in sys.modules:  # Gradio reads GRADIO_TEMP_DIR once, at import
         os.environ.setdefault("GRADIO_TEMP_DIR", str(files.folder("gradio")))
 
@@ -131,7 +135,7 @@ def _private_temp() -> None:
 
 
 def _limit_files(settings) -> None:
-    from demos import files
+    from demos.core import files
     files.configure(files.Limits(upload_mb=settings.max_upload_mb, audio_mb=settings.max_audio_mb,
                                  image_mb=settings.max_image_mb, keep_seconds=settings.temp_keep_seconds))
 
@@ -142,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     _private_temp()
     if args.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
-    from demos.catalog import CatalogError, load_catalog
-    from demos.errors import UserError
-    from demos.suite import Suite
+    from demos.core.catalog import CatalogError, load_catalog
+    from demos.core.errors import UserError
+    from demos.core.suite import Suite
 
     try:
         catalog = load_catalog(args.models)
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.preload is not None:
         preload(suite, args.preload)
     if args.presenter:
-        from demos import panels, presenter
+        from demos.ui import panels
+        from demos.ui import presenter
         print("Presenter mode: loading and warming up the stage models…", file=sys.stderr, flush=True)
         try:
             presenter.prepare_stage(suite, panels.warm_up,
@@ -181,9 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("presenter mode cannot get ready")
             return 1
 
-    from demos.presenter import lan_address, launch_options
-    from demos.public_paths import hide_in_config, is_loopback
-    from demos.spaces import listen_address
+    from demos.ui.presenter import lan_address, launch_options
+    from demos.ui.public_paths import hide_in_config, is_loopback
+    from demos.ui.spaces import listen_address
     host, port = listen_address(args.host, args.port)
     suite.expose_paths = is_loopback(host)  # visitors from other machines are not shown server paths
     demo = build_app(suite, args.only)

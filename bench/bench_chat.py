@@ -102,8 +102,8 @@ def _save(model, tokenizer, target: Path) -> None:
 
 def _export(source: Path, target: Path) -> None:
     """int4 (group 128, asymmetric, all layers) through the same optimum-cli command the app's loader runs."""
-    from demos.catalog import ExportOptions
-    from demos.loader import export_command
+    from demos.core.catalog import ExportOptions
+    from demos.core.loader import export_command
 
     options = ExportOptions(weight_format="int4", group_size=128, ratio=1.0, sym=False)
     command = export_command(source, target, options, "text-generation-with-past")

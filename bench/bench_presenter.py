@@ -61,9 +61,9 @@ def requests(catalog_path: Path, folder: Path) -> list[Request]:
     """Each stage entry's opening request(s), as its tab makes them."""
     from gradio_client import handle_file
 
-    from demos.catalog import load_catalog
-    from demos.presenter import stage_entries
-    from demos.vision_samples import sample_images
+    from demos.core.catalog import load_catalog
+    from demos.ui.presenter import stage_entries
+    from demos.panels.vision.samples import sample_images
 
     found = []
     for entry in stage_entries(load_catalog(catalog_path)):

@@ -124,7 +124,7 @@ def main() -> int:
     import openvino_genai as ov_genai
     from gradio_client import Client, handle_file
 
-    from demos import audio
+    from demos.core import audio
     from tests.conftest import AppProcess
 
     started = time.perf_counter()

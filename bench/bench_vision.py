@@ -286,8 +286,8 @@ def bench_generation(model_dir: Path, rounds: int, tokens: int, width: int, heig
 def bench_preparation(model_dir: Path, repeats: int) -> dict:
     from PIL import Image, ImageOps
 
-    from demos.images_in import prepare
-    from demos.vision_models import facts
+    from demos.core.images import prepare
+    from demos.panels.vision.models import facts
 
     budget = facts(model_dir).budget
     data = photo(4000, 3000, seed=99, orientation=6)

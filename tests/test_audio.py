@@ -1,4 +1,4 @@
-"""demos.audio and demos.subtitles without a model: every format and array shape ends up as Whisper's input."""
+"""demos.core.audio and demos.panels.speech.subtitles without a model: every format and array shape ends up as Whisper's input."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from demos import audio, languages, subtitles
+from demos.core import audio
+
+from demos.panels.speech import languages
+
+from demos.panels.speech import subtitles
 from tests import media
 
 pytestmark = pytest.mark.unit  # no model kit anywhere in this file

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from demos.catalog import CatalogError, load_catalog
+from demos.core.catalog import CatalogError, load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 

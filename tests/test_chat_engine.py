@@ -12,14 +12,14 @@ import threading
 
 import pytest
 
-from demos import chat_code
-from demos.catalog import load_catalog
-from demos.chat_checks import DraftMismatch, PromptTooLong, check_draft_tokenizer
-from demos.chat_engine import (Reply, Settings, default_settings, open_pipeline, stream_reply, to_messages,
+from demos.panels.chat import code as chat_code
+from demos.core.catalog import load_catalog
+from demos.panels.chat.checks import DraftMismatch, PromptTooLong, check_draft_tokenizer
+from demos.panels.chat.engine import (Reply, Settings, default_settings, open_pipeline, stream_reply, to_messages,
                                validate)
-from demos.chat_handlers import parse_adapters
-from demos.runtime import Runtime
-from demos.suite import Suite
+from demos.panels.chat.handlers import parse_adapters
+from demos.core.runtime import Runtime
+from demos.core.suite import Suite
 from tests.kit.llm import DRAFT_PROMPTS
 
 EXACT = {"INFERENCE_PRECISION_HINT": "f32"}
@@ -243,7 +243,7 @@ def npu_suite(kit, tiny_catalog_path, tmp_path):
                                     key.draft_device, cpu_properties))
 
     runtime._build = build
-    from demos.loader import Loader
+    from demos.core.loader import Loader
     suite = Suite(catalog, Loader(catalog, tmp_path / "cache"), runtime)
     suite.built_keys = built
     suite.variant = variant
@@ -296,7 +296,7 @@ def test_npu_limit_through_an_in_process_app(npu_suite):
 
 
 def _choices(**changes):
-    from demos.chat_handlers import SPEC_FIXED, Choices
+    from demos.panels.chat.handlers import SPEC_FIXED, Choices
     values = dict(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
                   draft="tiny-draft", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=5, threshold=0.4,
                   max_new_tokens=16, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=42)
@@ -304,7 +304,7 @@ def _choices(**changes):
 
 
 def test_send_retry_and_stop_buttons(suite):
-    from demos.chat_handlers import ChatPanel
+    from demos.panels.chat.handlers import ChatPanel
     panel = ChatPanel(suite)
     first, *_, (history, box, card, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s1")
     assert "first use: compiling" in first[0][-1]["content"] and "first use" in first[3], \
@@ -329,7 +329,7 @@ def test_send_retry_and_stop_buttons(suite):
 def test_compare_reports_speedup_and_identical_greedy_text(suite):
     import gradio as gr
 
-    from demos.chat_handlers import COMPARE_ADAPTER, COMPARE_DRAFT, ChatPanel
+    from demos.panels.chat.handlers import COMPARE_ADAPTER, COMPARE_DRAFT, ChatPanel
     panel = ChatPanel(suite)
     prompt, _ = DRAFT_PROMPTS[0]
     *_, last = panel.compare(prompt, COMPARE_DRAFT, "tiny-llm", "CPU", _choices(max_new_tokens=24), "s")
@@ -345,7 +345,7 @@ def test_compare_reports_speedup_and_identical_greedy_text(suite):
 
 
 def test_clear_during_an_answer_leaves_the_chat_empty(suite):
-    from demos.chat_handlers import ChatPanel
+    from demos.panels.chat.handlers import ChatPanel
     panel = ChatPanel(suite)
     stream = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(max_new_tokens=400), "s2")
     next(stream)  # the message is shown; its stop flag is registered
@@ -357,7 +357,7 @@ def test_clear_during_an_answer_leaves_the_chat_empty(suite):
 
 
 def test_compare_stopped_midway_gives_no_speedup(suite):
-    from demos.chat_handlers import COMPARE_DRAFT, ChatPanel
+    from demos.panels.chat.handlers import COMPARE_DRAFT, ChatPanel
     panel = ChatPanel(suite)
     stream = panel.compare(PROMPT, COMPARE_DRAFT, "tiny-llm", "CPU", _choices(max_new_tokens=400), "s3")
     next(stream)
@@ -378,8 +378,8 @@ def test_show_code_exports_a_pytorch_checkpoint_first(suite):
 
 
 def test_a_failing_answer_gives_the_message_back_and_keeps_the_chat_clean(suite, monkeypatch):
-    from demos import chat_handlers
-    from demos.chat_handlers import ChatPanel
+    from demos.panels.chat import handlers as chat_handlers
+    from demos.panels.chat.handlers import ChatPanel
     panel = ChatPanel(suite)
     *_, (history, _, _, _) = panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(), "s4")
 
@@ -397,7 +397,7 @@ def test_a_failing_answer_gives_the_message_back_and_keeps_the_chat_clean(suite,
 
 
 def test_loading_note_knows_which_draft_is_live(suite):
-    from demos.chat_handlers import ChatPanel
+    from demos.panels.chat.handlers import ChatPanel
     panel = ChatPanel(suite)
     list(panel.respond(PROMPT, [], "tiny-llm", "CPU", _choices(speculative=True), "s5"))  # builds main + tiny-draft
     live = panel.loading_note("tiny-llm", "CPU", _choices(speculative=True))

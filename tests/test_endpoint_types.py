@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from demos.endpoint_types import check_types, expected_types
-from demos.errors import UserError
+from demos.ui.endpoint_types import check_types, expected_types
+from demos.core.errors import UserError
 from tests.rawhttp import call
 
 PYTHON_TEXT = re.compile(r"Error\b|object has no attribute|not supported between|Traceback")

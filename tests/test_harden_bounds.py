@@ -197,9 +197,9 @@ def test_a_client_that_leaves_mid_stream_frees_the_pipeline(tiny_app):
 @pytest.fixture(scope="module")
 def chat_job(tiny_catalog_path, tmp_path_factory):
     """(the tiny LLM's pipeline, opened as the panel opens it; settings for a 50-token answer)."""
-    from demos.catalog import load_catalog
-    from demos.chat_engine import default_settings, open_pipeline
-    from demos.suite import Suite
+    from demos.core.catalog import load_catalog
+    from demos.panels.chat.engine import default_settings, open_pipeline
+    from demos.core.suite import Suite
     suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path_factory.mktemp("bounds-suite"))
     entry = suite.catalog.entry("tiny-llm", "chat")
     settings = default_settings(entry, max_new_tokens=50)
@@ -229,10 +229,10 @@ def _in_thread(fn, timeout: float = 10):
 
 
 def test_a_chat_job_stopped_while_it_waits_for_the_pipeline_never_generates(chat_job, caplog):
-    from demos.chat_engine import Reply, stream_reply
+    from demos.panels.chat.engine import Reply, stream_reply
     opened, settings = chat_job
     stop = threading.Event()
-    with caplog.at_level("INFO", logger="demos.chat"):
+    with caplog.at_level("INFO", logger="demos.panels.chat"):
         with opened.handle.loaded.lock:  # another job holds the pipeline
             stream = stream_reply(opened, [{"role": "user", "content": "Hi"}], settings, stop)
             first = _in_thread(lambda: next(stream), timeout=10)  # the stream hands control back while it waits
@@ -246,9 +246,9 @@ def test_a_chat_job_stopped_while_it_waits_for_the_pipeline_never_generates(chat
 
 
 def test_closing_a_waiting_chat_stream_stops_its_job_before_it_starts(chat_job, caplog):
-    from demos.chat_engine import stream_reply
+    from demos.panels.chat.engine import stream_reply
     opened, settings = chat_job
-    with caplog.at_level("INFO", logger="demos.chat"):
+    with caplog.at_level("INFO", logger="demos.panels.chat"):
         with opened.handle.loaded.lock:
             stream = stream_reply(opened, [{"role": "user", "content": "Hi"}], settings)
             _in_thread(lambda: next(stream), timeout=10)
@@ -261,13 +261,13 @@ def test_closing_a_waiting_chat_stream_stops_its_job_before_it_starts(chat_job, 
 
 
 def test_closing_a_waiting_vision_stream_returns_at_once_and_its_job_never_starts(kit, tmp_path, caplog):
-    from demos.runtime import PipelineKey, Runtime
-    from demos.vision_chat import HistoryStore, ImageIn, Settings, Turn, stream_answer
+    from demos.core.runtime import PipelineKey, Runtime
+    from demos.panels.vision.engine import HistoryStore, ImageIn, Settings, Turn, stream_answer
     runtime = Runtime(tmp_path)
     loaded, _ = runtime.get(PipelineKey.make("vision", kit.vlm.ov, "CPU",
                                              properties={"INFERENCE_PRECISION_HINT": "f32"}))
     image = ImageIn(np.zeros((16, 16, 3), dtype=np.uint8), "zeros", "zeros.png")
-    with caplog.at_level("INFO", logger="demos.vision"):
+    with caplog.at_level("INFO", logger="demos.panels.vision"):
         with loaded.lock:
             stream = stream_answer(loaded, [Turn("What is it?", (image,))], Settings(50), store=HistoryStore())
             _in_thread(lambda: next(stream), timeout=10)
@@ -281,7 +281,7 @@ def test_closing_a_waiting_vision_stream_returns_at_once_and_its_job_never_start
 
 
 def test_the_catalog_refuses_a_default_answer_length_above_its_own_limit(kit, tmp_path):
-    from demos.catalog import CatalogError, load_catalog
+    from demos.core.catalog import CatalogError, load_catalog
     from tests.kit import catalog_dict
     catalog = catalog_dict(kit, tmp_path / "cache")
     catalog["chat"][0]["generation"].update(max_new_tokens=64, max_new_tokens_limit=32)

@@ -142,8 +142,8 @@ def test_interrupted_download_is_partly_downloaded_and_offline_names_the_command
 def test_online_fetch_downloads_again_what_no_longer_matches_the_record(kit, hf_home, tmp_path):
     """snapshot_download trusts any file whose link exists; a blob cut short after a complete download is caught by
     the record and fetched again (that one file only), and the snapshot is whole again."""
-    from demos.catalog import load_catalog
-    from demos.loader import Loader
+    from demos.core.catalog import load_catalog
+    from demos.core.loader import Loader
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump({"chat": [{"id": HUB_ID, "source": HUB_REPO}]}))
     catalog = load_catalog(path)
@@ -167,8 +167,8 @@ def test_a_snapshot_another_tool_downloaded_is_whole_offline(kit, hf_home, tmp_p
     and every file there, the snapshot counts as downloaded (also offline); a missing file still does not."""
     from huggingface_hub import snapshot_download
 
-    from demos.catalog import load_catalog
-    from demos.loader import Loader
+    from demos.core.catalog import load_catalog
+    from demos.core.loader import Loader
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump({"chat": [{"id": HUB_ID, "source": HUB_REPO}]}))
     catalog = load_catalog(path)

@@ -242,7 +242,7 @@ def test_the_app_temp_folder_is_removed_at_exit(world):
 
 @pytest.mark.unit
 def test_the_sweep_removes_old_links_without_following_them(tmp_path):
-    from demos import files
+    from demos.core import files
 
     victim, swept = tmp_path / "victim", tmp_path / "swept"
     (victim / "old").mkdir(parents=True)

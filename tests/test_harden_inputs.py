@@ -217,7 +217,7 @@ def test_fifo_catalog_is_refused_without_waiting_for_a_writer(tmp_path):
 
 
 def test_a_few_aliases_are_still_fine(tmp_path):
-    from demos.catalog import load_catalog
+    from demos.core.catalog import load_catalog
     path = tmp_path / "models.yaml"
     path.write_text("chat:\n  - {id: a, source: OpenVINO/x, properties: &p {NUM_STREAMS: 1}}\n"
                     "  - {id: b, source: OpenVINO/y, properties: *p}\n")

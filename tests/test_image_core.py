@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import yaml
 
-from demos import image_code, image_files, image_run
-from demos.catalog import load_catalog
-from demos.image_settings import Geometry, defaults, geometry, resolve, snap
-from demos.suite import Suite
+from demos.panels.image import code as image_code
+
+from demos.panels.image import files as image_files
+
+from demos.panels.image import run as image_run
+from demos.core.catalog import load_catalog
+from demos.panels.image.settings import Geometry, defaults, geometry, resolve, snap
+from demos.core.suite import Suite
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +184,7 @@ def test_python_code_reproduces_the_image(suite, handle, tmp_path, monkeypatch):
 
 
 def test_presenter_warm_up_generates_with_the_stage_settings_without_rebuilding(suite, handle):
-    from demos import image
+    from demos.panels.image import layout as image
 
     image.warm_up(suite.catalog.entry("tiny-sd"), suite)
     assert suite.runtime.builds[handle.loaded.key] == 1

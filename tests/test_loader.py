@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from demos.catalog import load_catalog
-from demos.loader import Loader, LoaderError, NotCachedError
+from demos.core.catalog import load_catalog
+from demos.core.loader import Loader, LoaderError, NotCachedError
 from tests.hubserver import HubServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +124,8 @@ def test_export_from_pytorch_once_for_two_threads(kit, tmp_path):
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys
-    from demos.catalog import load_catalog
-    from demos.loader import Loader
+    from demos.core.catalog import load_catalog
+    from demos.core.loader import Loader
     catalog = load_catalog(sys.argv[1])
     Loader(catalog, sys.argv[2], offline=True).model_dir(catalog.entry("tiny"), "CPU")
 """)
@@ -187,7 +187,7 @@ def test_diffusers_layout_adapter_is_converted_once_and_applies(kit, tmp_path):
     adapter = catalog.entry("sd").adapters[0]
     converted = loader.adapter_file(adapter, sd.ov)
     assert converted != sd.lora_diffusers and converted.parent == tmp_path / "cache" / "adapters"
-    from demos import lora
+    from demos.core import lora
     names = lora.read_table(converted).names
     assert all(n.startswith(("lora_unet_", "lora_te_")) for n in names), names[:3]
     mtime = converted.stat().st_mtime_ns

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demos import lora
-from demos import suite as suite_module
-from demos.catalog import load_catalog
-from demos.chat_engine import Reply, default_settings, open_pipeline, stream_reply, to_messages
-from demos.suite import Suite
+from demos.core import lora
+from demos.core import suite as suite_module
+from demos.core.catalog import load_catalog
+from demos.panels.chat.engine import Reply, default_settings, open_pipeline, stream_reply, to_messages
+from demos.core.suite import Suite
 from tests import media
 from tests.conftest import AppProcess
 from tests.hubserver import HubServer

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from demos.catalog import load_catalog
-from demos.presenter import stage_entries
+from demos.core.catalog import load_catalog
+from demos.ui.presenter import stage_entries
 from tests.conftest import AppProcess
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from demos.catalog import load_catalog
-from demos.runtime import DeviceError, PipelineKey, Runtime
-from demos.suite import Suite
+from demos.core.catalog import load_catalog
+from demos.core.runtime import DeviceError, PipelineKey, Runtime
+from demos.core.suite import Suite
 
 
 def test_same_key_same_pipeline_and_compile_cache(kit, tmp_path):

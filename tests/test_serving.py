@@ -1,4 +1,4 @@
-"""The job machinery (``demos.serving``): unit tests with plain functions as work, then through the launched app.
+"""The job machinery (``demos.core.serving``): unit tests with plain functions as work, then through the launched app.
 
 Every wait is bounded by a timeout; nothing asserts how long something took.
 """
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from demos import serving
+from demos.core import serving
 
 TIMEOUT = 10.0
 
@@ -274,10 +274,10 @@ def test_stop_in_one_session_does_not_stop_another_sessions_chat(long_app):
 def test_chat_callers_without_a_session_cannot_stop_each_other(tiny_catalog_path, tmp_path):
     """In-process, the way the chat module keys a request that has no session (Gradio's queue gives each queued
     call an id of its own, but a direct call, a test or another front end may have none)."""
-    from demos import chat
-    from demos.catalog import load_catalog
-    from demos.chat_handlers import SPEC_FIXED, ChatPanel, Choices
-    from demos.suite import Suite
+    from demos.panels.chat import layout as chat
+    from demos.core.catalog import load_catalog
+    from demos.panels.chat.handlers import SPEC_FIXED, ChatPanel, Choices
+    from demos.core.suite import Suite
     panel = ChatPanel(Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path))
     choices = Choices(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
                       draft="", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=5, threshold=0.4,
@@ -290,10 +290,10 @@ def test_chat_callers_without_a_session_cannot_stop_each_other(tiny_catalog_path
 
 
 def test_a_waiting_chat_answer_says_how_many_requests_are_ahead(tiny_catalog_path, tmp_path):
-    from demos.catalog import load_catalog
-    from demos.chat_engine import default_settings, open_pipeline, to_messages
-    from demos.chat_handlers import SPEC_FIXED, ChatPanel, Choices
-    from demos.suite import Suite
+    from demos.core.catalog import load_catalog
+    from demos.panels.chat.engine import default_settings, open_pipeline, to_messages
+    from demos.panels.chat.handlers import SPEC_FIXED, ChatPanel, Choices
+    from demos.core.suite import Suite
     suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path)
     panel = ChatPanel(suite)
     entry = suite.catalog.entry("tiny-llm")

@@ -27,7 +27,7 @@ ODD = 'huggingface "odd\\ models'  # a local folder name with a quote, a backsla
 
 
 def _catalog(tmp_path: Path, panel: str, entry: dict):
-    from demos.catalog import load_catalog
+    from demos.core.catalog import load_catalog
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump({"settings": {"cache_dir": str(tmp_path / "cache"), "device": "CPU"},
@@ -45,8 +45,8 @@ def _optimum_line(code: str, comment: str) -> list[str]:
 
 
 def _expected_command(source: str, export: dict, panel: str, target: str) -> list[str]:
-    from demos.catalog import ExportOptions
-    from demos.loader import _TASKS, export_command
+    from demos.core.catalog import ExportOptions
+    from demos.core.loader import _TASKS, export_command
     options = ExportOptions(**export)
     command = export_command(Path(source), Path(target), options, options.task or _TASKS[panel])
     return ["optimum-cli", *command[command.index("export"):]]
@@ -54,9 +54,9 @@ def _expected_command(source: str, export: dict, panel: str, target: str) -> lis
 
 @pytest.mark.unit
 def test_image_entry_not_exported_yet_prints_the_export_not_a_download(tmp_path):
-    from demos.image import ImagePanel
-    from demos.image_settings import Geometry, resolve
-    from demos.suite import Suite
+    from demos.panels.image.layout import ImagePanel
+    from demos.panels.image.settings import Geometry, resolve
+    from demos.core.suite import Suite
 
     checkpoint = tmp_path / "sd-pytorch"
     checkpoint.mkdir()
@@ -77,8 +77,8 @@ def test_image_entry_not_exported_yet_prints_the_export_not_a_download(tmp_path)
 @pytest.mark.parametrize("export", [{"weight_format": "int4", "group_size": 64, "ratio": 0.8, "sym": True},
                                     {"weight_format": "int8", "task": "image-text-to-text"}])
 def test_vision_export_flags_are_the_loaders_export_command(tmp_path, export):
-    from demos.catalog import VisionEntry
-    from demos.vision_code import CodeRequest, cpp_code, python_code
+    from demos.core.catalog import VisionEntry
+    from demos.panels.vision.code import CodeRequest, cpp_code, python_code
 
     entry = VisionEntry(id="vlm", source="org/some-vlm", export=export)
     request = CodeRequest(entry=entry, device="CPU", model_dir=None, properties={}, turns=[], max_new_tokens=8,
@@ -187,21 +187,21 @@ def _handle(built_now: bool) -> SimpleNamespace:
 
 
 def _chat(built_now: bool) -> dict:
-    from demos.chat_engine import reply_metrics
+    from demos.panels.chat.engine import reply_metrics
     opened = SimpleNamespace(handle=_handle(built_now), prompt_tokens=None, max_prompt_len=None, device="CPU")
     return reply_metrics(opened, SimpleNamespace(perf_metrics=PERF), SimpleNamespace(draft=None))
 
 
 def _vision(built_now: bool) -> dict:
-    from demos import vision_chat
-    from demos.vision import _answers_metrics
+    from demos.panels.vision import engine as vision_chat
+    from demos.panels.vision.layout import _answers_metrics
     figures = vision_chat.metrics(_handle(built_now).loaded, PERF, SimpleNamespace(images=()), 0.0, False)
     return _answers_metrics(figures, _handle(built_now))
 
 
 def _speech(built_now: bool) -> dict:
-    from demos import transcriber
-    from demos.speech import _metrics
+    from demos.panels.speech import transcriber
+    from demos.panels.speech.layout import _metrics
     raw = SimpleNamespace(texts=["hi"], chunks=None, words=None, perf_metrics=PERF, language="<|en|>")
     audio = SimpleNamespace(seconds=2.5, decode_s=0.0123456)
     options = SimpleNamespace(timestamps="off", language="")
@@ -210,7 +210,7 @@ def _speech(built_now: bool) -> dict:
 
 
 def _image(built_now: bool) -> dict:
-    from demos.image_run import Generated, run_metrics
+    from demos.panels.image.run import Generated, run_metrics
     result = Generated(None, object(), None, 0, 4, 1.2345678, 12.34567, False)
     return run_metrics([result], _handle(built_now))
 
@@ -228,7 +228,7 @@ def test_load_s_only_when_the_handle_was_built_now(panel):
 
 @pytest.mark.unit
 def test_every_panel_rounds_a_figure_as_the_vocabulary_says():
-    from demos.metrics import VOCABULARY, rounded
+    from demos.core.metrics import VOCABULARY, rounded
     seen: dict[str, set] = {}
     for make in PANELS.values():
         for key, value in make(True).items():
@@ -241,8 +241,8 @@ def test_every_panel_rounds_a_figure_as_the_vocabulary_says():
 
 @pytest.mark.unit
 def test_metrics_markdown_formats_from_the_vocabulary():
-    from demos.metrics import VOCABULARY
-    from demos.ui import metrics_markdown
+    from demos.core.metrics import VOCABULARY
+    from demos.ui.widgets import metrics_markdown
     assert metrics_markdown({"load_s": 1.25, "ttft_ms": 35.4, "acceptance_rate": 0.5, "speedup": 1.5}) == \
         "**Load** 1.2 s · **TTFT** 35 ms · **Acceptance** 50% · **Speedup** 1.50×"
     assert metrics_markdown({"odd_thing": "x", "language": "de"}) == "**Odd thing** x · **Language** de"
@@ -255,8 +255,8 @@ def test_metrics_markdown_formats_from_the_vocabulary():
 
 @pytest.mark.unit
 def test_resolver_cases(tmp_path):
-    from demos.catalog import ExportOptions
-    from demos.showcode import reference
+    from demos.core.catalog import ExportOptions
+    from demos.core.showcode import reference
 
     odd = tmp_path / ODD
     local = reference(str(odd), None, None, "speech", odd, None)
@@ -275,9 +275,9 @@ def test_resolver_cases(tmp_path):
 
 @pytest.mark.unit
 def test_a_line_break_in_a_path_cannot_end_a_comment_and_become_code(tmp_path):
-    from demos import chat_code
-    from demos.chat_engine import default_settings
-    from demos.suite import Suite
+    from demos.panels.chat import code as chat_code
+    from demos.panels.chat.engine import default_settings
+    from demos.core.suite import Suite
 
     evil = tmp_path / "ckpt\nimport os; os.remove('x')"
     evil.mkdir()
@@ -294,11 +294,11 @@ def test_a_line_break_in_a_path_cannot_end_a_comment_and_become_code(tmp_path):
 
 @pytest.mark.unit
 def test_hub_adapters_are_downloaded_alike_in_chat_and_image(tmp_path):
-    from demos import chat_code
-    from demos.chat_engine import default_settings
-    from demos.image import ImagePanel
-    from demos.image_settings import Geometry, resolve
-    from demos.suite import Suite
+    from demos.panels.chat import code as chat_code
+    from demos.panels.chat.engine import default_settings
+    from demos.panels.image.layout import ImagePanel
+    from demos.panels.image.settings import Geometry, resolve
+    from demos.core.suite import Suite
 
     model = tmp_path / "model"
     model.mkdir()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from demos.catalog import load_catalog
-from demos.spaces import front_matter, listen_address, preload_list
+from demos.core.catalog import load_catalog
+from demos.ui.spaces import front_matter, listen_address, preload_list
 
 pytestmark = pytest.mark.unit  # no model kit anywhere in this file
 

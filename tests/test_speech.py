@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from demos import audio
-from demos.subtitles import segments_from_chunks
+from demos.core import audio
+from demos.panels.speech.subtitles import segments_from_chunks
 from tests import media
 from tests.conftest import AppProcess
 
@@ -290,9 +290,9 @@ def test_plain_string_paths_are_refused(client):
 
 def test_word_timestamps_are_part_of_the_runtime_key(tiny_catalog_path, tmp_path):
     """Words need a pipeline built with word_timestamps=True; segments and off share the plain one."""
-    from demos.catalog import load_catalog
-    from demos.speech import _load
-    from demos.suite import Suite
+    from demos.core.catalog import load_catalog
+    from demos.panels.speech.layout import _load
+    from demos.core.suite import Suite
 
     suite = Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path / "cache")
     entry = suite.catalog.entry(MODEL, "speech")

@@ -19,10 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demos import audio, lora, snippets
-from demos.catalog import DEFAULT_CACHE_DIR, load_catalog
-from demos.chat_engine import Settings, default_settings, speedup, text_of, to_messages, validate
-from demos.image_settings import Geometry, defaults, geometry, resolve, snap
+from demos.core import audio
+
+from demos.core import lora
+
+from demos.core import snippets
+from demos.core.catalog import DEFAULT_CACHE_DIR, load_catalog
+from demos.panels.chat.engine import Settings, default_settings, speedup, text_of, to_messages, validate
+from demos.panels.image.settings import Geometry, defaults, geometry, resolve, snap
 from tests.conftest import REAL_TINY_MODELS_CACHE, ROOT
 
 unit = pytest.mark.unit
@@ -234,7 +238,7 @@ def test_speedup_compares_end_to_end_tokens_per_second():
 
 @unit
 def test_metrics_markdown_formats_known_names_and_skips_empty_ones():
-    from demos.ui import metrics_markdown
+    from demos.ui.widgets import metrics_markdown
     text = metrics_markdown({"ttft_ms": 35.4, "tokens_per_s": 41.25, "load_s": None, "warning": "",
                              "acceptance_rate": 0.5, "custom_thing": 3, "audio_s": "n/a"})
     assert text == ("**TTFT** 35 ms · **Throughput** 41.2 tokens/s · **Acceptance** 50% · **Custom thing** 3 · "

@@ -12,8 +12,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demos.images_in import Budget, prepare
-from demos.vision import METRICS_HINT, STOPPED_MARK
+from demos.core.images import Budget, prepare
+from demos.panels.vision.layout import METRICS_HINT, STOPPED_MARK
 
 MODEL = "tiny-vlm"
 N = 16

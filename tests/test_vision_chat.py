@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import pytest
 
-from demos.errors import UserError
-from demos.runtime import PipelineKey, Runtime
-from demos.vision_chat import Answer, HistoryStore, ImageIn, Settings, Turn, explain, stream_answer
-from demos.vision_inputs import ChatTurn, FileRef, history_turns
+from demos.core.errors import UserError
+from demos.core.runtime import PipelineKey, Runtime
+from demos.panels.vision.engine import Answer, HistoryStore, ImageIn, Settings, Turn, explain, stream_answer
+from demos.panels.vision.inputs import ChatTurn, FileRef, history_turns
 
 N = 12
 QUESTION = "What is in the picture?"
@@ -136,7 +136,7 @@ def test_closing_the_stream_stops_generation(loaded):
 
 @pytest.mark.unit
 def test_history_in_messages_format_becomes_turns():
-    from demos.uploads import upload_folder
+    from demos.ui.uploads import upload_folder
     a, b = str(upload_folder() / "x" / "a.png"), str(upload_folder() / "y" / "b.png")  # uploads only (issue 11)
     file_a = {"path": a, "orig_name": "a.png", "meta": {"_type": "gradio.FileData"}}
     file_b = {"path": b, "meta": {"_type": "gradio.FileData"}}
@@ -186,10 +186,10 @@ def test_show_code_python_runs_and_reproduces_the_answer(loaded, kit, tmp_path):
 
     from PIL import Image
 
-    from demos.catalog import VisionEntry
-    from demos.images_in import prepare
-    from demos.vision_code import CodeRequest, python_code
-    from demos.vision_models import facts
+    from demos.core.catalog import VisionEntry
+    from demos.core.images import prepare
+    from demos.panels.vision.code import CodeRequest, python_code
+    from demos.panels.vision.models import facts
 
     picture = np.random.default_rng(12).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     Image.fromarray(picture).save(tmp_path / "photo.png")

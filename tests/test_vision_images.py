@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import images_in
-from demos.images_in import Budget, ImageError, prepare
-from demos.vision_models import facts
+from demos.core import images as images_in
+from demos.core.images import Budget, ImageError, prepare
+from demos.panels.vision.models import facts
 
 BASE = np.zeros((24, 40, 3), np.uint8)  # a small picture with distinct rows, columns and colours
 BASE[..., 0] = np.arange(40, dtype=np.uint8)[None, :] * 6

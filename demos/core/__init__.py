@@ -1,0 +1,1 @@
+"""The engine: catalog, loader, runtime, serving and suite. No gradio, no fastapi: usable from a plain script."""

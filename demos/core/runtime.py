@@ -1,0 +1,208 @@
+"""The one place that builds OpenVINO GenAI pipelines, and the bounded pool that keeps them.
+
+A pipeline is keyed by everything fixed when it is constructed: panel, model folder, device, the full set of
+LoRA adapters registered with it, draft model and draft device, and device properties. What a request may
+change (the active adapters and their alphas, generation settings) is never part of the key, so switching
+an adapter or an alpha reuses the compiled pipeline. Pipelines are not safe for concurrent ``generate``
+calls, so each carries a lock that every user of it holds while generating.
+"""
+from __future__ import annotations
+
+import functools
+import gc
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from demos.core.errors import UserError
+
+PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
+                   "vision": "VLMPipeline"}
+
+
+class DeviceError(UserError):
+    """A device that this machine does not have, or a name that the app does not take (see ``check_device``)."""
+
+    kind = "device"
+
+
+@dataclass(frozen=True)
+class PipelineKey:
+    """Everything fixed at construction. Paths are strings so keys compare and hash simply."""
+
+    panel: str
+    model_dir: str
+    device: str
+    adapters: tuple[str, ...] = ()
+    draft_dir: str | None = None
+    draft_device: str | None = None
+    properties: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def make(panel: str, model_dir: Path | str, device: str, adapters: list[Path | str] | tuple = (),
+             draft_dir: Path | str | None = None, draft_device: str | None = None,
+             properties: dict[str, Any] | None = None) -> "PipelineKey":
+        return PipelineKey(panel, str(model_dir), device, tuple(sorted(str(a) for a in adapters)),
+                           str(draft_dir) if draft_dir else None, draft_device if draft_dir else None,
+                           tuple(sorted((properties or {}).items())))
+
+
+@dataclass
+class Loaded:
+    """A live pipeline with its lock and what it cost to build."""
+
+    key: PipelineKey
+    pipeline: Any
+    adapters: dict[str, Any]          # adapter path -> openvino_genai.Adapter registered with the pipeline
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@functools.lru_cache(maxsize=1)
+def available_devices() -> tuple[str, ...]:
+    """Devices OpenVINO sees on this machine (asked once: creating a Core probes every plugin)."""
+    import openvino as ov
+    return tuple(ov.Core().available_devices)
+
+
+class Runtime:
+    """A bounded LRU of compiled pipelines. Thread-safe."""
+
+    def __init__(self, cache_dir: Path | str, max_pipelines: int = 2,
+                 devices: Callable[[], tuple[str, ...] | list[str]] = available_devices):
+        self.compile_cache = Path(cache_dir).expanduser() / "compiled"
+        self.max_pipelines = max(1, int(max_pipelines))
+        self._devices = devices
+        self._pool: OrderedDict[PipelineKey, Loaded] = OrderedDict()
+        self._lock = threading.Lock()          # guards _pool
+        self._build_lock = threading.Lock()    # one build at a time: builds are memory-heavy
+        self.builds: Counter[PipelineKey] = Counter()
+        # Never evicted and not counted against max_pipelines (presenter mode pins its warmed stage pipelines).
+        self.pinned: set[PipelineKey] = set()
+
+    # ----------------------------------------------------------------------------------------------------
+    # Devices
+
+    def devices(self) -> list[str]:
+        """Choosable devices: what OpenVINO reports, plus AUTO."""
+        found = list(self._devices())
+        return found + (["AUTO"] if "AUTO" not in found else [])
+
+    def check_device(self, device: str) -> str:
+        """Return ``device`` if this machine has it; ``DeviceError`` naming the choices otherwise.
+
+        Taken: what OpenVINO reports (CPU, GPU.0, NPU …), a family name (GPU), AUTO and AUTO:<devices>.
+        Refused with a message: MULTI, HETERO and BATCH (before this check they reached the pipeline and came back as
+        OpenVINO's exception text), lowercase or unknown names, bare lists and non-strings.
+        """
+        if not isinstance(device, str):
+            raise self._device_error(device)
+        device = device.strip()
+        found = list(self._devices())
+        names = set(found) | {d.split(".")[0] for d in found}
+        if device.startswith("AUTO:"):
+            listed = device[len("AUTO:"):].split(",")
+            missing = [d for d in listed if d not in names] if all(listed) else [device]
+        else:
+            missing = [device] if device not in names | {"AUTO"} else []
+        if missing or not device:
+            raise self._device_error(device)
+        return device
+
+    def _device_error(self, device: Any) -> DeviceError:
+        have = ", ".join(self.devices())
+        shown = repr(device) if device != "" else "(none)"
+        family = device.split(":")[0] if isinstance(device, str) else ""
+        if family in ("MULTI", "HETERO", "BATCH"):
+            return DeviceError(f"device {shown}: the app takes no {family} devices; choose one of: {have}",
+                               param="device")
+        return DeviceError(f"device {shown} is not available on this machine; choose one of: {have}", param="device")
+
+    # ----------------------------------------------------------------------------------------------------
+    # Pool
+
+    def get(self, key: PipelineKey, on_build: Callable[[str], None] | None = None) -> tuple[Loaded, bool]:
+        """The live pipeline for ``key`` and whether this call built it (a build can take a while)."""
+        with self._lock:
+            loaded = self._pool.get(key)
+            if loaded is not None:
+                self._pool.move_to_end(key)
+                return loaded, False
+        with self._build_lock:
+            with self._lock:  # built by another caller while we waited for the build lock?
+                loaded = self._pool.get(key)
+                if loaded is not None:
+                    self._pool.move_to_end(key)
+                    return loaded, False
+                self._make_room()
+            self.check_device(key.device)
+            if key.draft_device:
+                self.check_device(key.draft_device)
+            if on_build:
+                on_build(f"Compiling {Path(key.model_dir).name} for {key.device}…")
+            loaded = self._build(key)
+            with self._lock:
+                self._pool[key] = loaded
+                self.builds[key] += 1
+            return loaded, True
+
+    def loaded_keys(self) -> list[PipelineKey]:
+        with self._lock:
+            return list(self._pool)
+
+    def unload(self, predicate: Callable[[PipelineKey], bool] = lambda key: True) -> int:
+        """Drop the pipelines whose key matches; return how many."""
+        with self._lock:
+            doomed = [k for k in self._pool if predicate(k)]
+            for key in doomed:
+                del self._pool[key]
+                self.pinned.discard(key)  # unloading is explicit: a pin does not outlive it
+        gc.collect()
+        return len(doomed)
+
+    def _make_room(self) -> None:
+        """Release least recently used pipelines until one more fits (caller holds ``_lock``)."""
+        evictable = [key for key in self._pool if key not in self.pinned]  # least recently used first
+        while evictable and len(evictable) >= self.max_pipelines:
+            del self._pool[evictable.pop(0)]
+        gc.collect()  # pipelines hold gigabytes: free them before compiling the next
+
+    # ----------------------------------------------------------------------------------------------------
+    # Building
+
+    def _build(self, key: PipelineKey) -> Loaded:
+        import openvino_genai as ov_genai
+        started = time.perf_counter()
+        properties = dict(key.properties)
+        self.compile_cache.mkdir(parents=True, exist_ok=True)
+        properties.setdefault("CACHE_DIR", str(self.compile_cache))
+        adapters = {path: ov_genai.Adapter(path) for path in key.adapters}
+        if adapters:
+            properties["adapters"] = ov_genai.AdapterConfig(list(adapters.values()))
+        if key.panel == "chat":
+            if key.draft_dir:
+                draft_props = {k: v for k, v in properties.items() if k != "adapters"}
+                draft_props.pop("MAX_PROMPT_LEN", None)
+                draft_props.pop("MIN_RESPONSE_LEN", None)
+                if adapters:  # a draft must not inherit the main model's adapters
+                    draft_props["adapters"] = ov_genai.AdapterConfig()
+                properties["draft_model"] = ov_genai.draft_model(key.draft_dir, key.draft_device or key.device,
+                                                                 **draft_props)
+            if adapters and key.device.split(".")[0] != "NPU":
+                # LLMPipeline's default prefix caching reuses prompt KV computed under the previous call's
+                # adapter (measured: A then none answers "none" wrongly). SchedulerConfig() has it off. NPU
+                # pipelines take no scheduler config.
+                properties.setdefault("scheduler_config", ov_genai.SchedulerConfig())
+            pipeline = ov_genai.LLMPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "image":
+            pipeline = ov_genai.Text2ImagePipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "speech":
+            pipeline = ov_genai.WhisperPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "vision":
+            pipeline = ov_genai.VLMPipeline(key.model_dir, key.device, **properties)
+        else:
+            raise ValueError(f"unknown panel {key.panel!r}; panels are {', '.join(PANEL_PIPELINES)}")
+        return Loaded(key, pipeline, adapters, time.perf_counter() - started)

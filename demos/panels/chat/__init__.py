@@ -1,0 +1,1 @@
+"""The Chat panel: LLMPipeline chat with LoRA switching, speculative decoding and Compare."""

@@ -1,0 +1,367 @@
+"""The chat panel's engine: settings -> checked pipeline -> streamed reply with its metrics. No Gradio here.
+
+The UI and the ``/chat`` endpoint both go through ``open_pipeline`` (which refuses what would fail late: an
+unknown adapter or draft, a draft with another tokenizer, a chat too long for an NPU) and ``stream_reply``
+(which runs ``LLMPipeline.generate`` on a worker thread and hands the growing reply back token by token).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from demos.core import bounds
+
+from demos.core import serving
+from demos.core import metrics as perf_metrics
+from demos.core.catalog import ChatEntry
+from demos.core.checks import finite, whole
+from demos.panels.chat.checks import check_draft_tokenizer, check_prompt_length
+from demos.core.errors import UnknownId, UserError
+from demos.core.suite import ProgressFn, no_progress
+from demos.core.suite import Handle, Suite
+
+DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
+DEFAULT_SEED = 42
+ROLES = ("system", "user", "assistant")
+# Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
+# max_new_tokens has no upper bound here: demos.core.bounds refuses it against the entry's own limit, with that number.
+_WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, None), "top_k": (-2**31 + 1, 2**31 - 1),
+                   "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1)}
+_REAL_SETTINGS = ("temperature", "top_p", "repetition_penalty", "confidence_threshold")
+
+log = logging.getLogger("demos.panels.chat")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user chooses per answer. Adapters are ``(id, alpha)`` pairs; none means the plain model."""
+
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = DEFAULT_SEED
+    adapters: tuple[tuple[str, float], ...] = ()
+    draft: str = ""
+    draft_device: str = ""
+    assistant_tokens: int = DEFAULT_ASSISTANT_TOKENS
+    confidence_threshold: float = 0.0  # > 0: draft while the draft is this confident, instead of a fixed count
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def default_settings(entry: ChatEntry, **overrides: Any) -> Settings:
+    """The entry's generation defaults; an override that is None, empty, zero or negative keeps the default.
+
+    Temperature is the exception: 0 means greedy, so only a negative temperature means "the default".
+    """
+    gen = entry.generation
+    base = Settings(max_new_tokens=gen.max_new_tokens, temperature=gen.temperature, top_p=gen.top_p,
+                    top_k=gen.top_k, repetition_penalty=gen.repetition_penalty)
+    changes = {}
+    for name, value in overrides.items():
+        if value is None or value == "" or value == ():
+            continue
+        value = _checked_number(name, value)  # before "<= 0 means the default": NaN <= 0 is False
+        if name == "temperature":
+            if value >= 0:
+                changes[name] = float(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0 \
+                and name not in ("seed", "confidence_threshold", "top_k"):
+            continue
+        else:
+            changes[name] = value
+    return base.replace(**changes)
+
+
+def _checked_number(name: str, value: Any) -> Any:
+    """A numeric setting as a finite float or a bounded int (``UserError`` naming it otherwise); others as given."""
+    if name in _WHOLE_SETTINGS:
+        return whole(name, value, *_WHOLE_SETTINGS[name])
+    if name in _REAL_SETTINGS:
+        return finite(name, value)
+    return value
+
+
+def validate(entry: ChatEntry, settings: Settings) -> None:
+    """KeyError / ValueError naming what to fix, before anything is fetched or compiled."""
+    for name in (*_WHOLE_SETTINGS, *_REAL_SETTINGS):
+        _checked_number(name, getattr(settings, name))
+    adapter_ids = [a.id for a in entry.adapters]
+    for adapter_id, alpha in settings.adapters:
+        finite(f"alpha of adapter {adapter_id!r}", alpha)
+        if adapter_id not in adapter_ids:
+            valid = ", ".join(adapter_ids) or "none (this model lists no adapters)"
+            raise UnknownId(f"model {entry.id!r} has no adapter {adapter_id!r}; its adapters: {valid}")
+        if not -4 <= alpha <= 4:
+            raise UserError(f"adapter {adapter_id!r}: alpha {alpha} is out of range; use a value from -4 to 4")
+    ids = [a for a, _ in settings.adapters]
+    if len(ids) != len(set(ids)):
+        raise UserError("the same adapter is chosen twice; pick two different adapters to blend")
+    if settings.draft and settings.draft not in [d.id for d in entry.drafts]:
+        valid = ", ".join(d.id for d in entry.drafts) or "none (this model lists no drafts)"
+        raise UnknownId(f"model {entry.id!r} has no draft {settings.draft!r}; its drafts: {valid}")
+    if settings.max_new_tokens < 1:
+        raise UserError("max new tokens must be at least 1")
+    if not 0 <= settings.temperature <= 2:
+        raise UserError(f"temperature {settings.temperature} is out of range; use 0 (greedy) to 2")
+    if not 0 < settings.top_p <= 1:
+        raise UserError(f"top-p {settings.top_p} is out of range; use a value above 0 and at most 1")
+    if settings.repetition_penalty <= 0:
+        raise UserError("repetition penalty must be above 0 (1 means no penalty)")
+    if settings.draft and settings.confidence_threshold <= 0 and settings.assistant_tokens < 1:
+        raise UserError("assistant tokens per step must be at least 1")
+    if settings.confidence_threshold >= 1:
+        raise UserError("the draft confidence threshold must be below 1")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Messages
+
+
+def text_of(content: Any) -> str:
+    """Plain text of a message's content: a string, or Gradio 6's list of ``{type: text, text}`` blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(text_of(part) for part in content)
+    return str(content)
+
+
+def to_messages(history: list[dict] | None, system_prompt: str, prompt: str) -> list[dict[str, str]]:
+    """The conversation the model sees: system prompt, earlier turns, the new prompt.
+
+    Messages carrying Gradio ``metadata`` with a title are the panel's own notes (metrics, load notes), not
+    part of the conversation, and are left out. A non-empty ``system_prompt`` replaces any system message.
+    """
+    messages: list[dict[str, str]] = []
+    for index, message in enumerate(history or []):
+        if not isinstance(message, dict):
+            raise UserError(f"history[{index}] must be a message like {{'role': 'user', 'content': 'Hi'}}")
+        if (message.get("metadata") or {}).get("title"):
+            continue
+        role = message.get("role")
+        if role not in ROLES:
+            raise UserError(f"history[{index}].role is {role!r}; use one of {', '.join(ROLES)}")
+        if role == "system" and system_prompt.strip():
+            continue
+        messages.append({"role": role, "content": text_of(message.get("content"))})
+    if system_prompt.strip():
+        messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pipelines
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A pipeline ready for one answer, and what was learnt while opening it."""
+
+    handle: Handle
+    device: str
+    prompt_tokens: int | None = None  # counted only where a bound applies (NPU)
+    max_prompt_len: int | None = None
+
+
+def is_npu(device: str) -> bool:
+    return device.split(".")[0] == "NPU"
+
+
+def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
+                  messages: list[dict[str, str]], progress: ProgressFn = no_progress) -> Opened:
+    """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late."""
+    validate(entry, settings)
+    check_bounds(entry, settings, messages, None)  # what the catalog alone bounds, before anything is fetched
+    device = suite.runtime.check_device(device or suite.default_device)
+    draft_device = ""
+    if settings.draft:
+        draft_entry = next(d for d in entry.drafts if d.id == settings.draft)
+        draft_device = suite.runtime.check_device(settings.draft_device or draft_entry.device or device)
+    # Memoised by the suite: a model answered before costs no hub request and no LoRA fit check (which reads
+    # the model's IR, tens of milliseconds for a 1B model, time every answer's TTFT would otherwise pay).
+    prepared = suite.prepare(entry, device, progress, drafts=bool(settings.draft))
+    if settings.draft:  # the tokenizer comparison is cached per (main, draft) folder pair
+        check_draft_tokenizer(prepared.model_dir, prepared.drafts[settings.draft], settings.draft, entry.id)
+    counted = check_bounds(entry, settings, messages, prepared.model_dir)
+    tokens = None
+    if is_npu(device):
+        # The NPU pipeline is compiled for a fixed prompt length: the whole chat must fit before building it.
+        tokens = counted
+        check_prompt_length(tokens, entry.npu.max_prompt_len, device)
+    handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
+                        progress=progress)
+    return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
+
+
+def check_bounds(entry: ChatEntry, settings: Settings, messages: list[dict[str, str]],
+                 model_dir: Path | None) -> int | None:
+    """Refuse a ``max_new_tokens`` or a chat over the entry's bounds (``demos.core.bounds``); the chat's token count.
+
+    With ``model_dir`` None only the catalog's own limits apply (nothing is counted)."""
+    limits = bounds.limits(entry.title, entry.generation, model_dir)
+    bounds.check_max_new_tokens(settings.max_new_tokens, limits)
+    return bounds.check_prompt(messages, model_dir, limits)
+
+
+def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]],
+                       stop: threading.Event | None = None) -> None:
+    """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see."""
+    import openvino_genai as ov_genai
+    if not opened.handle.built_now:
+        return
+    with opened.handle.loaded.lock:
+        if stop is not None and stop.is_set():  # stopped while waiting for the pipeline
+            return
+        opened.handle.pipeline.generate(ov_genai.ChatHistory(messages), max_new_tokens=2)
+
+
+def adapter_config(handle: Handle, settings: Settings) -> Any:
+    """The per-call ``AdapterConfig``: the chosen adapters with their alphas, or an empty one for none."""
+    import openvino_genai as ov_genai
+    if not settings.adapters:
+        return ov_genai.AdapterConfig()
+    return ov_genai.AdapterConfig([(handle.adapter(a), float(alpha)) for a, alpha in settings.adapters])
+
+
+def generation_config(handle: Handle, settings: Settings) -> Any:
+    """A ``GenerationConfig`` from the model's own (eos and stop tokens) with the user's choices on top."""
+    config = handle.pipeline.get_generation_config()
+    config.max_new_tokens = int(settings.max_new_tokens)
+    config.repetition_penalty = float(settings.repetition_penalty)
+    if settings.temperature > 0:
+        config.do_sample = True
+        config.temperature = float(settings.temperature)
+        config.top_p = float(settings.top_p)
+        if settings.top_k > 0:
+            config.top_k = int(settings.top_k)
+        config.rng_seed = int(settings.seed)
+    else:
+        config.do_sample = False
+    if settings.draft:
+        # GenAI takes one or the other: a fixed number of draft tokens per step, or draft-while-confident.
+        if settings.confidence_threshold > 0:
+            config.assistant_confidence_threshold = float(settings.confidence_threshold)
+            config.num_assistant_tokens = 0
+        else:
+            config.num_assistant_tokens = int(settings.assistant_tokens)
+    if handle.loaded.adapters:
+        config.adapters = adapter_config(handle, settings)
+    return config
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Streaming
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The finished (or stopped) answer."""
+
+    text: str
+    metrics: dict[str, Any]
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class Queued:
+    """Only with ``places=True``: the answer waits for its pipeline, ``ahead`` requests before it."""
+
+    ahead: int
+    text: str = ""
+
+
+def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Settings,
+                 stop: "threading.Event | serving.Control | None" = None,
+                 places: bool = False) -> Iterator[str | Queued | Reply]:
+    """Yield the growing reply text, then a ``Reply``. Setting ``stop`` ends generation at the next token.
+
+    A ``serving`` job: it waits its turn for the pipeline (``Queued`` items with ``places``), the text comes
+    throttled, and while no new text comes the text so far is yielded again every ``serving.WAKE_S``. A job
+    stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures. Closing
+    this generator before the reply is complete (a client that cancels) stops the job.
+    """
+    import openvino_genai as ov_genai
+
+    control = serving.Control.of(stop)
+    handle = opened.handle
+    config = generation_config(handle, settings)
+
+    def work(ctx: serving.JobContext) -> Any:
+        def on_text(piece: str) -> ov_genai.StreamingStatus:
+            ctx.text(piece)
+            return ov_genai.StreamingStatus.STOP if ctx.stopped else ov_genai.StreamingStatus.RUNNING
+
+        log.info("chat: generate started (max_new_tokens %d)", config.max_new_tokens)
+        result = handle.pipeline.generate(ov_genai.ChatHistory(messages), config, on_text)
+        log.info("chat: generate ended (%d new tokens%s)", result.perf_metrics.get_num_generated_tokens(),
+                 ", stopped" if ctx.stopped else "")
+        return result
+
+    job = serving.submit(work, serving.lane_for(handle.loaded), control, name="chat", logger=log)
+    with job.stream() as events:
+        for event in events:
+            if isinstance(event, serving.Done):
+                yield _final(opened, event.result, job.text, settings, control.event)
+            elif isinstance(event, serving.Waiting) and places:
+                yield Queued(event.ahead, job.text)
+            else:
+                yield job.text
+
+
+def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: threading.Event) -> Reply:
+    """The ``Reply`` for a finished generate (``result`` None: it never ran, being stopped first)."""
+    if result is None:
+        return Reply(text, {"device": opened.device}, True)
+    final = result.texts[0] if result.texts else text
+    return Reply(final, reply_metrics(opened, result, settings), stop.is_set())
+
+
+def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:
+    """The answer's figures in the suite's metric vocabulary (``demos.core.metrics``)."""
+    perf = result.perf_metrics
+    figures: dict[str, Any] = {
+        "ttft_ms": perf.get_ttft().mean,
+        "tpot_ms": perf.get_tpot().mean,
+        "tokens_per_s": perf.get_throughput().mean,
+        "input_tokens": int(perf.get_num_input_tokens()),
+        "output_tokens": int(perf.get_num_generated_tokens()),
+        "generate_s": perf.get_generate_duration().mean / 1000,
+    }
+    extended = getattr(result, "extended_perf_metrics", None)
+    if settings.draft and extended is not None and hasattr(extended, "get_num_accepted_tokens"):
+        drafted = int(extended.get_num_draft_tokens())
+        accepted = int(extended.get_num_accepted_tokens())
+        figures["accepted_draft_tokens"] = accepted
+        figures["draft_tokens"] = drafted
+        figures["acceptance_rate"] = accepted / drafted if drafted else 0.0
+    if opened.prompt_tokens is not None:
+        figures["npu_prompt"] = f"{opened.prompt_tokens} / {opened.max_prompt_len} tokens"
+        if opened.max_prompt_len and opened.prompt_tokens + figures["output_tokens"] >= 0.8 * opened.max_prompt_len:
+            # Warn while the chat still fits: the next turns add this answer and a new question.
+            figures["npu_prompt"] += " (nearly full: clear the chat soon)"
+    figures["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
+                                         if settings.draft else "")
+    return perf_metrics.build(figures, opened.handle.loaded.load_seconds, opened.handle.built_now)
+
+
+def speedup(baseline: dict[str, Any], candidate: dict[str, Any]) -> float | None:
+    """End-to-end output tokens per second of ``candidate`` over ``baseline`` (TTFT included)."""
+    try:
+        base = baseline["output_tokens"] / baseline["generate_s"]
+        cand = candidate["output_tokens"] / candidate["generate_s"]
+    except (KeyError, ZeroDivisionError, TypeError):
+        return None
+    return perf_metrics.rounded("speedup", cand / base) if base > 0 else None

@@ -1,0 +1,380 @@
+"""What the chat panel's buttons and its ``/chat`` endpoint do. Gradio types only at the edges.
+
+Every handler that touches a pipeline is a generator: it shows the user's message at once, loads (first use
+says so), then streams the reply. Stop sets the session's stop flags; the streamer then answers STOP, the
+partial reply stays, and the pipeline is ready for the next turn (each turn sends the whole chat).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import gradio as gr
+
+from demos.panels.chat import code as chat_code
+
+from demos.core import serving
+from demos.core.catalog import ChatEntry
+from demos.core.checks import finite, shown, whole
+from demos.core.errors import UserError, check_text
+from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Queued, Reply, Settings, default_settings, open_pipeline,
+                          prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
+from demos.core.suite import ProgressFn, no_progress
+from demos.core.suite import Suite
+from demos.ui.widgets import entry_for, metrics_markdown
+
+SPEC_FIXED = "Fixed tokens per step"
+SPEC_CONFIDENCE = "Confidence threshold"
+COMPARE_DRAFT = "Speculative decoding: with vs without the draft"
+COMPARE_ADAPTER = "LoRA: with vs without the adapter"
+PENDING = "…"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The sidebar's values, in the order ``chat.build`` lists its setting components."""
+
+    system_prompt: str
+    adapter: str
+    alpha: float
+    adapter2: str
+    alpha2: float
+    speculative: bool
+    draft: str
+    draft_device: str
+    spec_mode: str
+    assistant_tokens: float
+    threshold: float
+    max_new_tokens: float
+    temperature: float
+    top_p: float
+    top_k: float
+    repetition_penalty: float
+    seed: float
+
+    def settings(self, entry: ChatEntry) -> Settings:
+        adapters = tuple((a, finite("alpha", alpha)) for a, alpha in ((self.adapter, self.alpha),
+                                                                      (self.adapter2, self.alpha2)) if a)
+        use_draft = bool(self.speculative and self.draft)
+        threshold = finite("confidence threshold", self.threshold) if use_draft and \
+            self.spec_mode == SPEC_CONFIDENCE else 0.0
+        # An empty box (None, 0) means the default; anything else must be a real number (NaN is truthy).
+        max_new = self.max_new_tokens or entry.generation.max_new_tokens
+        return Settings(max_new_tokens=whole("max new tokens", max_new),
+                        temperature=finite("temperature", self.temperature or 0.0),
+                        top_p=finite("top-p", self.top_p or 1.0), top_k=whole("top-k", self.top_k or 0),
+                        repetition_penalty=finite("repetition penalty", self.repetition_penalty or 1.0),
+                        seed=whole("seed", self.seed or 0), adapters=adapters, draft=self.draft if use_draft else "",
+                        draft_device=(self.draft_device or "") if use_draft else "",
+                        assistant_tokens=whole("assistant tokens", self.assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
+                        confidence_threshold=threshold)
+
+
+def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str, float], ...]:
+    """'' -> none; 'a' -> a at ``alpha``; 'a:0.5,b:0.3' -> a blend. alpha <= 0 means the catalog's alpha."""
+    if spec is not None and not isinstance(spec, str):
+        raise UserError(f"adapter must be text such as 'a' or 'a:0.5,b:0.3', not {shown(spec)}", param="adapter")
+    pairs = []
+    alpha = finite("adapter_alpha", alpha)  # before "<= 0 means the catalog's": NaN > 0 is False
+    for part in (p.strip() for p in (spec or "").split(",")):
+        if not part:
+            continue
+        name, _, value = part.partition(":")
+        name = name.strip()
+        catalog_alpha = next((a.alpha for a in entry.adapters if a.id == name), 1.0)
+        if not value.strip():
+            pairs.append((name, alpha if alpha > 0 else catalog_alpha))
+            continue
+        try:
+            chosen = float(value)
+        except ValueError:
+            raise UserError(f"adapter {shown(part)}: write an alpha as a number, e.g. '{name}:0.5'",
+                            param="adapter") from None
+        if not math.isfinite(chosen):
+            raise UserError(f"adapter {shown(part)}: the alpha must be a finite number, e.g. '{name}:0.5'",
+                            param="adapter")
+        pairs.append((name, chosen))
+    return tuple(pairs)
+
+
+class ChatPanel:
+    """The panel's behaviour for one app: its suite, and the running answers of each session (Stop, Clear)."""
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+        self.stops = serving.Sessions()
+
+    # --------------------------------------------------------------------------------------------------------
+    # Helpers
+
+    def entry(self, model_id: str) -> ChatEntry:
+        return entry_for(self.suite, "chat", model_id)  # type: ignore[return-value]
+
+    def code(self, model_id: str, device: str, choices: Choices, prompt: str = "") -> tuple[str, str]:
+        """Python and C++ for the current settings ('' before a model is chosen)."""
+        if not model_id:
+            return "", ""
+        entry = self.entry(model_id)
+        settings = choices.settings(entry)
+        device = device or self.suite.default_device
+        draft_device = settings.draft_device or next((d.device for d in entry.drafts if d.id == settings.draft),
+                                                     None) or device
+        refs = chat_code.refs_for(self.suite, entry, device, settings)
+        system = choices.system_prompt
+        return (chat_code.python_code(entry, device, draft_device, settings, refs, system, prompt),
+                chat_code.cpp_code(entry, device, draft_device, settings, refs, system, prompt))
+
+    def _status_or_keep(self, model_id: str, device: str) -> Any:
+        """The status line, or no change where even that fails (an error is already on its way to the user)."""
+        try:
+            return self.status(model_id, device)
+        except Exception:  # noqa: BLE001 - the original error is the one to show
+            return gr.update()
+
+    def status(self, model_id: str, device: str) -> str:
+        """One line: which pipelines of this model are live, or that the first message will load it."""
+        if not model_id:
+            return ""
+        entry = self.entry(model_id)
+        device = device or self.suite.default_device
+        path = self.suite.locate(entry, device).path
+        live = [k for k in self.suite.runtime.loaded_keys()
+                if path is not None and k.panel == "chat" and k.model_dir == str(path)]
+        if not live:
+            return (f"**{entry.title}** is not loaded yet — the first message (or **Load**) loads it on {device}; "
+                    "a first load downloads or compiles and can take a while.")
+        parts = [f"{k.device}" + (" + draft" if k.draft_dir else "") for k in live]
+        adapters = f" · {len(entry.adapters)} LoRA adapter(s) registered" if entry.adapters else ""
+        return f"**{entry.title}** is loaded ({', '.join(parts)}){adapters}."
+
+    def loading_note(self, model_id: str, device: str, choices: Choices) -> str:
+        """What the next load will do: nothing (already live) or a first load that may take a while."""
+        entry = self.entry(model_id)
+        return self._load_note(entry, device, choices.settings(entry)) or \
+            f"**{entry.title}** on {device or self.suite.default_device} is loaded and ready."
+
+    def _load_note(self, entry: ChatEntry, device: str, settings: Settings) -> str:
+        """'' when the pipeline for these settings is live, else what loading it will involve."""
+        device = device or self.suite.default_device
+        status = self.suite.locate(entry, device)
+        draft_dir, draft_device = None, None
+        if settings.draft:  # the very draft on the very device: another draft's pipeline would still compile
+            draft = next((d for d in entry.drafts if d.id == settings.draft), None)
+            draft_path = self.suite.loader.locate(draft.source, draft.revision, draft.export, "chat").path \
+                if draft is not None else None
+            draft_dir = str(draft_path) if draft_path is not None else "(not fetched)"
+            draft_device = settings.draft_device or (draft.device if draft is not None else None) or device
+        if status.path is not None and any(k.model_dir == str(status.path) and k.device == device and
+                                           k.draft_dir == draft_dir and k.draft_device == draft_device
+                                           for k in self.suite.runtime.loaded_keys()):
+            return ""
+        if status.ready:
+            steps = "compiling"
+        elif status.needs_export:
+            steps = ("" if status.downloaded else "downloading, ") + "exporting with optimum-intel, then compiling"
+        else:
+            steps = "downloading, then compiling"
+        what = f"**{entry.title}** on {device}" + (f" with draft {settings.draft}" if settings.draft else "")
+        return f"Loading {what} — first use: {steps}; this can take a while…"
+
+    def _open(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
+              progress: ProgressFn) -> Opened:
+        return open_pipeline(self.suite, entry, device, settings, messages, progress)
+
+    # --------------------------------------------------------------------------------------------------------
+    # Load
+
+    def load(self, model_id: str, device: str, choices: Choices, progress: ProgressFn = no_progress) -> str:
+        """Load the pipeline the next message will use (with the draft when speculative decoding is on)."""
+        entry = self.entry(model_id)
+        settings = choices.settings(entry)
+        opened = self._open(entry, device, settings, [{"role": "user", "content": "Hi"}], progress)
+        what = f"{entry.title} on {opened.device}" + (f" with draft {settings.draft}" if settings.draft else "")
+        if opened.handle.built_now:
+            return f"Loaded **{what}** in {opened.handle.loaded.load_seconds:.1f} s (first use)."
+        return f"**{what}** is loaded and ready."
+
+    # --------------------------------------------------------------------------------------------------------
+    # Chat
+
+    def respond(self, prompt: str, history: list[dict], model_id: str, device: str, choices: Choices,
+                session: str, progress: ProgressFn = no_progress) -> Iterator[tuple]:
+        """Stream an answer into the chat. Yields (history, prompt box, metrics card, status)."""
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise gr.Error("Type a message first.")
+        entry = self.entry(model_id)
+        settings = choices.settings(entry)
+        history = list(history or [])
+        messages = to_messages(history, choices.system_prompt, prompt)
+        shown = history + [{"role": "user", "content": prompt}]
+        with self.stops.request(session) as control:  # from the start: a Stop during a long first load counts
+            note = self._load_note(entry, device, settings)  # a first load must not look frozen
+            pending = {"role": "assistant", "content": f"_{note}_" if note else PENDING}
+            yield shown + [pending], "", gr.update(), note or gr.update()
+            try:
+                opened = self._open(entry, device, settings, messages, progress)
+                status = self.status(model_id, device) if opened.handle.built_now else gr.update()
+                for item in stream_reply(opened, messages, settings, control, places=True):
+                    if control.cleared:  # Clear was pressed: leave the emptied chat alone
+                        yield [], "", "", status
+                        return
+                    if isinstance(item, Reply):
+                        final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
+                        yield final, "", reply_card(item), status
+                    elif isinstance(item, Queued):  # the pipeline is busy with other requests
+                        yield shown + [{"role": "assistant", "content": item.text or f"_{queue_note(item.ahead)}_"}], \
+                            "", gr.update(), queue_note(item.ahead)
+                    else:  # "" while the model reads the chat: keep showing the pending note
+                        yield shown + [{"role": "assistant", "content": item or pending["content"]}], "", \
+                            gr.update(), status
+            except Exception:
+                # Give the message back and drop the pending or partial answer (the next turn must not send it
+                # to the model); the status line says what is loaded, not "loading"; the error says why.
+                yield history, prompt, gr.update(), self._status_or_keep(model_id, device)
+                raise
+
+    def retry(self, history: list[dict], model_id: str, device: str, choices: Choices, session: str,
+              progress: ProgressFn = no_progress) -> Iterator[tuple]:
+        """Answer the last user message again (with the current settings)."""
+        history = list(history or [])
+        last = max((i for i, m in enumerate(history) if m.get("role") == "user"
+                    and not (m.get("metadata") or {}).get("title")), default=None)
+        if last is None:
+            raise gr.Error("Nothing to retry yet: send a message first.")
+        yield from self.respond(text_of(history[last].get("content")), history[:last], model_id, device, choices,
+                                session, progress)
+
+    # --------------------------------------------------------------------------------------------------------
+    # Compare
+
+    def compare(self, prompt: str, mode: str, model_id: str, device: str, choices: Choices, session: str,
+                progress: ProgressFn = no_progress) -> Iterator[tuple]:
+        """The same prompt answered twice, one after the other (each with the whole machine), side by side.
+
+        Yields (left chat, right chat, left card, right card, verdict, left title, right title, status).
+        """
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise gr.Error("Type a prompt to compare first.")
+        entry = self.entry(model_id)
+        current = choices.settings(entry)
+        left, right, left_title, right_title = self._compare_pair(entry, mode, choices, current)
+        messages = to_messages([], choices.system_prompt, prompt)
+        with self.stops.request(session) as control:  # from the start: a Stop while the two pipelines load counts
+            opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
+            for pipe in opened:
+                prime_new_pipeline(pipe, messages, control.event)
+            status = self.status(model_id, device)
+            user = [{"role": "user", "content": prompt}]
+            panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
+            cards = ["", ""]
+            replies: list[Reply | None] = [None, None]
+            for side, (settings, pipe) in enumerate(zip((left, right), opened)):
+                panes[side] = user + [{"role": "assistant", "content": PENDING}]
+                for item in stream_reply(pipe, messages, settings, control):
+                    text = item.text if isinstance(item, Reply) else (item or PENDING)
+                    panes[side] = user + [{"role": "assistant", "content": text}]
+                    if isinstance(item, Reply):
+                        replies[side], cards[side] = item, reply_card(item)
+                    yield (*panes, *cards, "", left_title, right_title, status)
+                if control.stopped:
+                    break
+        yield (*panes, *cards, verdict(mode, replies[0], replies[1]), left_title, right_title, status)
+
+    @staticmethod
+    def _compare_pair(entry: ChatEntry, mode: str, choices: Choices,
+                      current: Settings) -> tuple[Settings, Settings, str, str]:
+        if mode == COMPARE_ADAPTER:
+            if not current.adapters:
+                raise gr.Error("Choose an adapter under LoRA adapters first; Compare then answers with and "
+                               "without it.")
+            named = " + ".join(f"{a} ×{alpha:g}" for a, alpha in current.adapters)
+            return current.replace(adapters=()), current, "**Without adapter**", f"**With {named}**"
+        draft = choices.draft or (entry.drafts[0].id if entry.drafts else "")
+        if not draft:
+            raise gr.Error(f"{entry.title} lists no draft model, so there is no speculative decoding to compare.")
+        with_draft = Choices(**{**choices.__dict__, "speculative": True, "draft": draft}).settings(entry)
+        how = (f"confidence ≥ {with_draft.confidence_threshold:g}" if with_draft.confidence_threshold
+               else f"{with_draft.assistant_tokens} tokens/step")
+        return (with_draft.replace(draft="", draft_device=""), with_draft, "**Without draft**",
+                f"**With draft `{draft}`** ({how})")
+
+    # --------------------------------------------------------------------------------------------------------
+    # API
+
+    def api_stream(self, prompt: str, model: str, history: list[dict], system_prompt: str, adapter: str,
+                   adapter_alpha: float, draft: str, device: str, max_new_tokens: int,
+                   temperature: float, session: str = "") -> Iterator[tuple[str, dict]]:
+        """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics)."""
+        prompt = check_text(prompt or "", "prompt").strip()
+        if not prompt:
+            raise UserError("prompt is empty: pass the user's message as the first argument", param="prompt")
+        check_text(system_prompt, "system_prompt")
+        for index, message in enumerate(history or []):  # the shape is to_messages' to check; the text is ours
+            if isinstance(message, dict):
+                check_text(message.get("content"), f"history[{index}].content")
+        entry = self.entry(model)
+        settings = default_settings(entry, max_new_tokens=max_new_tokens, temperature=temperature,
+                                    adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)
+        system = system_prompt if system_prompt.strip() else entry.system_prompt
+        messages = to_messages(history, system, prompt)
+        opened = self._open(entry, device, settings, messages, no_progress)
+        with self.stops.request(session or serving.session_key(None)) as control:
+            for item in stream_reply(opened, messages, settings, control):
+                if isinstance(item, Reply):
+                    yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
+                else:
+                    yield item, {}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Presentation
+
+
+def queue_note(ahead: int) -> str:
+    """The status line of an answer waiting for its pipeline."""
+    return f"Waiting for the model: {ahead} request{'s' if ahead != 1 else ''} ahead of you…"
+
+
+def reply_card(reply: Reply) -> str:
+    """The metrics card's Markdown for one answer."""
+    card = metrics_markdown(reply.metrics)
+    return ("⏹ **Stopped** · " + card) if reply.stopped else card
+
+
+def metrics_message(reply: Reply) -> dict:
+    """A collapsible note under the answer in the chat: a short title, the full figures inside."""
+    m = reply.metrics
+    if "tokens_per_s" not in m:  # stopped before it started: there are no figures
+        return {"role": "assistant", "content": "Stopped before the answer started.",
+                "metadata": {"title": "⏹ stopped", "status": "done"}}
+    title = [f"{m['tokens_per_s']:.1f} tokens/s", f"TTFT {m['ttft_ms']:.0f} ms", f"{m['output_tokens']} tokens"]
+    if "acceptance_rate" in m:
+        title.append(f"{m['accepted_draft_tokens']}/{m['draft_tokens']} draft tokens accepted")
+    if "load_s" in m:
+        title.insert(0, f"loaded in {m['load_s']:.1f} s")
+    prefix = "⏹ stopped · " if reply.stopped else "⚡ "
+    return {"role": "assistant", "content": metrics_markdown(m),
+            "metadata": {"title": prefix + " · ".join(title), "status": "done"}}
+
+
+def verdict(mode: str, left: Reply | None, right: Reply | None) -> str:
+    """The comparison's one-line result: speedup, and whether the two texts agree."""
+    if left is None or right is None or left.stopped or right.stopped:
+        return "⏹ Stopped before both answers finished."
+    ratio = speedup(left.metrics, right.metrics)
+    if ratio is None:
+        return ""
+    rate = lambda m: m["output_tokens"] / m["generate_s"]  # noqa: E731 - end-to-end tokens/s
+    what = "speculative decoding" if mode != COMPARE_ADAPTER else "the adapter"
+    headline = (f"{ratio:.2f}× faster with {what}" if ratio >= 1
+                else f"{1 / ratio:.2f}× slower with {what} (speedup {ratio:.2f}×)")
+    same = "identical text" if left.text == right.text else "different text"
+    extra = ""
+    if "acceptance_rate" in right.metrics:
+        extra = f" · {right.metrics['acceptance_rate']:.0%} of draft tokens accepted"
+    return (f"### {headline}\n"
+            f"{rate(left.metrics):.1f} → {rate(right.metrics):.1f} tokens/s end to end (TTFT included) · "
+            f"{same}{extra}")

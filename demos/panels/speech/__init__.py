@@ -1,0 +1,1 @@
+"""The Speech panel: WhisperPipeline transcription and translation with subtitles."""

@@ -1,0 +1,1 @@
+"""The Vision panel: VLMPipeline chat about images."""

@@ -1,0 +1,406 @@
+"""The Vision panel: chat about one or more images with ``openvino_genai.VLMPipeline``, plus ``/ask_image``.
+
+Images come in through the multimodal box (upload, drop, paste) or the webcam, several per message and new ones
+in any later message. Answers stream; Stop ends the generation at the next token (the streamer returns
+``StreamingStatus.STOP``); switching model or device mid-chat carries the whole conversation, images included,
+over to the new pipeline. The conversation itself is kept server-side (``gr.State``); the Chatbot only shows it.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+from gradio.data_classes import FileDataDict
+
+from demos.core import bounds
+
+from demos.core import files
+
+from demos.core import serving
+
+from demos.panels.vision import models as vision_models
+from demos.core import metrics as perf_metrics
+from demos.core.catalog import Entry, VisionEntry
+from demos.core.checks import finite, whole
+from demos.core.errors import TooLarge, UserError, check_text
+from demos.core.showcode import model_reference
+from demos.core.suite import Handle, Suite
+from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
+                 metrics_markdown, model_picker, numbers_only)
+from demos.panels.vision.engine import Answer, Settings, stream_answer
+from demos.panels.vision.code import CodeRequest, cpp_code, python_code
+from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
+from demos.panels.vision.samples import sample_images
+
+PANEL = "vision"
+CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
+STOPPED_MARK = " *(stopped)*"
+METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
+
+# -------------------------------------------------------------------------------------------------------------
+# Shared by the UI and the API
+
+
+def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: float | None = None,
+              top_p: float | None = None) -> Settings:
+    """Request settings; empty, zero or negative values mean the entry's default."""
+    defaults = entry.generation
+    # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
+    # otherwise fail inside int() with Python's own message. The upper bound is the entry's (demos.core.bounds).
+    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens, hi=None)
+    temp = None if temperature in (None, "") else finite("temperature", temperature)
+    nucleus = None if top_p in (None, "") else finite("top_p", top_p)
+    tokens = tokens if tokens > 0 else defaults.max_new_tokens
+    temp = defaults.temperature if temp is None or temp < 0 else temp
+    nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
+    return Settings(tokens, temp, nucleus)
+
+
+def _load(suite: Suite, entry: Entry, device: str, progress: Any = None) -> tuple[Handle, vision_models.ModelFacts]:
+    report = gradio_progress(progress) if progress is not None else None
+    handle = suite.load(entry, device or None, **({"progress": report} if report else {}))
+    return handle, vision_models.facts(handle.prepared.model_dir)
+
+
+def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
+    """The question, stripped; ``UserError`` for what cannot be answered."""
+    question = check_text(question or "", "question").strip()
+    if not question:
+        raise UserError("Type a question about the image(s), e.g. “What is in the picture?”")
+    if not files and not any(turn.files for turn in earlier):
+        raise UserError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
+    # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
+    total = len(files) + sum(len(turn.files) for turn in earlier)
+    if total > entry.max_images:
+        raise UserError(f"{entry.title} takes at most {entry.max_images} image(s) in a conversation; this one would "
+                        f"have {total} ({len(files)} in this message, {total - len(files)} earlier): clear the chat "
+                        "and start again, or send fewer images", param="image", kind="limit")
+    _check_sizes(files)
+    check_files(files)
+    return question
+
+
+def _check_sizes(refs: list[FileRef]) -> None:
+    """Images over the panel's limit are refused, and the refused upload is not kept (Gradio holds every upload
+    to the larger global limit)."""
+    limit = files.limits().image_mb
+    for ref in refs:
+        try:
+            size = Path(ref.path).stat().st_size
+        except OSError:
+            continue  # check_files says the file is gone, in its words
+        if size > limit * files.MB:
+            files.remove_inside(ref.path, gr.utils.get_upload_folder())
+            raise TooLarge(f"{ref.name} is {files.megabytes(size)}; the Vision panel takes images up to {limit:g} MB:"
+                           " scale it down or save it as JPEG", param="image")
+
+
+def _check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings) -> None:
+    """Refuse a ``max_new_tokens`` or a conversation (its texts) over the entry's bounds, before any model work.
+
+    The catalog's own limits are checked first, then the model's context (the folder is fetched for it)."""
+    messages = []
+    for turn in chat:
+        messages.append({"role": "user", "content": turn.text})
+        if turn.reply is not None:
+            messages.append({"role": "assistant", "content": turn.reply})
+
+    def check(model_dir: Path | None) -> None:
+        limits = bounds.limits(entry.title, entry.generation, model_dir)
+        bounds.check_max_new_tokens(settings.max_new_tokens, limits)
+        bounds.check_prompt(messages, model_dir, limits, param="question", what="this conversation")
+
+    check(None)
+    check(suite.prepare(entry, suite.runtime.check_device(device or suite.default_device)).model_dir)
+
+
+def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
+             settings: Settings, stop: serving.Control | None = None) -> Iterator[str | Answer]:
+    """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
+    turns = model_turns(chat, facts.budget)
+    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop)) as stream:
+        for item in stream:
+            if isinstance(item, Answer):
+                item = replace(item, metrics=_answers_metrics(item.metrics, handle))
+            yield item
+
+
+def _answers_metrics(metrics: dict[str, Any], handle: Handle) -> dict[str, Any]:
+    """An answer's metrics with ``load_s`` only when this request built the pipeline (``stream_answer`` has only
+    the pipeline, not whether this request built it)."""
+    return perf_metrics.with_load(metrics, handle.loaded.load_seconds, handle.built_now)
+
+
+def warm_up(entry: Entry, suite: Suite) -> None:
+    """Presenter mode: a short answer about the first example picture, so the first question on stage pays for
+    no first-inference work (image encoder and language model both run)."""
+    if not isinstance(entry, VisionEntry):
+        return
+    handle, facts = _load(suite, entry, "")
+    picture = sample_images()[0]
+    question = entry.examples[0] if entry.examples else "What is in the picture?"
+    chat = [ChatTurn(question, (FileRef(str(picture), picture.name),))]
+    for _ in _answers(handle, facts, chat, _settings(entry, 8)):
+        pass
+
+
+# -------------------------------------------------------------------------------------------------------------
+# /ask_image
+
+
+def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
+    """The ``/ask_image`` endpoint function for ``suite`` (see the README's API section); ``runs``: the panel's
+    running answers, so that the session's Stop reaches this one too."""
+    runs = runs or serving.Sessions()
+
+    def ask_image(image: FileDataDict | None, question: str, model: str, history: list = [],  # noqa: B006
+                  max_new_tokens: int = 256, device: str = "",
+                  request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
+        """Ask a question about an image with a visual-language model; streams the reply, then its metrics.
+
+        image: the picture (a file); may be empty when an earlier message in ``history`` holds one.
+        question: what to ask about it.
+        model: a vision model id from models.yaml.
+        history: earlier turns as [{"role": "user"|"assistant", "content": text or [text, files...]}].
+        max_new_tokens: the longest reply (0 = the model's default).
+        device: CPU, GPU, NPU or AUTO ("" = the app's default).
+        """
+        settings = _settings(entry_for(suite, PANEL, model), max_new_tokens)  # bad numbers before any file
+        scratch = files.Scratch()  # data-URL images this request wrote: a refused request keeps none of them
+        try:
+            with scratch.collecting():
+                entry = entry_for(suite, PANEL, model)
+                earlier = history_turns(history)
+                refs = [ref] if (ref := file_ref(image, "image")) else []
+                question = _check_turn(entry, question, refs, earlier)
+            chat = [*earlier, ChatTurn(question, tuple(refs))]
+            _check_bounds(suite, entry, device, chat, settings)
+            handle, facts = _load(suite, entry, device)
+            with runs.request(serving.session_key(request)) as run:
+                for item in _answers(handle, facts, chat, settings, run):
+                    yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
+        except Exception:
+            scratch.discard()
+            raise
+
+    api = guarded(ask_image)
+    # gr.api reads the outputs from the return annotation: the generator streams (reply, metrics) pairs.
+    api.__signature__ = inspect.signature(ask_image).replace(return_annotation=tuple[str, dict])
+    return api
+
+
+# -------------------------------------------------------------------------------------------------------------
+# The UI
+
+
+def _constraints(suite: Suite, entry: VisionEntry, device: str) -> str:
+    """What this model and device can and cannot do, from the model's files when they are already here."""
+    lines = [f"**{entry.title}** · up to {entry.max_images} image(s) per conversation"]
+    status = suite.locate(entry, device)
+    if status.path is not None and (status.path / "config.json").exists():
+        facts = vision_models.facts(status.path)
+        lines[0] += f" · sees {facts.budget.describe()}"
+        if facts.context_tokens:
+            lines[0] += f" · context {facts.context_tokens} tokens"
+        lines += [f"- {note}" for note in facts.notes]
+    else:
+        lines.append("- Image limits are shown once the model has been fetched (Models tab or first question).")
+    lines += [f"- {note}" for note in vision_models.device_notes(device)]
+    return "\n".join(lines)
+
+
+def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dict]:
+    """The Chatbot's messages for ``chat`` (its last turn still being answered when ``partial`` is given)."""
+    messages: list[dict] = []
+    for turn in chat:
+        content: list[Any] = [{"path": ref.path, "alt_text": ref.name} for ref in turn.files]
+        content.append({"type": "text", "text": turn.text})
+        messages.append({"role": "user", "content": content})
+        reply = turn.reply if turn.reply is not None else partial
+        if reply is not None:
+            shown = reply + (STOPPED_MARK if turn.stopped else "")
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": shown or "…"}]})
+    return messages
+
+
+def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings,
+          facts: vision_models.ModelFacts | None = None) -> tuple[str, str]:
+    status = suite.locate(entry, device)
+    if facts is None and status.path is not None and (status.path / "config.json").exists():
+        facts = vision_models.facts(status.path)  # the scaling the demo applies, once the model is here
+    request = CodeRequest(entry=entry, device=device, model_dir=status.path,
+                          properties=suite.properties(entry, device),
+                          turns=[(t.text, [f.name for f in t.files]) for t in chat],
+                          max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, budget=facts.budget if facts else None,
+                          local=status.kind == "local", model=model_reference(suite, entry, device))
+    return python_code(request), cpp_code(request)
+
+
+def _metrics_text(metrics: dict[str, Any], note: str = "") -> str:
+    text = metrics_markdown({k: v for k, v in metrics.items() if k != "stopped"})
+    if metrics.get("stopped"):
+        text += " · **Stopped** by user"
+    return text + (f"  \n{note}" if note else "")
+
+
+def build(entries: list[Entry], suite: Suite) -> None:
+    """The Vision tab's body (called inside ``gr.Tab``); nothing is loaded until the first question."""
+    vision_entries = suite.stage_first([e for e in entries if isinstance(e, VisionEntry)])
+    first = vision_entries[0]
+    by_id = {e.id: e for e in vision_entries}
+    runs = serving.Sessions()  # this app's answers per session: Stop and Clear reach the caller's own only
+    samples = [str(p) for p in sample_images()]
+
+    def example_rows(entry: VisionEntry) -> list[list[dict]]:
+        texts = entry.examples or ["What is in the picture?"]
+        return [[{"text": text, "files": [samples[i % len(samples)]]}] for i, text in enumerate(texts)]
+
+    with gr.Row():
+        model = model_picker(vision_entries, scale=3, elem_id="vision-model")
+        device = device_picker(suite.runtime.devices(), suite.default_device, scale=1, elem_id="vision-device")
+    constraints = gr.Markdown(_constraints(suite, first, device.value), elem_id="vision-constraints")
+    chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], elem_id="vision-chatbot",
+                         placeholder="Attach one or more images and ask about them.")
+    textbox = gr.MultimodalTextbox(file_count="multiple", file_types=["image"], sources=["upload"],
+                                   placeholder="Ask about your images: drop, paste or upload them here…",
+                                   show_label=False, submit_btn=True, stop_btn=False, elem_id="vision-input")
+    metrics = metrics_card(value=METRICS_HINT, elem_id="vision-metrics")
+    with gr.Row():
+        examples = gr.Dataset(components=[textbox], samples=example_rows(first), label="Examples", scale=4,
+                              elem_id="vision-examples")
+        clear = gr.Button("Clear", scale=1, elem_id="vision-clear")
+    with gr.Accordion("Webcam", open=False):
+        webcam = gr.Image(sources=["webcam"], type="filepath", format="png", elem_id="vision-webcam",
+                          label="Snapshot (added to your next message)")
+    with gr.Accordion("Generation settings", open=False):
+        g = first.generation
+        with gr.Row():
+            max_new = gr.Slider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
+            temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
+        for slider in (max_new, temperature, top_p):
+            numbers_only(slider)  # NaN and text are refused naming the slider, before the answer's event runs
+    code_py, code_cpp = code_view()
+    chat_state = gr.State([])
+
+    def show_code(model_id: str, device_name: str, chat: list[ChatTurn], tokens: float, temp: float,
+                  nucleus: float):
+        entry = by_id[model_id]
+        return _code(suite, entry, device_name, chat, _settings(entry, tokens, temp, nucleus))
+
+    def on_model(model_id: str, device_name: str, chat: list[ChatTurn]):
+        entry = by_id[model_id]
+        g = entry.generation
+        code = _code(suite, entry, device_name, chat, _settings(entry, g.max_new_tokens))
+        return (_constraints(suite, entry, device_name), g.max_new_tokens, g.temperature, g.top_p,
+                gr.Dataset(samples=example_rows(entry)), *code)
+
+    def on_device(model_id: str, device_name: str, chat: list[ChatTurn], tokens: float, temp: float,
+                  nucleus: float):
+        return (_constraints(suite, by_id[model_id], device_name),
+                *show_code(model_id, device_name, chat, tokens, temp, nucleus))
+
+    def accept(message: dict | None, chat: list[ChatTurn], model_id: str, request: gr.Request):
+        """Check the message before any model work: a mistake is a message, and the chat and the input box are
+        left as they were (nothing to retype)."""
+        message = message or {}
+        entry = entry_for(suite, PANEL, model_id)
+        files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
+        turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
+        runs.reserve(serving.session_key(request))  # from now on, Stop and Clear apply to this answer
+        return (message, turn), gr.skip()
+
+    def show_question(pending: tuple[dict, ChatTurn], chat: list[ChatTurn]):
+        busy = gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
+        return busy, _chat_messages([*chat, pending[1]], "")
+
+    def respond(pending: tuple[dict, ChatTurn] | None, chat: list[ChatTurn], model_id: str, device_name: str,
+                tokens: float, temp: float, nucleus: float, request: gr.Request,
+                progress=gr.Progress(track_tqdm=True)):
+        if not pending:
+            raise UserError("Nothing to answer: type a question and attach an image")
+        message, turn = pending
+        entry = entry_for(suite, PANEL, model_id)
+        settings = _settings(entry, tokens, temp, nucleus)
+        asked = [*chat, turn]
+        with runs.request(serving.session_key(request)) as run:
+            yield from _respond(message, turn, chat, asked, entry, device_name, settings, run, progress)
+
+    def _respond(message: dict, turn: ChatTurn, chat: list[ChatTurn], asked: list[ChatTurn], entry: VisionEntry,
+                 device_name: str, settings: Settings, run: serving.Control, progress: Any) -> Iterator[tuple]:
+        try:
+            _check_bounds(suite, entry, device_name, asked, settings)
+            handle, facts = _load(suite, entry, device_name, progress)
+            for item in _answers(handle, facts, asked, settings, run):
+                if run.cleared:  # Clear was pressed: leave the emptied chat alone
+                    idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
+                    yield idle, [], [], METRICS_HINT, gr.skip(), gr.skip()
+                    return
+                if isinstance(item, Answer):
+                    done = [*chat, replace(turn, reply=item.text, stopped=item.stopped)]
+                    code = _code(suite, entry, device_name, done, settings, facts)
+                    yield (gr.MultimodalTextbox(submit_btn=True, stop_btn=False), _chat_messages(done), done,
+                           _metrics_text(item.metrics, load_note(handle)), *code)
+                else:
+                    yield gr.skip(), _chat_messages(asked, item), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        except Exception:
+            # Give the message back so it can be fixed and sent again; the chat shows what it showed before.
+            yield (gr.MultimodalTextbox(value=message, submit_btn=True, stop_btn=False), _chat_messages(chat), chat,
+                   gr.skip(), gr.skip(), gr.skip())
+            raise
+
+    def stop_answer(request: gr.Request) -> None:
+        runs.stop(serving.session_key(request))
+
+    def clear_chat(request: gr.Request):
+        runs.clear(serving.session_key(request))
+        return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
+
+    def add_snapshot(snapshot: str | None, message: dict | None):
+        if not snapshot:
+            return gr.skip(), gr.skip()
+        message = dict(message or {})
+        return {"text": message.get("text", ""), "files": [*(message.get("files") or []), snapshot]}, None
+
+    def use_example(sample: list[dict]) -> dict:
+        return sample[0]
+
+    settings_inputs = [max_new, temperature, top_p]
+    pending = gr.State(None)
+    # Queued (its own queue, no model work): Gradio 6.31 shows no error toast for a failing queue=False event.
+    # Outputs hidden: a refused message leaves the chat and the input box as they were, unmarked.
+    accepted = textbox.submit(guarded(accept), [textbox, chat_state, model], [pending, metrics],
+                              show_progress="hidden", api_name="vision_accept", api_visibility="undocumented")
+    shown = accepted.success(show_question, [pending, chat_state], [textbox, chatbot], queue=False,
+                             show_progress="hidden", api_visibility="private")
+    answered = shown.success(guarded(respond), [pending, chat_state, model, device, *settings_inputs],
+                             [textbox, chatbot, chat_state, metrics, code_py, code_cpp], api_name="vision_respond",
+                             api_visibility="undocumented", concurrency_id=CONCURRENCY, show_progress="full",
+                             show_progress_on=[metrics])
+    answered.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
+                  api_visibility="undocumented")
+    textbox.stop(stop_answer, None, None, queue=False, api_name="vision_stop", api_visibility="undocumented")
+    clear.click(clear_chat, None, [chatbot, chat_state, metrics, textbox], queue=False, api_name="vision_clear",
+                api_visibility="undocumented")
+    webcam.input(add_snapshot, [webcam, textbox], [textbox, webcam], queue=False, api_visibility="private")
+    examples.click(use_example, examples, textbox, queue=False, api_visibility="private")
+    model.change(guarded(on_model), [model, device, chat_state],
+                 [constraints, max_new, temperature, top_p, examples, code_py, code_cpp], queue=False,
+                 api_visibility="private")
+    device.change(guarded(on_device), [model, device, chat_state, *settings_inputs], [constraints, code_py, code_cpp],
+                  queue=False, api_visibility="private")
+    gr.on([max_new.release, temperature.release, top_p.release], guarded(show_code),
+          [model, device, chat_state, *settings_inputs], [code_py, code_cpp], queue=False, api_visibility="private")
+    gr.api(ask_image_api(suite, runs), api_name="ask_image", concurrency_id=CONCURRENCY)
+    # Show code is filled from the start, before any question.
+    code_py.value, code_cpp.value = show_code(first.id, device.value, [], *_defaults(first))
+
+
+def _defaults(entry: VisionEntry) -> tuple[int, float, float]:
+    g = entry.generation
+    return g.max_new_tokens, g.temperature, g.top_p

@@ -1,0 +1,23 @@
+"""Which module builds which panel's tab (``demos/<panel>.py``), and how each panel warms up for the stage."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from demos.core.catalog import Entry
+from demos.core.suite import Suite
+
+
+def _module(panel: str) -> ModuleType:
+    return importlib.import_module(f"demos.panels.{panel}.layout")
+
+
+def build(panel: str, suite: Suite) -> None:
+    """Build ``panel``'s tab body from its catalog entries (inside ``gr.Tab``)."""
+    _module(panel).build(suite.catalog.entries(panel), suite)
+
+
+def warm_up(entry: Entry, suite: Suite) -> None:
+    """One generation with the settings the panel shows first, so the audience never waits for a compile."""
+    suite.load(entry)
+    _module(entry.panel).warm_up(entry, suite)

@@ -1,0 +1,150 @@
+"""Widgets and helpers every panel shares: pickers, progress, errors, metrics and code views."""
+from __future__ import annotations
+
+import logging
+import types
+from typing import Any, Callable, TypeVar
+
+import gradio as gr
+
+from demos.core import metrics as perf_metrics
+from demos.core.catalog import Entry
+from demos.core.checks import finite
+from demos.core.errors import UnknownId, UserError
+from demos.core.loader import ProgressFn
+from demos.core.suite import Handle, Suite
+
+log = logging.getLogger("demos")
+C = TypeVar("C", bound=gr.components.Component)
+
+
+def format_bytes(size: int | None) -> str:
+    if size is None:
+        return "–"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def model_picker(entries: list[Entry], label: str = "Model", **kwargs: Any) -> gr.Dropdown:
+    choices = [(entry.title, entry.id) for entry in entries]
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label=label, **kwargs)
+
+
+def device_picker(devices: list[str], default: str, label: str = "Device", **kwargs: Any) -> gr.Dropdown:
+    value = default if default in devices or default.split(".")[0] in devices else devices[0]
+    return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
+
+
+def numbers_only(component: C) -> C:
+    """``component`` (a ``gr.Number`` or ``gr.Slider``) refusing NaN, infinity and text with its label named.
+
+    Gradio's own preprocess lets NaN through a Slider's bounds (every comparison with NaN is False), fails on it
+    in ``gr.Number(precision=0)``, and answers text with its dump of the event's components and Python's
+    error; a ``gr.Error`` raised in preprocess reaches the user as it is. (The instance's preprocess is wrapped
+    rather than the class subclassed: Gradio writes a .pyi stub next to every module defining a component.)
+    """
+    component.preprocess = types.MethodType(_numbers_only_preprocess, component)  # type: ignore[method-assign]
+    return component
+
+
+def _numbers_only_preprocess(component: Any, payload: Any) -> Any:
+    # A method bound to the component: a per-session deep copy of it rebinds to the copy (bounds updated there).
+    if payload is not None:
+        try:
+            finite(component.label or "the number", payload)
+        except UserError as exc:
+            raise gr.Error(str(exc), duration=None) from None
+    return type(component).preprocess(component, payload)
+
+
+def gradio_progress(progress: gr.Progress) -> ProgressFn:
+    """Adapt a ``gr.Progress`` to the loader's ``progress(fraction, message)`` callback."""
+    def report(fraction: float | None, message: str) -> None:
+        progress(fraction if fraction is not None else None, desc=message)
+    return report
+
+
+FAILED = "an internal error (details in the app's log)"
+
+
+def user_error(exc: BaseException, what: str = "the request") -> gr.Error:
+    """The ``gr.Error`` to raise for ``exc`` (DESIGN §4), logged once; ``what`` names the action for the log and
+    the short failure message.
+
+    A ``UserError`` (or a ``gr.Error`` a handler raised on purpose) is shown as it is and gets one log line; anything
+    else, bare ``KeyError``/``ValueError``/``RuntimeError`` included, is a bug or a failure of the machine: its
+    traceback goes to the log and the user reads a short message, never Python's or OpenVINO's exception text.
+    Gradio prints the traceback of every ``gr.Error`` unless ``print_exception`` is off, so it is always off here.
+    """
+    if isinstance(exc, gr.Error):
+        log.info("user error in %s: %s", what, exc.message)
+        exc.print_exception = False
+        return exc
+    if isinstance(exc, UserError):
+        log.info("user error in %s: %s", what, exc)
+        return gr.Error(str(exc), duration=None, print_exception=False)
+    log.error("%s failed", what, exc_info=exc)
+    return gr.Error(f"{what} failed: {FAILED}", duration=None, print_exception=False)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Wrap an event handler so every failure reaches the browser through ``user_error`` (logged once)."""
+    import functools
+    import inspect
+
+    what = fn.__name__.strip("_").replace("_", " ")
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
+                raise user_error(exc, what) from None
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
+            raise user_error(exc, what) from None
+    return wrapper
+
+
+def metrics_markdown(metrics: dict[str, Any]) -> str:
+    """A compact one-line card: '**TTFT** 35 ms · **Throughput** 41.2 tokens/s · …' (``demos.core.metrics``' labels)."""
+    return perf_metrics.markdown(metrics)
+
+
+def metrics_card(**kwargs: Any) -> gr.Markdown:
+    """Where a panel shows the figures of its last result."""
+    return gr.Markdown(elem_classes=["metrics-card"], **kwargs)
+
+
+def code_view(open: bool = False) -> tuple[gr.Code, gr.Code]:  # noqa: A002 - mirrors gr.Accordion(open=)
+    """'Show code': the Python and C++ lines that reproduce the current settings, in one accordion."""
+    with gr.Accordion("Show code", open=open):
+        with gr.Tab("Python"):
+            python = gr.Code(language="python", interactive=False, show_label=False)
+        with gr.Tab("C++"):
+            cpp = gr.Code(language="cpp", interactive=False, show_label=False)
+    return python, cpp
+
+
+def entry_for(suite: Suite, panel: str, entry_id: str) -> Entry:
+    """The ``panel`` entry called ``entry_id``; ``UnknownId`` listing the panel's ids otherwise (also for '')."""
+    if not entry_id:
+        valid = ", ".join(e.id for e in suite.catalog.entries(panel))
+        raise UnknownId(f"choose a model; valid ids: {valid}", param="model")
+    return suite.catalog.entry(entry_id, panel)
+
+
+def load_note(handle: Handle) -> str:
+    """'' for a pipeline that was already live, else what the load cost (shown once, with the first answer)."""
+    if not handle.built_now:
+        return ""
+    return f"Loaded {handle.loaded.key.device} pipeline in {handle.loaded.load_seconds:.1f} s (first use)"
