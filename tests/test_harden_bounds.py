@@ -144,6 +144,25 @@ def test_a_trillion_new_tokens_is_refused_naming_max_new_tokens(tiny_app, pictur
         job.result(timeout=WAIT_S)
 
 
+def test_a_number_beyond_any_type_is_refused_against_the_models_context(tiny_app):
+    """2**70 is over every C type: the message still gives the model's own limit, not an internal sentinel."""
+    outcome = _call(tiny_app.url, "chat", _chat_data("Hi", max_new_tokens=2**70))
+    assert outcome.event == "error"
+    assert re.search(rf"is more than Tiny LLM allows: at most {CONTEXT} \(its context length\)", outcome.message), \
+        outcome.message
+
+
+def test_an_image_prompt_of_a_megabyte_is_refused_with_the_limit(tiny_app):
+    """Text encoders read their first 77-512 tokens; a megabyte of prompt is refused, not tokenized."""
+    for index, name in ((0, "prompt"), (2, "negative_prompt")):
+        data = ["a red square", "tiny-sd", "", {}, 0, 0, 2, -1, 42, ""]
+        data[index] = "x" * 1_000_000
+        outcome = _call(tiny_app.url, "generate_image", data)
+        assert outcome.event == "error"
+        assert f"{name} is 1,000,000 characters; image prompts take at most 10,000" in outcome.message, \
+            outcome.message
+
+
 def test_max_new_tokens_over_the_entry_limit_is_refused_and_the_limit_itself_answers(bounded_app):
     refused = _call(bounded_app.url, "chat", _chat_data("Hi", max_new_tokens=NEW_TOKENS_LIMIT + 1))
     assert refused.event == "error"

@@ -115,8 +115,9 @@ def _tighter(context: int | None, context_source: str, catalog: int | None, cata
 
 
 def check_max_new_tokens(value: int, bounds: Limits) -> None:
-    """Refuse an answer length over the entry's limit, naming the parameter and the limit."""
-    if value > bounds.new_tokens:
+    """Refuse an answer length over the entry's limit, naming the parameter and the limit. Before the model
+    folder is known there may be no limit yet (no catalog bound): the check with the folder decides then."""
+    if bounds.new_tokens_source and value > bounds.new_tokens:
         raise UserError(f"max_new_tokens {group(value)} is more than {bounds.title} allows: at most "
                         f"{group(bounds.new_tokens)} ({bounds.new_tokens_source}); ask for fewer new tokens.",
                         param="max_new_tokens", kind="limit")

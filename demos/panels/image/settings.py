@@ -12,9 +12,10 @@ from pathlib import Path
 
 from demos.core.catalog import ImageEntry
 from demos.core.checks import finite, shown, whole
-from demos.core.errors import UnknownId, UserError, check_text
+from demos.core.errors import TooLong, UnknownId, UserError, check_text
 
 MAX_STEPS = 200            # the catalog's own bound for num_inference_steps
+MAX_PROMPT_CHARS = 10_000  # text encoders read their first 77 (CLIP) to 512 (T5) tokens: far more is never read
 MAX_GUIDANCE = 30.0        # the catalog's own bound for guidance_scale
 MAX_WEIGHT = 4.0           # the catalog's own bound for an adapter alpha
 MAX_SEED = 2**32 - 1       # CppStdGenerator takes a uint32 seed
@@ -190,6 +191,10 @@ def resolve(entry: ImageEntry, geo: Geometry, *, device: str, prompt: str, negat
     """
     prompt = check_text(prompt or "", "prompt").strip()
     check_text(negative_prompt, "negative_prompt")
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt or "")):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise TooLong(f"{name} is {len(text):,} characters; image prompts take at most {MAX_PROMPT_CHARS:,} (the "
+                          "text encoders read only their first 77 to 512 tokens): shorten it", param=name)
     if not prompt:
         example = entry.examples[0] if entry.examples else "a cozy cabin in a snowy forest at dusk"
         raise UserError(f"Write a prompt first: describe the picture you want, e.g. '{example}'.", param="prompt")
