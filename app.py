@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              " large fonts, no footer, no run history, Compare views first")
     from demos.core.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
     parser.add_argument("--only", choices=PANELS, default=None,
-                        help="build only this panel's tab (development: python -m demos.ui.panels.<panel>)")
+                        help="build only this panel's tab (development: python -m demos.panels.<panel>)")
     return parser.parse_args(argv)
 
 

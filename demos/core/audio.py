@@ -87,21 +87,60 @@ def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.nd
     """Mono float32 from ``rate`` to ``target`` Hz with FFmpeg's swresample; unchanged if already there."""
     if rate == target:
         return np.ascontiguousarray(samples, dtype=np.float32)
-    if rate <= 0:
-        raise AudioError(f"invalid sample rate {rate} Hz")
-    import av
+    stream = Resampler(rate, target)
+    stream.feed(samples)
+    return stream.finish()
 
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=target)
-    parts = []
-    for start in range(0, len(samples), _RESAMPLE_BLOCK):
-        block = np.ascontiguousarray(samples[start:start + _RESAMPLE_BLOCK], dtype=np.float32)
-        frame = av.AudioFrame.from_ndarray(block[None, :], format="flt", layout="mono")
-        frame.sample_rate = rate
-        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    out = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    # swresample's filter can overshoot a full-scale input by a hair: keep Whisper's [-1, 1] promise.
-    return np.clip(out, -1.0, 1.0)
+
+class Resampler:
+    """Mono float32 at ``rate`` in, piece by piece; ``target`` Hz out. Pieces are handed to swresample in blocks
+    of ``_RESAMPLE_BLOCK`` samples counted from the start, so the result is the same however the input was cut
+    (a whole array, or a file's frames as they are decoded: memory then holds only the 16 kHz output)."""
+
+    def __init__(self, rate: int, target: int = SAMPLE_RATE):
+        if rate <= 0:
+            raise AudioError(f"invalid sample rate {rate} Hz")
+        import av
+        self.rate, self.target = rate, target
+        self._swr = None if rate == target else av.AudioResampler(format="flt", layout="mono", rate=target)
+        self._pending: list[np.ndarray] = []
+        self._pending_n = 0
+        self._out: list[np.ndarray] = []
+
+    def feed(self, mono: np.ndarray) -> None:
+        mono = np.asarray(mono, dtype=np.float32).reshape(-1)
+        if self._swr is None:
+            self._out.append(mono)
+            return
+        if self._pending_n + len(mono) < _RESAMPLE_BLOCK:
+            self._pending.append(mono)
+            self._pending_n += len(mono)
+            return
+        start = _RESAMPLE_BLOCK - self._pending_n
+        self._push(np.concatenate([*self._pending, mono[:start]]))
+        while start + _RESAMPLE_BLOCK <= len(mono):
+            self._push(mono[start:start + _RESAMPLE_BLOCK])
+            start += _RESAMPLE_BLOCK
+        rest = mono[start:]
+        self._pending, self._pending_n = ([rest] if len(rest) else []), len(rest)
+
+    def _push(self, block: np.ndarray) -> None:
+        import av
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, dtype=np.float32)[None, :], format="flt",
+                                           layout="mono")
+        frame.sample_rate = self.rate
+        self._out += [f.to_ndarray().reshape(-1) for f in self._swr.resample(frame)]
+
+    def finish(self) -> np.ndarray:
+        if self._swr is None:
+            return np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+        if self._pending_n:
+            self._push(np.concatenate(self._pending))
+            self._pending, self._pending_n = [], 0
+        self._out += [f.to_ndarray().reshape(-1) for f in self._swr.resample(None)]
+        out = np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+        # swresample's filter can overshoot a full-scale input by a hair: keep Whisper's [-1, 1] promise.
+        return np.clip(out, -1.0, 1.0)
 
 
 def from_array(rate: int, data: np.ndarray, max_seconds: float | None = None) -> Audio:
@@ -157,13 +196,12 @@ def load(path: str | Path, max_seconds: float | None = None) -> Audio:
             raise AudioError(_too_long(declared, max_seconds))
         if claim is not None:
             declared = claim.declared_s
-        rate, channels, data, broken = _decode(container, stream, max_seconds)
-    if rate == 0 or data.size == 0:
+        rate, channels, samples, decoded, broken = _decode(container, stream, max_seconds)
+    if rate == 0 or decoded == 0:
         if broken:
             raise AudioError(f"{name} is damaged: none of its audio could be decoded")
         raise AudioError(f"{name} contains no audio samples (zero length); record or export it again")
-    samples = resample(data.mean(axis=0, dtype=np.float32) if channels > 1 else data.reshape(-1), rate)
-    decoded_s = data.shape[1] / rate
+    decoded_s = decoded / rate
     warning = ""
     if declared and decoded_s < 0.9 * declared - 0.5:
         warning = (f"{name} looks truncated: it declares {declared:.1f} s but only {decoded_s:.1f} s could be "
@@ -174,12 +212,15 @@ def load(path: str | Path, max_seconds: float | None = None) -> Audio:
     return _checked(audio, max_seconds)
 
 
-def _decode(container, stream, max_seconds: float | None) -> tuple[int, int, np.ndarray, int]:
-    """(rate, channels, float32 planar (channels, samples), damaged packets) of one audio stream."""
+def _decode(container, stream, max_seconds: float | None) -> tuple[int, int, np.ndarray, int, int]:
+    """(rate, channels, Whisper's samples, samples decoded per channel, damaged packets) of one audio stream.
+
+    Each frame is mixed to mono and resampled as it is decoded, so memory holds 16 kHz mono whatever the file's
+    channels and rate (a 1 MB FLAC of 8 channels at 192 kHz would otherwise unpack to gigabytes)."""
     import av
 
-    parts: list[np.ndarray] = []
     rate = channels = broken = total = 0
+    out: Resampler | None = None
     converter = None  # for sample formats numpy does not read directly (a format change only)
     for packet in container.demux(stream):
         try:
@@ -190,20 +231,29 @@ def _decode(container, stream, max_seconds: float | None) -> tuple[int, int, np.
         for frame in frames:
             if not rate:
                 rate, channels = frame.sample_rate, len(frame.layout.channels)
+                out = Resampler(rate)
             planar = _planar_float(frame, channels)
             if planar is None:
                 if converter is None:
                     converter = av.AudioResampler(format="fltp", layout=frame.layout, rate=rate)
-                parts += [f.to_ndarray() for f in converter.resample(frame)]
+                parts = [f.to_ndarray() for f in converter.resample(frame)]
             else:
-                parts.append(planar)
+                parts = [planar]
+            for part in parts:
+                out.feed(_mono(part))
             total += frame.samples
             if max_seconds and total > (max_seconds + 0.5) * rate:
                 raise AudioError(_too_long(total / rate, max_seconds, at_least=True))
-    if converter is not None:
-        parts += [f.to_ndarray() for f in converter.resample(None)]
-    data = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0), np.float32)
-    return rate, channels, data, broken
+    if converter is not None and out is not None:
+        for part in [f.to_ndarray() for f in converter.resample(None)]:
+            out.feed(_mono(part))
+    samples = out.finish() if out is not None else np.zeros(0, np.float32)
+    return rate, channels, samples, total, broken
+
+
+def _mono(planar: np.ndarray) -> np.ndarray:
+    """(channels, samples) -> (samples,): the plain mean of the channels (see the module docstring)."""
+    return planar.mean(axis=0, dtype=np.float32) if planar.shape[0] > 1 else planar.reshape(-1)
 
 
 def _planar_float(frame, channels: int) -> np.ndarray | None:

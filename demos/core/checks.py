@@ -8,6 +8,7 @@ turn each into a ``UserError`` naming the parameter, never Python's own exceptio
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 from demos.core.errors import UserError
@@ -15,11 +16,15 @@ from demos.core.errors import UserError
 # Whole numbers beyond this reach C++ as overflowing int32/size_t values; no setting of the suite needs more.
 INT_LIMIT = 2**31 - 1
 _SHOWN_CHARS = 80
+_REPR = reprlib.Repr()  # Python 3.11's takes no keyword arguments
+_REPR.maxstring = _REPR.maxother = _SHOWN_CHARS
+_REPR.maxlist = _REPR.maxdict = 8
 
 
 def shown(value: Any) -> str:
-    """``repr(value)`` cut to a readable length: a message must never carry a megabyte of someone's input."""
-    text = repr(value)
+    """``repr(value)`` cut to a readable length: a message must never carry a megabyte of someone's input (nor
+    build its whole repr first: ``reprlib`` stops early on long strings and big containers)."""
+    text = _REPR.repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 1] + "…"
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from demos.core import checks
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
@@ -105,7 +106,9 @@ class Runtime:
         names = set(found) | {d.split(".")[0] for d in found}
         if device.startswith("AUTO:"):
             listed = device[len("AUTO:"):].split(",")
-            missing = [d for d in listed if d not in names] if all(listed) else [device]
+            # A device named twice would make a new pipeline key (a new compile) for the same pipeline.
+            distinct = all(listed) and len(set(listed)) == len(listed)
+            missing = [d for d in listed if d not in names] if distinct else [device]
         else:
             missing = [device] if device not in names | {"AUTO"} else []
         if missing or not device:
@@ -114,7 +117,7 @@ class Runtime:
 
     def _device_error(self, device: Any) -> DeviceError:
         have = ", ".join(self.devices())
-        shown = repr(device) if device != "" else "(none)"
+        shown = checks.shown(device) if device != "" else "(none)"
         family = device.split(":")[0] if isinstance(device, str) else ""
         if family in ("MULTI", "HETERO", "BATCH"):
             return DeviceError(f"device {shown}: the app takes no {family} devices; choose one of: {have}",

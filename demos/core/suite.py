@@ -124,6 +124,9 @@ class Suite:
                     return memo.prepared
                 log.info("%s on %s: preparing again (%s)", entry.id, device, problem)
             prepared = self._prepare_now(entry, device, progress, drafts, repair)
+            if repair:  # a Fetch may have brought a new commit or export: no other memo of the entry may hide it
+                for other in [k for k in self._memo if k[0] == entry.id]:
+                    self._memo.pop(other, None)
             self._memo[key] = _Memo(prepared, tuple(_stamp(p) or (-1, -1) for p in prepared.adapters.values()))
             return prepared
 

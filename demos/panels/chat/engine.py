@@ -218,14 +218,17 @@ def check_bounds(entry: ChatEntry, settings: Settings, messages: list[dict[str, 
 
 def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]],
                        stop: threading.Event | None = None) -> None:
-    """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see."""
+    """One short generate on a freshly built pipeline: the first inference pays one-off costs a timing must not see.
+
+    It primes on a one-word chat, not on ``messages``: a prefill of a long chat here would cost as much as the
+    answer itself, outside the lane (uninterruptible), only to warm kernels that a short prompt warms too."""
     import openvino_genai as ov_genai
     if not opened.handle.built_now:
         return
     with opened.handle.loaded.lock:
         if stop is not None and stop.is_set():  # stopped while waiting for the pipeline
             return
-        opened.handle.pipeline.generate(ov_genai.ChatHistory(messages), max_new_tokens=2)
+        opened.handle.pipeline.generate(ov_genai.ChatHistory([{"role": "user", "content": "Hi"}]), max_new_tokens=2)
 
 
 def adapter_config(handle: Handle, settings: Settings) -> Any:

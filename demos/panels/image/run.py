@@ -36,10 +36,15 @@ class Generated:
 
 
 def adapter_config(handle: Handle, styles: tuple[tuple[str, float], ...]) -> Any:
-    """The per-call ``AdapterConfig``: the chosen registered adapters with their weights (empty = no style)."""
+    """The per-call ``AdapterConfig``: the chosen registered adapters with their weights.
+
+    No style is the first registered adapter at weight 0 (the unstyled pixels exactly), never an empty config:
+    with openvino-genai 2026.4.1 an empty config in a guidance > 1 call after a styled one makes the next
+    single-style image black (tests/test_image_switch_order.py)."""
     import openvino_genai as ov_genai
     config = ov_genai.AdapterConfig()
-    for adapter_id, weight in styles:
+    unstyled = [(adapter_id, 0.0) for adapter_id in list(handle.prepared.adapters)[:1]]
+    for adapter_id, weight in styles or unstyled:
         config.add(handle.adapter(adapter_id), float(weight))
     return config
 

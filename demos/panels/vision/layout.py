@@ -183,7 +183,7 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
             with runs.request(serving.session_key(request)) as run:
                 for item in _answers(handle, facts, chat, settings, run):
                     yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
-        except Exception:
+        except BaseException:  # GeneratorExit too: a client that went away keeps nothing on the disk either
             scratch.discard()
             raise
 
