@@ -224,3 +224,35 @@ def test_language_resolution():
     with pytest.raises(ValueError, match="English-only"):
         languages.resolve("de", [])
     assert languages.choices(["de"])[1] == ("German (de)", "de")
+
+
+@pytest.mark.unit
+def test_many_channels_at_a_high_rate_decode_in_bounded_memory(tmp_path):
+    """8 channels at 192 kHz unpack to 61 MB of float samples per 10 s; decoding mixes and resamples frame by
+    frame, so memory holds Whisper's 16 kHz mono (0.6 MB), and the samples equal the whole-array path's."""
+    import tracemalloc
+
+    import av
+
+    seconds, rate, channels = 10, 192000, 8
+    path = tmp_path / "wide.flac"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("flac", rate=rate, layout="7.1")
+        for start in range(0, seconds * rate, 19200):
+            block = (rng.standard_normal((channels, 19200)) * 300).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(block.T.reshape(1, -1).copy(), format="s16", layout="7.1")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    tracemalloc.start()
+    try:
+        decoded = audio.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoded.source_channels == channels and decoded.source_rate == rate
+    assert len(decoded.samples) == seconds * audio.SAMPLE_RATE
+    assert peak < 16 * 2**20, f"decoding held {peak / 2**20:.0f} MB at once"

@@ -96,7 +96,8 @@ def test_unknown_model_is_a_message_and_one_log_line(app):
     _assert_user_error(app, mark, outcome.message, "unknown model id 'no-such-model'", "tiny-llm")
 
 
-@pytest.mark.parametrize("device", ["HETERO:CPU", "MULTI:CPU", "BATCH:CPU", "cpu", "CPU,GPU", "0", "HETERO:"])
+@pytest.mark.parametrize("device", ["HETERO:CPU", "MULTI:CPU", "BATCH:CPU", "cpu", "CPU,GPU", "0", "HETERO:",
+                                    "AUTO:CPU,CPU"])  # a device twice: each spelling would be a new compile
 def test_a_device_the_app_cannot_use_names_the_parameter_and_the_choices(app, device):
     mark = len(app.output())
     outcome = _chat(app, device=device)
