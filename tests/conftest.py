@@ -11,12 +11,14 @@ no test reads or writes the user's ~/.cache (Hugging Face, openvino-genai-demos)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -180,6 +182,26 @@ class AppProcess:
                 self.proc.wait()
         if self._log is not subprocess.DEVNULL:
             self._log.close()
+
+
+@contextlib.contextmanager
+def app_on_catalog(kit, folder: Path, edit: Callable[[dict], None] | None = None,
+                   args: tuple[str, ...] = ()) -> Iterator[AppProcess]:
+    """``python app.py`` on the tiny catalog changed by ``edit(catalog)``, with its own cache, hub folder and log."""
+    import yaml
+
+    from tests.kit import catalog_dict
+    catalog = catalog_dict(kit, folder / "cache")
+    if edit is not None:
+        edit(catalog)
+    path = folder / "models.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache"), *args],
+                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
+    try:
+        yield app.wait_ready()
+    finally:
+        app.stop()
 
 
 @pytest.fixture(scope="session")

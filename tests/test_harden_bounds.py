@@ -20,7 +20,6 @@ import yaml
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from tests.conftest import AppProcess
 from tests.rawhttp import call
 
 MEGABYTE = 1 << 20
@@ -60,19 +59,13 @@ def picture(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def bounded_app(kit, tmp_path_factory):
     """The app on a catalog whose chat and vision entries set small per-entry limits."""
-    from tests.kit import catalog_dict
-    folder = tmp_path_factory.mktemp("bounded-app")
-    catalog = catalog_dict(kit, folder / "cache")
-    for entry in (catalog["chat"][0], catalog["vision"][0]):
-        entry["generation"].update(max_prompt_tokens=PROMPT_LIMIT, max_new_tokens_limit=NEW_TOKENS_LIMIT)
-    path = folder / "models.yaml"
-    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache")],
-                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
-    try:
-        yield app.wait_ready()
-    finally:
-        app.stop()
+    from tests.conftest import app_on_catalog
+
+    def bound(catalog: dict) -> None:
+        for entry in (catalog["chat"][0], catalog["vision"][0]):
+            entry["generation"].update(max_prompt_tokens=PROMPT_LIMIT, max_new_tokens_limit=NEW_TOKENS_LIMIT)
+    with app_on_catalog(kit, tmp_path_factory.mktemp("bounded-app"), bound) as app:
+        yield app
 
 
 def _chat_tokens(kit, prompt: str) -> int:

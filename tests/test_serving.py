@@ -213,21 +213,12 @@ LONGEST = 3000  # new tokens the long-answer app allows: the default (the contex
 @pytest.fixture(scope="module")
 def long_app(kit, tmp_path_factory):
     """The app with the tiny LLM allowed LONGEST new tokens, so that an answer is still running when Stop comes."""
-    import yaml
+    from tests.conftest import app_on_catalog
 
-    from tests.conftest import AppProcess
-    from tests.kit import catalog_dict
-    folder = tmp_path_factory.mktemp("serving-long-app")
-    catalog = catalog_dict(kit, folder / "cache")
-    catalog["chat"][0]["generation"]["max_new_tokens_limit"] = LONGEST
-    path = folder / "models.yaml"
-    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache")],
-                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
-    try:
-        yield app.wait_ready()
-    finally:
-        app.stop()
+    def allow_long(catalog: dict) -> None:
+        catalog["chat"][0]["generation"]["max_new_tokens_limit"] = LONGEST
+    with app_on_catalog(kit, tmp_path_factory.mktemp("serving-long-app"), allow_long) as app:
+        yield app
 
 
 def _running(job, timeout: float = 120) -> None:

@@ -25,21 +25,12 @@ LONGEST = 3000  # an answer long enough (over a second) for Stop and Clear to la
 def long_app(kit, tmp_path_factory):
     """The app with the tiny VLM allowed LONGEST new tokens (by default a request may ask for its context, 512:
     an answer of a fifth of a second, over before a Stop arrives)."""
-    import yaml
+    from tests.conftest import app_on_catalog
 
-    from tests.conftest import AppProcess
-    from tests.kit import catalog_dict
-    folder = tmp_path_factory.mktemp("long-answers-app")
-    catalog = catalog_dict(kit, folder / "cache")
-    catalog["vision"][0]["generation"]["max_new_tokens_limit"] = LONGEST
-    path = folder / "models.yaml"
-    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
-    app = AppProcess(["--models", str(path), "--cache-dir", str(folder / "cache")],
-                     env={"HF_HOME": str(folder / "hf-home"), "HF_HUB_OFFLINE": "1"}, log_path=folder / "app.log")
-    try:
-        yield app.wait_ready()
-    finally:
-        app.stop()
+    def allow_long(catalog: dict) -> None:
+        catalog["vision"][0]["generation"]["max_new_tokens_limit"] = LONGEST
+    with app_on_catalog(kit, tmp_path_factory.mktemp("long-answers-app"), allow_long) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
