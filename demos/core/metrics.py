@@ -88,6 +88,18 @@ def with_load(metrics: Mapping[str, Any], load_s: float, built_now: bool) -> dic
     return {"load_s": load, **rest} if load is not None else rest
 
 
+def generation_figures(perf: Any) -> dict[str, Any]:
+    """What every streamed answer reports from genai's ``PerfMetrics`` (chat and vision alike), unrounded."""
+    return {
+        "ttft_ms": perf.get_ttft().mean,
+        "tpot_ms": perf.get_tpot().mean,
+        "tokens_per_s": perf.get_throughput().mean,
+        "input_tokens": int(perf.get_num_input_tokens()),
+        "output_tokens": int(perf.get_num_generated_tokens()),
+        "generate_s": perf.get_generate_duration().mean / 1000,
+    }
+
+
 def build(figures: Mapping[str, Any], load_s: float = 0.0, built_now: bool = False) -> dict[str, Any]:
     """The metrics dict of one request: ``figures`` rounded by the vocabulary (None and non-finite numbers left out),
     with ``load_s`` only when ``built_now``."""

@@ -335,14 +335,7 @@ def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: thr
 def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:
     """The answer's figures in the suite's metric vocabulary (``demos.core.metrics``)."""
     perf = result.perf_metrics
-    figures: dict[str, Any] = {
-        "ttft_ms": perf.get_ttft().mean,
-        "tpot_ms": perf.get_tpot().mean,
-        "tokens_per_s": perf.get_throughput().mean,
-        "input_tokens": int(perf.get_num_input_tokens()),
-        "output_tokens": int(perf.get_num_generated_tokens()),
-        "generate_s": perf.get_generate_duration().mean / 1000,
-    }
+    figures = perf_metrics.generation_figures(perf)
     extended = getattr(result, "extended_perf_metrics", None)
     if settings.draft and extended is not None and hasattr(extended, "get_num_accepted_tokens"):
         drafted = int(extended.get_num_draft_tokens())

@@ -245,14 +245,7 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
     drops it again (``metrics.with_load``) for a pipeline that was already live."""
     figures: dict[str, Any] = {}
     if perf is not None:
-        figures.update({
-            "ttft_ms": perf.get_ttft().mean,
-            "tpot_ms": perf.get_tpot().mean,
-            "tokens_per_s": perf.get_throughput().mean,
-            "input_tokens": int(perf.get_num_input_tokens()),
-            "output_tokens": int(perf.get_num_generated_tokens()),
-            "generate_s": perf.get_generate_duration().mean / 1000,
-        })
+        figures.update(perf_metrics.generation_figures(perf))
     if turn.images:
         if perf is not None:
             figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
