@@ -14,16 +14,23 @@ def _answers(page) -> list[str]:
 
 
 def _ask(page, question: str | None) -> None:
-    """Send the box (typing ``question`` first, if given) and wait until the answer is complete: the box offers
-    Submit again in place of Stop, and the metrics card holds figures instead of its hint."""
+    """Send the box (typing ``question`` first, if given) and wait until the answer is complete: a new answer row
+    exists, the box offers Submit again, and the metrics card holds new figures. Waiting for the Stop button
+    instead raced a tiny model that answers before the button is ever painted."""
     box = page.locator("#vision-input textarea")
     if question is not None:
         box.fill(question)
+    answers_before = len(_answers(page))
+    metrics_before = page.locator("#vision-metrics").inner_text()
     box.press("Enter")
-    page.locator("#vision-input [data-testid=stop-button], #vision-input button.stop-button").first.wait_for()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#vision-chatbot .bot-row .message.panel-full-width').length > n",
+        arg=answers_before, timeout=120_000)
     page.locator("#vision-input [data-testid=submit-button]").wait_for(timeout=120_000)
-    page.wait_for_function("!document.querySelector('#vision-metrics').innerText.includes('appear here')",
-                           timeout=30_000)
+    page.wait_for_function(
+        "before => { const t = document.querySelector('#vision-metrics').innerText;"
+        " return !t.includes('appear here') && t !== before; }",
+        arg=metrics_before, timeout=30_000)
 
 
 def test_vision_tab_answers_an_uploaded_picture_with_metrics(tiny_app, tmp_path):
