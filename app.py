@@ -134,10 +134,12 @@ def _private_temp() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _limit_files(settings) -> None:
-    from demos.core import files
+def _limits(settings) -> None:
+    """What visitors may put on disk (files) and keep open at once (requests per session)."""
+    from demos.core import files, serving
     files.configure(files.Limits(upload_mb=settings.max_upload_mb, audio_mb=settings.max_audio_mb,
                                  image_mb=settings.max_image_mb, keep_seconds=settings.temp_keep_seconds))
+    serving.configure(settings.max_requests_per_session)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _limit_files(catalog.settings)
+    _limits(catalog.settings)
     if args.only and args.only not in catalog.panels():
         print(f"error: --only {args.only}: {args.models} lists no {args.only} entries", file=sys.stderr)
         return 2
@@ -194,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(suite, args.only)
     if not suite.expose_paths:
         hide_in_config(demo, suite)
-    demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, share=args.share,
-                                                   show_error=True, prevent_thread_lock=True,
-                                                   max_file_size=int(catalog.settings.max_upload_mb * (1 << 20)),
-                                                   **launch_options(args.presenter))
+    from demos.ui import capacity
+    demo.queue()
+    demo.launch(server_name=host, server_port=port, share=args.share, show_error=True, prevent_thread_lock=True,
+                max_file_size=int(catalog.settings.max_upload_mb * (1 << 20)), max_threads=capacity.configure(demo),
+                **launch_options(args.presenter))
     if host == "0.0.0.0" and (address := lan_address()):
         print(f"Phones on this network can open http://{address}:{demo.server_port}/", file=sys.stderr, flush=True)
     demo.block_thread()

@@ -235,6 +235,8 @@ class Settings(_Strict):
     cache_dir: str = DEFAULT_CACHE_DIR
     device: str = "CPU"
     max_pipelines: int = Field(default=2, ge=1, le=64)
+    # Requests one visitor (session) may have open at once across panels; past it a request is refused with a message.
+    max_requests_per_session: int = Field(default=4, ge=1, le=1000)
     title: str = "OpenVINO GenAI demos"
     # What a visitor can put on the server's disk: Gradio refuses larger uploads, panels their own kinds.
     max_upload_mb: float = Field(default=200, gt=0)

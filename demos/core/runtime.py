@@ -5,6 +5,12 @@ LoRA adapters registered with it, draft model and draft device, and device prope
 change (the active adapters and their alphas, generation settings) is never part of the key, so switching
 an adapter or an alpha reuses the compiled pipeline. Pipelines are not safe for concurrent ``generate``
 calls, so each carries a lock that every user of it holds while generating.
+
+``max_pipelines`` is a true bound on the unpinned pipelines alive (kept or being built). A pipeline is *in use*
+while a caller holds a ``Claim`` on it (``Suite.load`` puts one in every ``Handle``: a request in progress keeps
+its handle), while jobs are in its serving lane, or while its lock is held; only pipelines not in use are evicted,
+never pinned ones, and only once the new build has passed its checks (device, folders). When every slot is in use
+the caller waits for one ("Waiting for a free pipeline slot…") instead of exceeding the bound.
 """
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ import functools
 import gc
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from demos.core import checks
+from demos.core import checks, serving
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
@@ -51,7 +58,19 @@ class PipelineKey:
                            tuple(sorted((properties or {}).items())))
 
 
-@dataclass
+class Claim:
+    """A caller's hold on a pipeline (see ``Runtime.get``): while it is alive the pipeline is in use.
+
+    Held by a ``Handle``; it ends when the last reference to it goes (a finished request drops its handle), so no
+    panel has to remember to give a pipeline back."""
+
+    __slots__ = ("thread", "__weakref__")
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()  # who claimed: a request waiting on a slot its own claims fill is stuck
+
+
+@dataclass(eq=False)
 class Loaded:
     """A live pipeline with its lock and what it cost to build."""
 
@@ -60,6 +79,15 @@ class Loaded:
     adapters: dict[str, Any]          # adapter path -> openvino_genai.Adapter registered with the pipeline
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    claims: "weakref.WeakSet[Claim]" = field(default_factory=weakref.WeakSet, repr=False)
+
+    def in_use(self) -> int:
+        """Requests holding this pipeline: live claims, jobs in its lane (waiting or running), an outside lock."""
+        return max(len(self.claims), serving.in_use(self), 1 if self.lock.locked() else 0)
+
+
+SLOT_POLL_S = 0.1  # how often a request waiting for a build or a free slot looks again (claims end without a signal)
+GC_EVERY_S = 2.0   # while waiting, collect garbage this often: a dropped handle caught in a cycle still holds a claim
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,7 +106,8 @@ class Runtime:
         self.max_pipelines = max(1, int(max_pipelines))
         self._devices = devices
         self._pool: OrderedDict[PipelineKey, Loaded] = OrderedDict()
-        self._lock = threading.Lock()          # guards _pool
+        self._lock = threading.Lock()          # guards _pool and _building
+        self._building: set[PipelineKey] = set()  # keys being compiled now: they count against max_pipelines
         self._build_lock = threading.Lock()    # one build at a time: builds are memory-heavy
         self.builds: Counter[PipelineKey] = Counter()
         # Never evicted and not counted against max_pipelines (presenter mode pins its warmed stage pipelines).
@@ -127,30 +156,82 @@ class Runtime:
     # ----------------------------------------------------------------------------------------------------
     # Pool
 
-    def get(self, key: PipelineKey, on_build: Callable[[str], None] | None = None) -> tuple[Loaded, bool]:
-        """The live pipeline for ``key`` and whether this call built it (a build can take a while)."""
-        with self._lock:
-            loaded = self._pool.get(key)
-            if loaded is not None:
-                self._pool.move_to_end(key)
-                return loaded, False
-        with self._build_lock:
-            with self._lock:  # built by another caller while we waited for the build lock?
+    def get(self, key: PipelineKey, on_build: Callable[[str], None] | None = None,
+            claim: Claim | None = None) -> tuple[Loaded, bool]:
+        """The live pipeline for ``key`` and whether this call built it (a build can take a while).
+
+        ``claim`` (kept by the caller for as long as it uses the pipeline) marks it in use, atomically with the
+        look-up, so no other build can evict it in between. ``on_build`` hears what the call waits for: a build
+        of the same key by another caller, a free slot, or its own compile.
+        """
+        self.check_buildable(key)  # before waiting or evicting anything: a build that cannot work evicts nothing
+        said = None
+
+        def say(message: str) -> None:
+            nonlocal said
+            if on_build and message != said:
+                said = message
+                on_build(message)
+
+        name = Path(key.model_dir).name
+        waited_since = time.monotonic()
+        while True:
+            with self._lock:
                 loaded = self._pool.get(key)
                 if loaded is not None:
                     self._pool.move_to_end(key)
+                    if claim is not None:
+                        loaded.claims.add(claim)
                     return loaded, False
-                self._make_room()
-            self.check_device(key.device)
-            if key.draft_device:
-                self.check_device(key.draft_device)
-            if on_build:
-                on_build(f"Compiling {Path(key.model_dir).name} for {key.device}…")
-            loaded = self._build(key)
+                if key in self._building:
+                    message = f"Waiting for {name} on {key.device}: another request is compiling it…"
+                elif self._make_room():
+                    self._building.add(key)
+                    break
+                else:
+                    self._refuse_if_own_claims_block(claim)
+                    busy = sum(1 for k in self._pool if k not in self.pinned)
+                    message = (f"Waiting for a free pipeline slot: all {self.max_pipelines} are in use "
+                               f"({busy} loaded{', 1 compiling' if self._building else ''}); this request starts "
+                               "as soon as one is idle…")
+            say(message)
+            time.sleep(SLOT_POLL_S)
+            if time.monotonic() - waited_since > GC_EVERY_S:  # claims caught in reference cycles end only here
+                waited_since = time.monotonic()
+                gc.collect()
+        try:
+            with self._build_lock:  # builds are memory-heavy: one at a time
+                say(f"Compiling {name} for {key.device}…")
+                loaded = self._build(key)
+        finally:
             with self._lock:
-                self._pool[key] = loaded
-                self.builds[key] += 1
-            return loaded, True
+                self._building.discard(key)
+        with self._lock:
+            self._pool[key] = loaded
+            if claim is not None:
+                loaded.claims.add(claim)
+            self.builds[key] += 1
+        return loaded, True
+
+    def check_buildable(self, key: PipelineKey) -> None:
+        """What can be known before compiling: the devices exist and the folders are there (a ``UserError``)."""
+        self.check_device(key.device)
+        if key.draft_device:
+            self.check_device(key.draft_device)
+        for what, folder in (("model", key.model_dir), ("draft", key.draft_dir)):
+            if folder is not None and not Path(folder).is_dir():
+                raise UserError(f"the {what} folder {Path(folder).name} is missing; fetch the model again "
+                                "(Models tab → Fetch, or --prefetch)", param="model")
+        missing = [Path(a).name for a in key.adapters if not Path(a).is_file()]
+        if missing:
+            raise UserError(f"LoRA adapter file(s) {', '.join(missing)} are missing; fetch the model again",
+                            param="adapter")
+
+    def in_use(self, key: PipelineKey) -> int:
+        """Requests holding the pipeline of ``key`` (0 when it is idle or not loaded)."""
+        with self._lock:
+            loaded = self._pool.get(key)
+        return loaded.in_use() if loaded is not None else 0
 
     def loaded_keys(self) -> list[PipelineKey]:
         with self._lock:
@@ -166,12 +247,30 @@ class Runtime:
         gc.collect()
         return len(doomed)
 
-    def _make_room(self) -> None:
-        """Release least recently used pipelines until one more fits (caller holds ``_lock``)."""
-        evictable = [key for key in self._pool if key not in self.pinned]  # least recently used first
-        while evictable and len(evictable) >= self.max_pipelines:
-            del self._pool[evictable.pop(0)]
+    def _make_room(self) -> bool:
+        """Make room for one more unpinned pipeline by releasing idle ones, least recently used first; False when
+        every slot is in use (nothing is released then). The caller holds ``_lock``."""
+        unpinned = [key for key in self._pool if key not in self.pinned]  # least recently used first
+        excess = len(unpinned) + len(self._building) + 1 - self.max_pipelines
+        if excess <= 0:
+            return True
+        idle = [key for key in unpinned if self._pool[key].in_use() == 0]
+        if len(idle) < excess:
+            return False
+        for key in idle[:excess]:
+            del self._pool[key]
         gc.collect()  # pipelines hold gigabytes: free them before compiling the next
+        return True
+
+    def _refuse_if_own_claims_block(self, claim: Claim | None) -> None:
+        """A request that holds every busy slot itself (Compare needs two pipelines, ``max_pipelines`` is 1) would
+        wait for itself forever: say so instead. The caller holds ``_lock``."""
+        me = claim.thread if claim is not None else threading.get_ident()
+        busy = [loaded for key, loaded in self._pool.items() if key not in self.pinned and loaded.in_use()]
+        if busy and not self._building and all(serving.in_use(b) == 0 and not b.lock.locked()
+                                               and {c.thread for c in list(b.claims)} == {me} for b in busy):
+            raise UserError(f"this request needs more pipelines at once than max_pipelines ({self.max_pipelines}) "
+                            "allows; raise max_pipelines in models.yaml (or --max-pipelines)", param="model")
 
     # ----------------------------------------------------------------------------------------------------
     # Building

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from demos.core.errors import UserError
+
 UPDATE_INTERVAL_S = 0.04
 """Streamed updates go out at most this often (the first at once): smooth to the eye, cheap for the CPU; pieces
 arriving meanwhile are joined into the next update."""
@@ -141,8 +143,53 @@ def session_key(request: Any) -> str:
     return f"no-session-{next(_anonymous)}-{uuid.uuid4().hex[:8]}"
 
 
+DEFAULT_MAX_PER_SESSION = 4
+
+
+class _Admission:
+    """How many requests each session has open (loading, waiting or running) in every panel of the process, so
+    that one visitor with many tabs or a script cannot fill every pipeline's queue: past the limit a request is
+    refused at once with a message, and the others' requests keep their places."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_PER_SESSION) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, session: str) -> None:
+        with self._lock:
+            count = self._open.get(session, 0)
+            if count >= self.limit:
+                raise UserError(f"You already have {count} request{'s' if count != 1 else ''} waiting; wait for one "
+                                "to finish or press Stop", kind="limit")
+            self._open[session] = count + 1
+
+    def leave(self, session: str) -> None:
+        with self._lock:
+            count = self._open.get(session, 0) - 1
+            if count > 0:
+                self._open[session] = count
+            else:
+                self._open.pop(session, None)
+
+    def open(self, session: str) -> int:
+        with self._lock:
+            return self._open.get(session, 0)
+
+
+_admission = _Admission()
+
+
+def configure(max_per_session: int) -> None:
+    """Requests one session may have open at once, across panels (the catalog's ``max_requests_per_session``)."""
+    _admission.limit = max(1, int(max_per_session))
+
+
 class Sessions:
-    """The requests running for each session, so that Stop and Clear reach the caller's own requests only."""
+    """The requests running for each session, so that Stop and Clear reach the caller's own requests only.
+
+    ``begin`` (and ``request``) also admit the request: a session over its limit (``configure``) gets a
+    ``UserError`` saying so, before anything is loaded or queued."""
 
     MAX_RESERVED = 1000  # sessions whose next request is reserved (see ``reserve``); the oldest are forgotten
 
@@ -163,6 +210,7 @@ class Sessions:
         return control
 
     def begin(self, session: str) -> Control:
+        _admission.enter(session)  # refused past the session's limit; the reservation (if any) stays for Stop
         with self._lock:
             control = self._reserved.pop(session, None) or Control()
             self._running.setdefault(session, []).append(control)
@@ -171,10 +219,13 @@ class Sessions:
     def finish(self, session: str, control: Control) -> None:
         with self._lock:
             controls = self._running.get(session, [])
-            if control in controls:
+            known = control in controls
+            if known:
                 controls.remove(control)
             if not controls:
                 self._running.pop(session, None)
+        if known:
+            _admission.leave(session)
 
     @contextmanager
     def request(self, session: str) -> Iterator[Control]:
@@ -233,6 +284,12 @@ class Lane:
         with self._cond:
             return self._jobs.index(job) if job in self._jobs else 0
 
+    @property
+    def in_use(self) -> int:
+        """Jobs in this lane, waiting or running: the pipeline pool evicts a pipeline only when this is 0."""
+        with self._cond:
+            return len(self._jobs)
+
     def enter(self, job: "Job", on_place: Callable[[int], None]) -> bool:
         """Wait until ``job`` is first and holds the lock (True), or until it is stopped (False: it left)."""
         reported = None
@@ -286,6 +343,13 @@ def lane_for(pipeline_owner: Any) -> Lane:
             lane = _LANES[key] = Lane(pipeline_owner.lock)
             weakref.finalize(pipeline_owner, _forget_lane, key, lane)
         return lane
+
+
+def in_use(pipeline_owner: Any) -> int:
+    """Jobs waiting or running in the lane of ``pipeline_owner`` (0 when it has none)."""
+    with _LANES_LOCK:
+        lane = _LANES.get(id(pipeline_owner))
+    return lane.in_use if lane is not None and lane.lock is getattr(pipeline_owner, "lock", None) else 0
 
 
 def _forget_lane(key: int, lane: Lane) -> None:

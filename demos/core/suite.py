@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 from demos.core.catalog import Catalog, ChatEntry, Entry, ImageEntry
 from demos.core.errors import UnknownId
 from demos.core.loader import Loader, ProgressFn, Status, _no_progress, folder_size
-from demos.core.runtime import Loaded, PipelineKey, Runtime
+from demos.core.runtime import Claim, Loaded, PipelineKey, Runtime
 
 E = TypeVar("E", bound=Entry)
 
@@ -24,6 +25,7 @@ E = TypeVar("E", bound=Entry)
 no_progress = _no_progress
 __all__ = ["Handle", "Loaded", "Prepared", "ProgressFn", "Suite", "no_progress"]
 log = logging.getLogger("demos.core.suite")
+PROGRESS_POLL_S = 0.25  # how often a request waiting on another's download/export looks at its progress
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Handle:
     loaded: Loaded
     prepared: Prepared
     built_now: bool
+    # Keeps the pipeline in use (never evicted) for as long as this handle lives: a request keeps its handle.
+    claim: Claim | None = field(default=None, repr=False, compare=False)
 
     @property
     def pipeline(self) -> Any:
@@ -86,6 +90,7 @@ class Suite:
         self._memo: dict[tuple[str, str, bool], _Memo] = {}
         self._key_locks: dict[tuple[str, str, bool], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._progress: dict[tuple[str, str, bool], tuple[float | None, str]] = {}  # the latest, per key in progress
         self._sizes: dict[str, tuple[tuple, int]] = {}  # status(): folder -> (its state, its size)
 
     def stage_first(self, entries: list[E]) -> list[E]:
@@ -115,7 +120,8 @@ class Suite:
         again. ``repair`` always asks the loader.
         """
         key = (entry.id, device, drafts and bool(getattr(entry, "drafts", [])))  # no drafts: the same either way
-        with self._lock_for(key):
+        with self._turn(key, progress):
+            progress = self._shared(key, progress)
             memo = self._memo.pop(key, None)
             if memo is not None and not repair:
                 problem = self._memo_problem(memo)
@@ -133,6 +139,30 @@ class Suite:
     def _lock_for(self, key: tuple[str, str, bool]) -> threading.Lock:
         with self._locks_lock:
             return self._key_locks.setdefault(key, threading.Lock())
+
+    @contextmanager
+    def _turn(self, key: tuple[str, str, bool], progress: ProgressFn) -> Iterator[None]:
+        """Hold ``key``'s lock: one download or export per entry, however many users ask for it at once. While
+        another request prepares it, this one shows that request's progress as its own."""
+        lock = self._lock_for(key)
+        shown = None
+        while not lock.acquire(timeout=PROGRESS_POLL_S):
+            latest = self._progress.get(key)
+            if latest is not None and latest != shown:
+                shown = latest
+                progress(*latest)
+        try:
+            yield
+        finally:
+            self._progress.pop(key, None)
+            lock.release()
+
+    def _shared(self, key: tuple[str, str, bool], progress: ProgressFn) -> ProgressFn:
+        """``progress``, also recorded for the requests waiting on the same preparation (see ``_turn``)."""
+        def report(fraction: float | None, message: str) -> None:
+            self._progress[key] = (fraction, message)
+            progress(fraction, message)
+        return report
 
     def _memo_problem(self, memo: _Memo) -> str | None:
         """None when every folder and file of a memoised ``Prepared`` is still as the loader left it."""
@@ -193,8 +223,9 @@ class Suite:
         properties = {**self.properties(entry, device), **(extra_properties or {})}
         key = PipelineKey.make(entry.panel, prepared.model_dir, device, list(prepared.adapters.values()),
                                draft_dir, draft_device, properties)
-        loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message))
-        return Handle(loaded, prepared, built)
+        claim = Claim()
+        loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message), claim=claim)
+        return Handle(loaded, prepared, built, claim)
 
     def locate(self, entry: Entry, device: str | None = None) -> Status:
         """Whether ``entry`` is here, where, and in which state (no network, no size: see ``status``)."""
