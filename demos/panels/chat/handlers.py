@@ -320,8 +320,9 @@ class ChatPanel:
                                     adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)
         system = system_prompt if system_prompt.strip() else entry.system_prompt
         messages = to_messages(history, system, prompt)
-        opened = self._open(entry, device, settings, messages, no_progress)
+        # Registered before loading: a first-use export counts against the session's limit and Stop reaches it.
         with self.stops.request(session or serving.session_key(None)) as control:
+            opened = self._open(entry, device, settings, messages, no_progress)
             for item in stream_reply(opened, messages, settings, control):
                 if isinstance(item, Reply):
                     yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
