@@ -200,9 +200,14 @@ class Runtime:
                 waited_since = time.monotonic()
                 gc.collect()
         try:
-            with self._build_lock:  # builds are memory-heavy: one at a time
+            if not self._build_lock.acquire(blocking=False):  # builds are memory-heavy: one at a time
+                say("Waiting for another model to finish compiling (one compiles at a time)…")
+                self._build_lock.acquire()
+            try:
                 say(f"Compiling {name} for {key.device}…")
                 loaded = self._build(key)
+            finally:
+                self._build_lock.release()
         finally:
             with self._lock:
                 self._building.discard(key)

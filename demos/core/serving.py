@@ -118,6 +118,9 @@ class Control:
     def __init__(self, event: threading.Event | None = None) -> None:
         self.event = event or threading.Event()  # what genai-facing code (step callbacks) may poll directly
         self.cleared = False            # stopped by Clear: the request must not write its view back
+        # Requests before this request's current job in its pipeline's queue (0: running, or not queued), kept
+        # here too so that a view can say "2 requests ahead of you" whatever the engine between them passes on.
+        self.ahead = 0
 
     def stop(self) -> None:
         self.event.set()
@@ -427,7 +430,8 @@ class Job:
         locked = False
         try:
             if self.lane is not None:
-                locked = self.lane.enter(self, lambda place: self._events.put(Waiting(place)))
+                locked = self.lane.enter(self, self._waiting)
+                self.control.ahead = 0
                 if not locked:
                     self.log.info("%s: a job stopped before it started was skipped", self.name)
                     self._events.put(Done(None, False, True))
@@ -444,6 +448,10 @@ class Job:
             self._events.put(Done(result, True, self.control.stopped))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, raised there
             self._events.put(_Failed(exc))
+
+    def _waiting(self, place: int) -> None:
+        self.control.ahead = place
+        self._events.put(Waiting(place))
 
     @contextmanager
     def stream(self) -> Iterator[Iterator[Event]]:
@@ -509,6 +517,11 @@ class Job:
         if progress:
             value = progress.pop()
             yield Update(value)
+
+
+def place_note(ahead: int) -> str:
+    """A waiting request's place in words, as every panel shows it."""
+    return f"Waiting for the model: {ahead} request{'s' if ahead != 1 else ''} ahead of you…"
 
 
 def submit(work: Work, lane: Lane | None = None, control: Control | None = None, name: str = "job",

@@ -24,7 +24,7 @@ RESERVE_THREADS = 16
 """Threads left for unqueued events and Gradio's own pre/postprocessing when every queued slot is busy."""
 
 
-def _named(concurrency_id: Any, fn: Any) -> bool:
+def _named(concurrency_id: Any) -> bool:
     """A panel's shared id (a word) rather than Gradio's default one per event (the function's ``id()``)."""
     return isinstance(concurrency_id, str) and not concurrency_id.isdigit()
 
@@ -40,7 +40,7 @@ def configure(demo: Any) -> int:
         if not fn.queue:
             continue
         if fn.concurrency_limit == "default" or fn.concurrency_limit is None:
-            fn.concurrency_limit = PANEL_REQUESTS if _named(fn.concurrency_id, fn) else QUICK_REQUESTS
+            fn.concurrency_limit = PANEL_REQUESTS if _named(fn.concurrency_id) else QUICK_REQUESTS
         # Gradio keeps the lowest limit of the events that share an id.
         limits[fn.concurrency_id] = min(limits.get(fn.concurrency_id, fn.concurrency_limit), fn.concurrency_limit)
     return sum(limits.values()) + RESERVE_THREADS

@@ -274,7 +274,8 @@ class ChatPanel:
             for side, (settings, pipe) in enumerate(zip((left, right), opened)):
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
                 for item in stream_reply(pipe, messages, settings, control):
-                    text = item.text if isinstance(item, Reply) else (item or PENDING)
+                    waiting = f"_{serving.place_note(control.ahead)}_" if control.ahead else PENDING
+                    text = item.text if isinstance(item, Reply) else (item or waiting)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
                         replies[side], cards[side] = item, reply_card(item)

@@ -23,7 +23,7 @@ from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CON
 from demos.core.suite import Suite
 from demos.ui.widgets import code_view, device_picker, gradio_progress, guarded, metrics_card, model_picker
 
-CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline queues in one line (pipelines are not reentrant)
+CONCURRENCY_ID = "chat"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane orders its jobs
 SAME_DEVICE = "Same as model"
 
 

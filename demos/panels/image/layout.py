@@ -34,7 +34,7 @@ from demos.core.suite import Handle, Suite
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker, numbers_only
 
-CONCURRENCY_ID = "image"  # every event that runs the image pipelines queues here, one at a time
+CONCURRENCY_ID = "image"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane runs one at a time
 PANEL = "image"
 
 

@@ -37,7 +37,7 @@ from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progre
 from demos.ui.uploads import checked_upload
 
 PANEL = "speech"
-CONCURRENCY = "speech-pipeline"  # every event that runs a Whisper pipeline queues here
+CONCURRENCY = "speech-pipeline"  # the panel's events (demos.ui.capacity bounds them); a lane per pipeline
 MEDIA_TYPES = [".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".mkv",
                ".mov", ".avi", ".m4v", ".3gp", ".amr", ".aiff", ".aif", ".caf"]
 SEGMENT_HEADERS = ["Start", "End", "Text"]

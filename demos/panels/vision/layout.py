@@ -37,7 +37,7 @@ from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref,
 from demos.panels.vision.samples import sample_images
 
 PANEL = "vision"
-CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
+CONCURRENCY = "vision"  # the panel's events (demos.ui.capacity bounds them); a lane per pipeline
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
 
@@ -346,8 +346,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
                     code = _code(suite, entry, device_name, done, settings, facts)
                     yield (gr.MultimodalTextbox(submit_btn=True, stop_btn=False), _chat_messages(done), done,
                            _metrics_text(item.metrics, load_note(handle)), *code)
-                else:
-                    yield gr.skip(), _chat_messages(asked, item), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                else:  # nothing streamed yet while the model is busy with others: say where this one stands
+                    shown = item or (f"_{serving.place_note(run.ahead)}_" if run.ahead else item)
+                    yield gr.skip(), _chat_messages(asked, shown), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         except Exception:
             # Give the message back so it can be fixed and sent again; the chat shows what it showed before.
             yield (gr.MultimodalTextbox(value=message, submit_btn=True, stop_btn=False), _chat_messages(chat), chat,
