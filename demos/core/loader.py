@@ -470,7 +470,7 @@ class Loader:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         started = time.monotonic()
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_export_child)
         tail: list[str] = []
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -620,6 +620,20 @@ def _version(name: str) -> str:
 
 def _exporter_available() -> bool:
     return _version("optimum-intel") != "absent"
+
+
+EXPORT_NICENESS = 10
+"""An export runs at this lower CPU priority: it is a background load, and the answers of models that are already
+loaded must not wait for it (DESIGN §5) even on a machine with few cores."""
+
+
+def _export_child() -> None:
+    """Child side of fork for an export: dies with the app, and yields the CPU to the app's requests."""
+    _die_with_parent()
+    try:
+        os.nice(EXPORT_NICENESS)
+    except OSError:
+        pass
 
 
 def _die_with_parent() -> None:
