@@ -163,3 +163,23 @@ def test_one_session_may_open_only_its_share_of_requests():
         assert serving._admission.open("s") == 0 and serving._admission.open("t") == 0
     finally:
         serving.configure(serving.DEFAULT_MAX_PER_SESSION)
+
+
+@pytest.mark.unit
+def test_a_waiting_request_knows_its_place_and_the_pipeline_its_users():
+    """``Control.ahead`` (what every panel turns into "2 requests ahead of you") and ``Lane.in_use`` (what the pool
+    asks before releasing a pipeline) follow the lane, with real worker threads."""
+    lane = serving.Lane()
+    release = threading.Event()
+    first = serving.submit(lambda ctx: release.wait(WAIT_S), lane)
+    controls = [serving.Control(), serving.Control()]
+    waiting = [serving.submit(lambda ctx: "done", lane, control) for control in controls]
+    streams = [job.events() for job in waiting]  # kept open: closing one would stop its job
+    places = [next(e for e in stream if isinstance(e, serving.Waiting)).ahead for stream in streams]
+    assert places == [1, 2] and [c.ahead for c in controls] == [1, 2]
+    assert lane.in_use == 3
+    assert serving.place_note(2) == "Waiting for the model: 2 requests ahead of you…"
+    release.set()
+    assert [[e.result for e in stream if isinstance(e, serving.Done)] for stream in streams] == [["done"], ["done"]]
+    assert first.wait(WAIT_S) and all(job.wait(WAIT_S) for job in waiting)
+    assert [c.ahead for c in controls] == [0, 0] and lane.in_use == 0
