@@ -183,3 +183,47 @@ def test_a_waiting_request_knows_its_place_and_the_pipeline_its_users():
     assert [[e.result for e in stream if isinstance(e, serving.Done)] for stream in streams] == [["done"], ["done"]]
     assert first.wait(WAIT_S) and all(job.wait(WAIT_S) for job in waiting)
     assert [c.ahead for c in controls] == [0, 0] and lane.in_use == 0
+
+
+@pytest.mark.unit
+def test_requests_waiting_on_one_preparation_see_its_progress(tmp_path):
+    """Two users ask for a model being exported: it is prepared once, and the second sees the first one's progress
+    as its own (not a silent wait). The loader stands in for an export that reports and then waits."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "openvino_model.xml").write_text("<net/>")  # a local folder the catalog accepts
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"chat": [{"id": "m", "source": str(tmp_path / "model")}]}))
+    catalog = load_catalog(tmp_path / "models.yaml")
+
+    class ExportingLoader:
+        calls = 0
+        reported, finish = threading.Event(), threading.Event()
+
+        def model_dir(self, entry, device, progress, repair=False):
+            self.calls += 1
+            progress(0.5, "Exporting model 'm'… 12 s")
+            self.reported.set()
+            assert self.finish.wait(WAIT_S)
+            return tmp_path / "model"
+
+        def problem(self, folder):
+            return None
+
+    loader = ExportingLoader()
+    suite = Suite(catalog, loader, Runtime(tmp_path, devices=lambda: ["CPU"]))
+    entry = catalog.entry("m")
+    first = threading.Thread(target=suite.prepare, args=(entry, "CPU"))
+    first.start()
+    assert loader.reported.wait(WAIT_S)
+    heard, told = [], threading.Event()
+
+    def progress(fraction, message):
+        heard.append((fraction, message))
+        told.set()
+    second = threading.Thread(target=suite.prepare, args=(entry, "CPU", progress))
+    second.start()
+    shown = told.wait(WAIT_S)
+    loader.finish.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert shown and heard[0] == (0.5, "Exporting model 'm'… 12 s")
+    assert loader.calls == 1
