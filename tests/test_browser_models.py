@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.browser import browser_page, open_tab, screenshot
+from tests.browser import browser_page, choose, open_tab, screenshot
 from tests.conftest import AppProcess
 from tests.hubserver import HubServer
 
@@ -35,3 +35,31 @@ def test_models_tab_fetches_from_hub_with_progress_bar_then_loads(kit, tmp_path)
             assert "Error" not in page.locator("body").inner_text()
         finally:
             app.stop()
+
+
+def test_browser_models_tab_says_what_check_sizes_found_and_what_a_load_released(tiny_catalog_path, tmp_path):
+    """Online, with only local entries, "Check sizes on the hub" says there was nothing to ask (it showed nothing);
+    with room for one pipeline, loading a second entry says which one it released (it evicted silently)."""
+    app = AppProcess(["--models", str(tiny_catalog_path), "--cache-dir", str(tmp_path / "cache"),
+                      "--max-pipelines", "1"],
+                     env={"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "0"}, log_path=tmp_path / "app.log")
+    try:
+        with browser_page() as page:
+            open_tab(page, app.wait_ready().url, "Models")
+            page.locator("#models-sizes").click()
+            page.locator("#models-result", has_text="nothing to ask the hub").wait_for(timeout=30_000)
+            screenshot(page, "models-sizes-all-local")
+
+            choose(page, "models-choice", "Tiny LLM (chat)")
+            page.locator("#models-load").click()
+            page.locator("#models-result", has_text="compiled in").wait_for(timeout=60_000)
+            assert "released" not in page.locator("#models-result").inner_text()
+            choose(page, "models-choice", "Tiny Whisper (speech)")
+            page.locator("#models-load").click()
+            page.locator("#models-result", has_text="Tiny Whisper").wait_for(timeout=60_000)
+            said = page.locator("#models-result").inner_text()
+            assert "released Tiny LLM (CPU)" in said and "max_pipelines" in said, said
+            screenshot(page, "models-load-released")
+            assert "Error" not in page.locator("body").inner_text()
+    finally:
+        app.stop()
