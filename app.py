@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(suite, "stage_control", None) is not None:
         from demos.ui.presenter import KEY_QUERY
         where = "another machine" if suite.stage_control.trust_loopback else "any machine (--share: none is trusted)"
-        print(f"Presenter controls (Models tab: Fetch, Load, Unload all) answer this machine's browser only; from "
-              f"{where} open the page with ?{KEY_QUERY}={suite.stage_control.key}", file=sys.stderr, flush=True)
+        print(f"Presenter controls (Models tab: Fetch, Load, Unload all, Check sizes) answer this machine's "
+              f"browser only; from {where} open the page with ?{KEY_QUERY}={suite.stage_control.key}",
+              file=sys.stderr, flush=True)
     demo.block_thread()
     return 0
 

@@ -152,16 +152,17 @@ def build(suite: Suite) -> None:
     # API twins of Fetch and Load take plain strings: the dropdowns would reject an unknown id with Gradio's own
     # "not in the list of choices" before our message (which lists the valid ids) could say what to do.
     # Hidden components rather than gr.api because gr.api would expose gr.Progress as an input. The functions'
-    # parameter names are the endpoint's (model, device), as the README documents them.
+    # parameter names are the endpoint's (model, device), as the README documents them; a default of None is what
+    # makes Gradio list device as optional.
     @guarded  # an API caller gets the failure as an error (gradio_client raises it), not as a status line
-    def fetch_model(model: str, device: str = "", request: gr.Request = None,  # type: ignore[assignment]
+    def fetch_model(model: str, device: str | None = None, request: gr.Request = None,  # type: ignore[assignment]
                     progress=gr.Progress(track_tqdm=True)):
-        return fetch(model, device, request, progress)
+        return fetch(model, device or "", request, progress)
 
     @guarded
-    def load_model(model: str, device: str = "", request: gr.Request = None,  # type: ignore[assignment]
+    def load_model(model: str, device: str | None = None, request: gr.Request = None,  # type: ignore[assignment]
                    progress=gr.Progress(track_tqdm=True)):
-        return load(model, device, request, progress)
+        return load(model, device or "", request, progress)
 
     @guarded
     def unload_models(request: gr.Request = None):  # type: ignore[assignment]
@@ -211,7 +212,8 @@ def released_note(suite: Suite, before: list) -> str:
     for key in gone:
         entry = next((e for e in suite.catalog.entries(key.panel)
                       if str(suite.locate(e, key.device).path) == key.model_dir), None)
-        names.append(f"{entry.title if entry else key.model_dir} ({key.device}{', with a draft' if key.draft_dir else ''})")
+        draft = ", with a draft" if key.draft_dir else ""
+        names.append(f"{entry.title if entry else key.model_dir} ({key.device}{draft})")
     return (f"To stay within {suite.runtime.max_pipelines} loaded pipeline(s) (settings.max_pipelines, "
             f"--max-pipelines) it released {', '.join(names)}; it loads again when next used.")
 

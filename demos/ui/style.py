@@ -19,12 +19,14 @@ MODELS_COLUMNS_PX = (70, 120, 150, 210, 90, 150, 90)
 
 
 def _models_columns() -> str:
-    rules = [f"  #models-table .header-table, #models-table .virtual-body {{ width: {sum(MODELS_COLUMNS_PX)}px !important;"
-             " min-width: 0 !important; }"]
+    table = "#models-table"
+    rules = [f"  {table} .header-table, {table} .virtual-body {{ width: {sum(MODELS_COLUMNS_PX)}px !important; "
+             "min-width: 0 !important; }"]
     for index, width in enumerate(MODELS_COLUMNS_PX, start=1):
-        rules.append(f"  #models-table .header-table th:nth-child({index}), #models-table .sizing-body td:nth-child({index}), "
-                     f"#models-table .virtual-row > .body-cell:nth-child({index}) {{ width: {width}px !important; "
-                     f"min-width: {width}px !important; max-width: {width}px !important; flex: 0 0 {width}px !important; }}")
+        cells = (f"{table} .header-table th:nth-child({index}), {table} .sizing-body td:nth-child({index}), "
+                 f"{table} .virtual-row > .body-cell:nth-child({index})")
+        size = f"{width}px !important"
+        rules.append(f"  {cells} {{ width: {size}; min-width: {size}; max-width: {size}; flex: 0 0 {size}; }}")
     return "\n".join(rules)
 
 
@@ -66,7 +68,9 @@ STAGE = """
    presenter tells what Compare does; the page shows it. */
 #chat-compare-about { display: none !important; }
 #chat-compare-left, #chat-compare-right { height: 190px !important; max-height: 190px !important; }
-.panel-results .metrics-card, .panel-results .metrics-card .prose { font-size: 18px !important; line-height: 1.35 !important; }
+.panel-results .metrics-card, .panel-results .metrics-card .prose {
+  font-size: 18px !important; line-height: 1.35 !important;
+}
 #chat-compare-verdict { font-size: 24px !important; }
 /* Settings under the results, one closed accordion wide: the results take the whole width. */
 .row:has(> .panel-results) > .panel-settings { flex: 1 1 100% !important; min-width: 100% !important; order: 2; }
