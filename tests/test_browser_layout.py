@@ -13,7 +13,7 @@ def _box(page, selector: str) -> dict:
     return box
 
 
-def test_browser_phone_layout_every_tab_one_tap_results_first_tables_readable(tiny_app):
+def test_browser_phone_layout_every_tab_one_tap_results_first_tables_readable_then_desktop(tiny_app):
     with browser_page(390, 844) as page:
         page.goto(tiny_app.url, wait_until="load")
         page.get_by_role("tab", name="Chat").wait_for()
@@ -49,13 +49,11 @@ def test_browser_phone_layout_every_tab_one_tap_results_first_tables_readable(ti
         assert min(headers) >= 60 and abs(sum(headers) - sum(widths)) < 8, (headers, widths)
 
 
-def test_browser_desktop_screenshots_of_every_panel(tiny_app):
-    with browser_page(1400, 1000) as page:
-        page.goto(tiny_app.url, wait_until="load")
+        # The same page on a desktop: settings beside the pictures again, and a screenshot of every panel.
+        page.set_viewport_size({"width": 1400, "height": 1000})
         for tab in TABS:
             page.get_by_role("tab", name=tab, exact=True).click()
             page.wait_for_timeout(300)
             screenshot(page, f"desktop-{tab.lower()}")
-        # Beside each other on a desktop: the image settings on the left of the pictures, not under them.
         page.get_by_role("tab", name="Image", exact=True).click()
         assert _box(page, "#image-model")["x"] < _box(page, "#image-gallery")["x"]
