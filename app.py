@@ -109,7 +109,8 @@ def build_app(suite, only: str | None = None):
     # uploads.Blocks: every event refuses file values that are not uploads (no server file is ever read).
     with uploads.Blocks(title=suite.catalog.settings.title, delete_cache=(min(keep, 600), keep)) as demo:
         gr.Markdown(f"# {suite.catalog.settings.title}")
-        with gr.Tabs():
+        # Tabs wrap onto a second row on a phone instead of hiding behind Gradio's overflow menu.
+        with gr.Tabs(overflow_behavior="wrap"):
             for panel in suite.catalog.panels():
                 if only in (None, panel):
                     with gr.Tab(panel.title(), id=panel, elem_id=f"tab-{panel}"):
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - a failure (OpenVINO compile/run, a bug): its traceback, then exit
             log.exception("presenter mode cannot get ready")
             return 1
+        # Fetch, load and unload answer only the presenter (a share tunnel makes every visitor look local).
+        suite.stage_control = presenter.StageControl(trust_loopback=not args.share)
 
     from demos.ui.presenter import lan_address, launch_options
     from demos.ui.public_paths import hide_in_config, is_loopback
@@ -203,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
                 **launch_options(args.presenter))
     if host == "0.0.0.0" and (address := lan_address()):
         print(f"Phones on this network can open http://{address}:{demo.server_port}/", file=sys.stderr, flush=True)
+    if getattr(suite, "stage_control", None) is not None:
+        from demos.ui.presenter import KEY_QUERY
+        where = "another machine" if suite.stage_control.trust_loopback else "any machine (--share: none is trusted)"
+        print(f"Presenter controls (Models tab: Fetch, Load, Unload all, Check sizes) answer this machine's "
+              f"browser only; from {where} open the page with ?{KEY_QUERY}={suite.stage_control.key}",
+              file=sys.stderr, flush=True)
     demo.block_thread()
     return 0
 

@@ -54,11 +54,14 @@ def test_at_start_nothing_is_loaded_and_fetch_exports_on_demand(fresh_app):
 def test_load_and_unload_through_the_api(tiny_app):
     client = Client(tiny_app.url, verbose=False)
     client.predict(api_name="/unload_models")  # the app is shared by the session's tests
-    message, table = client.predict("tiny-whisper", "CPU", api_name="/load_model")
+    # With the names the README documents (model, device); device may be left out (the app's default).
+    message, table = client.predict(model="tiny-whisper", device="CPU", api_name="/load_model")
     assert "Tiny Whisper" in message and "compiled in" in message
     assert _rows(table)["tiny-whisper"][6] == "CPU"
-    message, _ = client.predict("tiny-whisper", "CPU", api_name="/load_model")
+    message, _ = client.predict(model="tiny-whisper", api_name="/load_model")
     assert "already loaded" in message
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert not [name for name in endpoints if name.startswith("/lambda")], "every listed endpoint has a name"
     message, table = client.predict(api_name="/unload_models")
     assert "Released 1 pipeline" in message and _rows(table)["tiny-whisper"][6] == "–"
 

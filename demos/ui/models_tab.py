@@ -1,13 +1,17 @@
 """The Models tab: every catalog entry with its source, size and state, and buttons to fetch or load it."""
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any, Callable
 
 import gradio as gr
 
 from demos.core.catalog import Entry
 from demos.core.suite import Suite
-from demos.ui.widgets import device_picker, format_bytes, gradio_progress, guarded
+from demos.core.errors import UserError
+from demos.ui import presenter
+from demos.ui.widgets import device_picker, format_bytes, gradio_progress, guarded, user_error
 
 HEADERS = ["Panel", "Id", "Model", "Source", "Size", "State", "Loaded on"]
 
@@ -78,7 +82,7 @@ def build(suite: Suite) -> None:
                 "time (Fetch also completes a partial download and exports a damaged export again), or load one "
                 "to compile it now."
                 + (" **Offline:** only cached models are available." if suite.loader.offline else ""))
-    table = gr.Dataframe(value=lambda: table_rows(suite, hub_sizes), headers=HEADERS, interactive=False,
+    table = gr.Dataframe(value=table_rows(suite, hub_sizes), headers=HEADERS, interactive=False,
                          wrap=True, column_widths=["7%", "14%", "19%", "26%", "10%", "14%", "10%"],
                          label="Catalog", elem_id="models-table")
     with gr.Row():
@@ -99,8 +103,12 @@ def build(suite: Suite) -> None:
     def show_details(entry_id: str) -> str:
         return _details(suite, suite.catalog.entry(entry_id)) if entry_id else ""
 
-    @guarded
-    def fetch(entry_id: str, device_name: str, progress=gr.Progress(track_tqdm=True)):
+    def presenter_only(request: gr.Request | None) -> None:
+        if not presenter.may_control(suite, request):
+            raise UserError(presenter.REFUSED, param="request")
+
+    def fetch(entry_id: str, device_name: str, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        presenter_only(request)
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
         prepared = suite.prepare(entry, suite.runtime.check_device(device_name or suite.default_device),
@@ -111,41 +119,114 @@ def build(suite: Suite) -> None:
         return (f"**{entry.title}** is ready in {suite.loader.shown_path(prepared.model_dir)}{note} "
                 f"({time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
 
-    @guarded
-    def load(entry_id: str, device_name: str, progress=gr.Progress(track_tqdm=True)):
+    def load(entry_id: str, device_name: str, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        presenter_only(request)
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
+        before = suite.runtime.loaded_keys()
         handle = suite.load(entry, device_name, progress=gradio_progress(progress))
         verb = f"compiled in {handle.loaded.load_seconds:.1f} s" if handle.built_now else "was already loaded"
-        return (f"**{entry.title}** on {handle.loaded.key.device} {verb} "
-                f"(total {time.perf_counter() - started:.1f} s)."), table_rows(suite, hub_sizes)
+        message = (f"**{entry.title}** on {handle.loaded.key.device} {verb} "
+                   f"(total {time.perf_counter() - started:.1f} s).")
+        released = released_note(suite, before)
+        return message + (f" {released}" if released else ""), table_rows(suite, hub_sizes)
 
-    def unload():
+    def unload(request: gr.Request):
+        presenter_only(request)
         count = suite.runtime.unload()
         return f"Released {count} pipeline(s).", table_rows(suite, hub_sizes)
 
     def refresh():
         return table_rows(suite, hub_sizes)
 
-    def check_sizes(progress=gr.Progress()):
-        for entry in progress.tqdm(entries, desc="Asking the hub"):
-            if suite.catalog.local_path(entry.source) is None:
-                hub_sizes[entry.id] = suite.loader.hub_size(entry.source, entry.revision)
-        return table_rows(suite, hub_sizes)
+    def check_sizes(request: gr.Request, progress=gr.Progress()):
+        presenter_only(request)
+        on_hub = [e for e in entries if suite.catalog.local_path(e.source) is None]
+        for entry in progress.tqdm(on_hub, desc="Asking the hub"):
+            hub_sizes[entry.id] = suite.loader.hub_size(entry.source, entry.revision)
+        return sizes_note(on_hub, hub_sizes), table_rows(suite, hub_sizes)
 
     choice.change(guarded(show_details), choice, details, api_visibility="private")
-    fetch_btn.click(fetch, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
-    load_btn.click(load, [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
+    fetch_btn.click(kept(fetch), [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
+    load_btn.click(kept(load), [choice, device], [result, table], api_visibility="private", concurrency_id="loader")
     # API twins of Fetch and Load take plain strings: the dropdowns would reject an unknown id with Gradio's own
     # "not in the list of choices" before our message (which lists the valid ids) could say what to do.
-    # Hidden components rather than gr.api because gr.api would expose gr.Progress as an input.
+    # Hidden components rather than gr.api because gr.api would expose gr.Progress as an input. The functions'
+    # parameter names are the endpoint's (model, device), as the README documents them; a default of None is what
+    # makes Gradio list device as optional.
+    @guarded  # an API caller gets the failure as an error (gradio_client raises it), not as a status line
+    def fetch_model(model: str, device: str | None = None, request: gr.Request = None,  # type: ignore[assignment]
+                    progress=gr.Progress(track_tqdm=True)):
+        return fetch(model, device or "", request, progress)
+
+    @guarded
+    def load_model(model: str, device: str | None = None, request: gr.Request = None,  # type: ignore[assignment]
+                   progress=gr.Progress(track_tqdm=True)):
+        return load(model, device or "", request, progress)
+
+    @guarded
+    def unload_models(request: gr.Request = None):  # type: ignore[assignment]
+        return unload(request)
+
+    # On stage these are the presenter's alone (refused to everyone else) and left out of the API page.
+    changes_what_is_loaded = "private" if getattr(suite, "stage_control", None) else "public"
     api_model = gr.Textbox(visible=False, label="model")
     api_device = gr.Textbox(visible=False, label="device")
     api_trigger = gr.Button(visible=False)
-    api_trigger.click(fetch, [api_model, api_device], [result, table], api_name="fetch_model",
-                      concurrency_id="loader")
-    api_trigger.click(load, [api_model, api_device], [result, table], api_name="load_model",
-                      concurrency_id="loader")
-    unload_btn.click(guarded(unload), None, [result, table], api_name="unload_models")
-    sizes_btn.click(guarded(check_sizes), None, table, api_visibility="private")
+    api_trigger.click(fetch_model, [api_model, api_device], [result, table], api_name="fetch_model",
+                      concurrency_id="loader", api_visibility=changes_what_is_loaded)
+    api_trigger.click(load_model, [api_model, api_device], [result, table], api_name="load_model",
+                      concurrency_id="loader", api_visibility=changes_what_is_loaded)
+    unload_btn.click(kept(unload), None, [result, table], api_visibility="private")
+    api_trigger.click(unload_models, None, [result, table], api_name="unload_models",
+                      api_visibility=changes_what_is_loaded)
+    sizes_btn.click(kept(check_sizes), None, [result, table], api_visibility="private")
     refresh_btn.click(guarded(refresh), None, table, api_name="list_models")
+    # The table as it is when the page opens (a callable value would add an unnamed "/lambda_N" endpoint).
+    gr.on(None, guarded(refresh), None, table, api_visibility="private", show_progress="hidden")
+
+
+def kept(fn: Callable) -> Callable:
+    """A button's handler whose failure leaves the table as it was: the message (``user_error``'s, logged the same
+    way) goes to the result line and a toast, instead of Gradio's error pills over the whole table."""
+    what = fn.__name__.strip("_").replace("_", " ")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> tuple[str, Any]:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - sorted by user_error into a user message or a logged failure
+            message = user_error(exc, what).message
+            gr.Warning(message)
+            return f"**Not done:** {message}", gr.skip()
+    return wrapper
+
+
+def released_note(suite: Suite, before: list) -> str:
+    """What a load released to stay within ``max_pipelines`` (the pool evicts the least recently used), or ''."""
+    now = set(suite.runtime.loaded_keys())
+    gone = [key for key in before if key not in now]
+    if not gone:
+        return ""
+    names = []
+    for key in gone:
+        entry = next((e for e in suite.catalog.entries(key.panel)
+                      if str(suite.locate(e, key.device).path) == key.model_dir), None)
+        draft = ", with a draft" if key.draft_dir else ""
+        names.append(f"{entry.title if entry else key.model_dir} ({key.device}{draft})")
+    return (f"To stay within {suite.runtime.max_pipelines} loaded pipeline(s) (settings.max_pipelines, "
+            f"--max-pipelines) it released {', '.join(names)}; it loads again when next used.")
+
+
+def sizes_note(on_hub: list[Entry], sizes: dict[str, int | None]) -> str:
+    """What "Check sizes on the hub" found, in words (also when there was nothing to ask)."""
+    if not on_hub:
+        return ("Every entry of this catalog is a local folder: there is nothing to ask the hub. Sizes on disk are "
+                "in the table.")
+    known = [e for e in on_hub if sizes.get(e.id) is not None]
+    unknown = [e.title for e in on_hub if sizes.get(e.id) is None]
+    parts = [f"The hub reported the size of {len(known)} of {len(on_hub)} hub entr{'y' if len(on_hub) == 1 else 'ies'}"
+             + (" (in the Size column of those not downloaded yet)." if known else ".")]
+    if unknown:
+        parts.append(f"No size for {', '.join(unknown)} (offline, not found, or the hub did not answer).")
+    return " ".join(parts)

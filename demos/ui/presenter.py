@@ -7,26 +7,22 @@ a flaky venue network cannot break anything. The page gets large fonts, no foote
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import secrets
 import socket
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from demos.core.catalog import Catalog, Entry
 from demos.core.suite import Suite
+from demos.ui import style
+from demos.ui.public_paths import is_loopback
 
 log = logging.getLogger("demos.ui.presenter")
-
-# Readable from the back of a room; the Compare views and examples are what the audience looks at.
-CSS = """
-.gradio-container { font-size: 18px !important; max-width: 100% !important; }
-.gradio-container h1 { font-size: 2.2em !important; }
-.gradio-container button, .gradio-container textarea, .gradio-container input { font-size: 1.05em !important; }
-.gradio-container .message, .gradio-container .prose { font-size: 1.15em !important; line-height: 1.5 !important; }
-.metrics-card { font-size: 1.1em !important; }
-"""
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,10 @@ def go_offline(suite: Suite) -> None:
 
 
 def launch_options(presenter: bool) -> dict[str, Any]:
-    """Extra ``launch()`` arguments: a kiosk page for presenter mode, Gradio's defaults otherwise."""
+    """Extra ``launch()`` arguments: the app's CSS (``demos.ui.style``), and a kiosk page in presenter mode."""
     if not presenter:
-        return {}
-    return {"css": CSS, "footer_links": [], "run_history": False}
+        return {"css": style.css(False)}
+    return {"css": style.css(True), "footer_links": [], "run_history": False}
 
 
 def lan_address() -> str | None:
@@ -102,3 +98,48 @@ def lan_address() -> str | None:
     except OSError:
         return None
     return None if address.startswith("127.") else address
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Who may change what is loaded on stage
+
+KEY_HEADER = "x-presenter-key"   # for scripts: gradio_client.Client(url, headers={KEY_HEADER: key})
+KEY_QUERY = "presenter_key"      # for a browser: http://host:port/?presenter_key=KEY (sent back as the Referer)
+
+
+@dataclass(frozen=True)
+class StageControl:
+    """On stage the audience's phones share the app with the presenter: fetching, loading and unloading models
+    (the Models tab) would let any of them evict or unpin what the talk needs. Those actions answer only the
+    presenter: a browser on this machine (loopback, unless a share tunnel makes every visitor look local), or a
+    request carrying the key printed at start."""
+
+    trust_loopback: bool = True
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(9))
+
+    def allows(self, host: str | None, headers: Mapping[str, str]) -> bool:
+        if self.trust_loopback and host and is_loopback(host):
+            return True
+        offered = headers.get(KEY_HEADER) or _query_key(headers.get("referer") or "")
+        return bool(offered) and hmac.compare_digest(offered.encode(), self.key.encode())
+
+
+def _query_key(referer: str) -> str:
+    try:
+        return parse_qs(urlsplit(referer).query).get(KEY_QUERY, [""])[0]
+    except ValueError:
+        return ""
+
+
+REFUSED = ("in presenter mode only the presenter can fetch, load or unload models: use the presenting machine's "
+           f"browser, or open the page with ?{KEY_QUERY}=<the key printed at start>")
+
+
+def may_control(suite: Suite, request: Any) -> bool:
+    """Whether ``request`` (a ``gr.Request`` or None) may change what is loaded: always outside presenter mode."""
+    control: StageControl | None = getattr(suite, "stage_control", None)
+    if control is None:
+        return True
+    client = getattr(request, "client", None)
+    headers = getattr(request, "headers", None) or {}
+    return control.allows(getattr(client, "host", None), headers)

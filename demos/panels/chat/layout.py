@@ -21,6 +21,7 @@ from demos.core.catalog import ChatEntry
 from demos.panels.chat.engine import DEFAULT_ASSISTANT_TOKENS, DEFAULT_SEED, text_of
 from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CONFIDENCE, SPEC_FIXED, ChatPanel, Choices)
 from demos.core.suite import Suite
+from demos.ui import columns
 from demos.ui.widgets import code_view, device_picker, gradio_progress, guarded, metrics_card, model_picker
 
 CONCURRENCY_ID = "chat"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane orders its jobs
@@ -58,7 +59,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     status = gr.Markdown(panel.status(first.id, device.value), elem_id="chat-status")
 
     with gr.Row():
-        with gr.Column(scale=3):
+        with columns.results(scale=3):
             # … and on Compare, the view an audience looks at (speedup with the draft, or the adapter's effect).
             with gr.Tabs(selected="chat-compare" if suite.presenter else "chat-conversation"):
                 with gr.Tab("Conversation", id="chat-conversation"):
@@ -80,7 +81,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                 with gr.Tab("Compare side by side", id="chat-compare"):
                     gr.Markdown("One prompt, answered twice with the settings on the right: once without and "
                                 "once with the draft (or the adapter). The answers run one after the other so "
-                                "each has the whole machine; the speedup compares end-to-end tokens per second.")
+                                "each has the whole machine; the speedup compares end-to-end tokens per second.",
+                                elem_id="chat-compare-about")
                     with gr.Row(equal_height=True):
                         compare_prompt = gr.Textbox(label="Prompt", value=first.examples[0] if first.examples
                                                     else "", scale=4, elem_id="chat-compare-prompt")
@@ -103,7 +105,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                                                elem_id="chat-compare-right")
                             right_card = metrics_card()
 
-        with gr.Column(scale=2, min_width=320):
+        with columns.settings(suite, scale=2, min_width=320):
             system = gr.Textbox(label="System prompt", value=first.system_prompt, lines=2, max_lines=6,
                                 placeholder="Optional, e.g. 'You are a concise assistant.'", elem_id="chat-system")
             with gr.Accordion("LoRA adapters", open=True, visible=bool(first.adapters)) as lora_box:

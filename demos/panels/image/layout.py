@@ -31,6 +31,7 @@ from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_
     geometry, resolve
 from demos.core.showcode import file_reference, model_reference
 from demos.core.suite import Handle, Suite
+from demos.ui import columns
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
     metrics_markdown, model_picker, numbers_only
 
@@ -178,12 +179,14 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
     start = defaults(first, geo)
     showcase = stage is not None and bool(stage.adapters)  # presenter mode with styles to show
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=340):
+        with columns.side(scale=2, min_width=340):
+            # On stage the first example is already typed: Generate is the first click, and it works.
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="image-prompt", max_lines=8,
+                                value=first.examples[0] if stage is not None and first.examples else "",
                                 placeholder=first.examples[0] if first.examples else "Describe the picture you want")
             negative = gr.Textbox(label="Negative prompt", value=first.negative_prompt, lines=1,
                                   placeholder="what the picture should not show", elem_id="image-negative")
-            with gr.Row():
+            with columns.run_row():  # what follows it is settings (under the results on a phone)
                 go = gr.Button("Generate", variant="primary", scale=3, elem_id="image-generate")
                 stop = gr.Button("Stop", variant="stop", scale=1, elem_id="image-stop")
             with gr.Row():
@@ -201,7 +204,7 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                         "</small>", visible=not first.adapters, padding=True)
                 compare = gr.Checkbox(showcase, label="Compare: also render without styles (same seed)",
                                       visible=bool(first.adapters), elem_id="image-compare")
-            with gr.Accordion("Size, steps and seed", open=True):
+            with gr.Accordion("Size, steps and seed", open=stage is None):  # folded on stage
                 with gr.Row():
                     width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
                                       elem_id="image-width", min_width=90)
@@ -223,7 +226,7 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
             examples = [[text] for e in entries for text in e.examples]
             if examples:
                 gr.Examples(examples, [prompt], label="Examples")
-        with gr.Column(scale=3, min_width=380):
+        with columns.results(scale=3, min_width=380):
             slider = gr.ImageSlider(label="Without styles ◀ ▶ with styles", visible=showcase, type="filepath",
                                     format="png", max_height=520, elem_id="image-compare-slider", render=showcase)
             gallery = gr.Gallery(label="Images", columns=2, height=520, preview=True, format="png",

@@ -30,6 +30,7 @@ from demos.core.checks import flag
 from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
 from demos.panels.speech.code import cpp_code, python_code
+from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Handle, Suite
 from demos.panels.speech.transcriber import Options, Progress, Result, check_audible, check_request, run
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
@@ -239,8 +240,12 @@ def build(entries: list[Entry], suite: Suite) -> None:
             with gr.Row():
                 model = model_picker(entries, scale=3, elem_id="speech-model")
                 device = device_picker(suite.runtime.devices(), suite.default_device, scale=1)
-            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio (upload or record)",
-                             elem_id="speech-audio")
+            sample = sample_clip()
+            # On stage the box opens with the spoken sample: Transcribe is the first click, and it has audio.
+            audio = gr.Audio(str(sample) if sample and suite.presenter else None, sources=["upload", "microphone"],
+                             type="filepath", label="Audio (upload or record)", elem_id="speech-audio")
+            if sample:
+                gr.Examples([[str(sample)]], [audio], label="Sample clip", elem_id="speech-sample")
             media = gr.File(label="…or a video / any other media file", file_types=MEDIA_TYPES, height=120,
                             elem_id="speech-media")
             with gr.Row():

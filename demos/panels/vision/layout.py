@@ -266,7 +266,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
     constraints = gr.Markdown(_constraints(suite, first, device.value), elem_id="vision-constraints")
     chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], elem_id="vision-chatbot",
                          placeholder="Attach one or more images and ask about them.")
-    textbox = gr.MultimodalTextbox(file_count="multiple", file_types=["image"], sources=["upload"],
+    # On stage the first example (picture and question) is in the box: Send is the first click, and it answers.
+    textbox = gr.MultimodalTextbox(example_rows(first)[0][0] if suite.presenter else None,
+                                   file_count="multiple", file_types=["image"], sources=["upload"],
                                    placeholder="Ask about your images: drop, paste or upload them here…",
                                    show_label=False, submit_btn=True, stop_btn=False, elem_id="vision-input")
     metrics = metrics_card(value=METRICS_HINT, elem_id="vision-metrics")
