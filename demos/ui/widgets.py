@@ -146,8 +146,9 @@ def keep_outputs_on_error(event: Any, targets: list) -> Any:
     """After ``event`` fails, take Gradio's red "Error" marks off ``targets`` (its outputs and progress targets):
     Gradio 6.31 covers every one of them with a mark until it is clicked away, hiding the picture, the transcript or
     the status line underneath. Any finished event on a component replaces its mark, so a no-op does it."""
-    return event.failure(lambda: tuple(gr.skip() for _ in targets) if len(targets) > 1 else gr.skip(), None,
-                         targets, queue=False, show_progress="hidden", api_visibility="private")
+    def unchanged() -> Any:
+        return tuple(gr.skip() for _ in targets) if len(targets) > 1 else gr.skip()
+    return event.failure(unchanged, None, targets, queue=False, show_progress="hidden", api_visibility="private")
 
 
 def metrics_markdown(metrics: dict[str, Any]) -> str:

@@ -377,10 +377,11 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                   ui.count, ui.live, ui.compare, *ui.sliders]
     # The step progress shows on the status line, not over the gallery, where it would hide the live previews; a
     # refused request leaves every output as it was and says why in the status line (and a toast).
-    reported = reporting(run, lambda message: {ui.status: f"Not generated: {message}"})
+    reported = reporting(run, lambda message: {ui.status: f"**Not generated:** {message}"})
     # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
     clicked = ui.go.click(reported, run_inputs, ui.run_outputs(), api_name="generate_images",
-                          api_visibility="undocumented", concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
+                          api_visibility="undocumented", concurrency_id=CONCURRENCY_ID,
+                          show_progress_on=[ui.progress_strip])
     submitted = ui.prompt.submit(reported, run_inputs, ui.run_outputs(), api_visibility="private",
                                  concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
     for event in (clicked, submitted):
