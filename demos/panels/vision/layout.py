@@ -397,7 +397,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     accepted = textbox.submit(reporting(accept, lambda message: (gr.skip(), gr.skip(), refusal(message))),
                               [textbox, chat_state, model], [pending, metrics, status],
                               show_progress="hidden", api_name="vision_accept", api_visibility="undocumented")
-    keep_outputs_on_error(accepted, [status])
+    keep_outputs_on_error(accepted, [metrics, status])
     shown = accepted.success(show_question, [pending, chat_state], [textbox, chatbot], queue=False,
                              show_progress="hidden", api_visibility="private")
     answered = shown.success(reporting(respond, lambda message: (*(gr.skip(),) * 6, f"**Not answered:** {message}")),
