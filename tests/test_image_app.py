@@ -202,6 +202,22 @@ def test_bad_input_is_a_clear_message_and_the_app_keeps_serving(client, kwargs, 
     assert Path(path).is_file()
 
 
+@pytest.mark.parametrize("changed, message", [
+    (dict(steps=500), "Steps 500 is out of range: use 1 to 200"),
+    (dict(width=-64), "Width -64 is out of range: use 64 to 128"),
+    (dict(count=9), "Images 9 is out of range: use 1 to 8"),
+])
+def test_ui_boxes_outside_their_bounds_are_named_in_the_panels_words(client, changed, message):
+    """The UI's boxes hold real numbers (no "0 = default" there): a value outside a box's bounds is refused in the
+    panel's words, once, instead of Gradio's "Value -64 is less than minimum value 0."."""
+    args = _ui_args(**{k: v for k, v in changed.items() if k in ("steps", "count")})
+    if "width" in changed:
+        args[4] = changed["width"]
+    with pytest.raises(Exception) as info:
+        client.predict(*args, api_name="/generate_images")
+    assert message in str(info.value) and "minimum value" not in str(info.value)
+
+
 def test_zero_and_negative_numbers_mean_defaults(client):
     _, metrics = client.predict(PROMPT, "tiny-sd", width=0, height=-8, steps=0, guidance_scale=-1, seed=-1,
                                 api_name="/generate_image")

@@ -187,7 +187,7 @@ def test_text_streams_while_decoding(client, tmp_path):
     job = client.submit(*ui_args(path, "off"), api_name="/transcribe_ui")
     outputs = [list(o) for o in job]  # every yield
     final_text = outputs[-1][1]
-    partial = [o[1] for o in outputs[:-1] if o[1]]
+    partial = [o[1] for o in outputs[:-1] if isinstance(o[1], str) and o[1]]  # not the "keep as is" updates
     # Streamed updates are throttled (serving.UPDATE_INTERVAL_S): a tiny model's tokens arrive joined, so how many
     # partial transcripts there are depends on the machine's speed; that the transcript streams does not.
     assert partial, "the transcript should stream while decoding"

@@ -96,6 +96,15 @@ def test_ask_image_equals_a_direct_generate(client, plain, tmp_path):
     assert reply == _ask(plain, [prepare(large, Budget(shortest_side=32)).array], tokens=256)
 
 
+def test_a_picture_near_the_model_size_reaches_it_as_uploaded(client, plain, tmp_path):
+    """40×56 against the model's 32 px: above its size but not far above, so no PIL resize runs before genai's own
+    and the answer is the direct call's on the very same pixels (a resize to 32 px first gave another answer)."""
+    near = _picture(21, (56, 40, 3))
+    reply, _ = client.predict(handle_file(_png(tmp_path, "near.png", near)), QUESTION, MODEL, [], N,
+                              api_name="/ask_image")
+    assert reply == _ask(plain, [near])
+
+
 def test_second_turn_with_a_new_image(client, chat, tmp_path):
     first, second = _picture(3), _picture(4)
     first_file, second_file = _png(tmp_path, "first.png", first), _png(tmp_path, "second.png", second)
@@ -129,7 +138,7 @@ def _accept(client: Client, text: str, files: list[Path]) -> None:
 def _send(client: Client, text: str, files: list[Path], tokens: int = N):
     """What the browser does on Enter; returns (chatbot messages, metrics markdown, Python code)."""
     _accept(client, text, files)
-    _, messages, metrics, python, _ = client.predict(MODEL, "CPU", tokens, 0, 0.9, api_name="/vision_respond")
+    _, messages, metrics, python, _, _ = client.predict(MODEL, "CPU", tokens, 0, 0.9, api_name="/vision_respond")
     return messages, metrics, python
 
 
@@ -189,7 +198,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(long_app, p
                   for o in job.outputs()) and time.monotonic() < deadline:
         time.sleep(0.02)  # until the first streamed words arrive
     client.predict(api_name="/vision_stop")
-    _, messages, metrics, _, _ = job.result(timeout=120)
+    _, messages, metrics, _, _, _ = job.result(timeout=120)
     partial = messages[-1]["content"][0]["text"]
     assert partial.endswith(STOPPED_MARK) and "**Stopped** by user" in metrics
     generated = int(metrics.split("**Output** ")[1].split(" tokens")[0])
@@ -264,9 +273,9 @@ def test_clear_during_an_answer_empties_the_chat_for_good(long_app, tmp_path):
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    chatbot, metrics, _ = client.predict(api_name="/vision_clear")  # the State output is not returned
+    chatbot, metrics, _, _ = client.predict(api_name="/vision_clear")  # the State output is not returned
     assert chatbot == []
-    _, messages, metrics, _, _ = job.result(timeout=120)
+    _, messages, metrics, _, _, _ = job.result(timeout=120)
     assert messages == [] and metrics == METRICS_HINT, "the stopped answer did not write the old chat back"
     messages, _, _ = _send(client, QUESTION, [_png(tmp_path, "after.png", _picture(13))])
     assert len(messages) == 2, "a new conversation starts from the cleared one"

@@ -114,9 +114,12 @@ def test_large_images_shrink_to_the_model_budget_keeping_aspect(tmp_path):
     path = tmp_path / "big.png"
     Image.new("RGB", (1200, 800), (10, 20, 30)).save(path)
     result = prepare(path, Budget(shortest_side=336))
-    assert result.size == (504, 336) and result.original_size == (1200, 800) and result.scaled
-    assert prepare(path, Budget(max_pixels=240_000)).size == (600, 400)
-    assert prepare(path, Budget(fit=(300, 300))).size == (450, 300)
+    assert result.size == (1008, 672) and result.original_size == (1200, 800) and result.scaled, "to twice the model's"
+    assert prepare(path, Budget(max_pixels=240_000)).size == (1200, 800), "sides twice the budget's: as uploaded"
+    assert prepare(path, Budget(max_pixels=200_000)).size == (1095, 730)
+    assert prepare(path, Budget(fit=(300, 300))).size == (900, 600)
+    near = prepare(path, Budget(shortest_side=600))
+    assert near.size == (1200, 800) and not near.scaled, "within twice the model's size: genai alone resizes it"
     small = prepare(path, Budget(shortest_side=2000))
     assert small.size == (1200, 800) and not small.scaled, "never scaled up"
 
@@ -130,7 +133,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale_and_oriented(tmp_path):
     image.save(path, quality=90, exif=exif)
     result = prepare(path, Budget(shortest_side=336))
     assert result.original_size == (3000, 4000)
-    assert result.size == (336, 448)
+    assert result.size == (672, 896)
     assert np.abs(result.array.astype(int) - (200, 100, 50)).max() <= 3
 
 

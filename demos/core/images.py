@@ -29,6 +29,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from demos.core.errors import UserError
 
+FAR_ABOVE = 2
+"""An image is scaled down only when its sides are more than this many times what the model uses, and then to this
+many times the model's size, never to the size itself: genai resizes every picture for its model again, so a PIL
+resize before it changes the pixels the model sees (the answer then differs from a direct ``VLMPipeline`` call on
+the same picture, DESIGN §10). Pictures near the budget reach genai exactly as uploaded; only photos far above it
+(a 12-megapixel photo for a 336 px model) are shrunk, which keeps their decoding and genai's resize fast."""
+
 MAX_MEGAPIXELS = 100
 """Largest image accepted (width × height / 1e6). A 108 MP phone photo is about the largest real photo."""
 
@@ -44,7 +51,7 @@ class ImageError(UserError):
 
 @dataclass(frozen=True)
 class Budget:
-    """How many pixels a model actually uses: larger images are scaled down (never up) to fit.
+    """How many pixels a model actually uses: images far larger are scaled down (never up) towards it.
 
     ``shortest_side``: the model resizes the shortest side to this and centre-crops (CLIP/LLaVA);
     ``fit``: the model resizes to exactly this (width, height) (e.g. Gemma 3: 896×896);
@@ -65,7 +72,8 @@ class Budget:
         return "full size"
 
     def target(self, width: int, height: int) -> tuple[int, int]:
-        """The size an image of ``width``×``height`` is scaled to (the same size when it is small enough)."""
+        """The size an image of ``width``×``height`` is scaled to: the same size unless its sides are more than
+        ``FAR_ABOVE`` times what the model uses, else ``FAR_ABOVE`` times the model's size (genai does the rest)."""
         scale = 1.0
         if self.shortest_side:
             scale = self.shortest_side / min(width, height)
@@ -73,12 +81,14 @@ class Budget:
             scale = max(self.fit[0] / width, self.fit[1] / height)
         elif self.max_pixels:
             scale = math.sqrt(self.max_pixels / (width * height))
-        if scale >= 1.0:
+        if scale * FAR_ABOVE >= 1.0:
             return width, height
-        if self.shortest_side:  # land exactly on the model's size so its own resize becomes a no-op
+        scale *= FAR_ABOVE
+        if self.shortest_side:  # land exactly on a whole multiple of the model's side
+            side = self.shortest_side * FAR_ABOVE
             if width <= height:
-                return self.shortest_side, max(self.shortest_side, round(height * scale))
-            return max(self.shortest_side, round(width * scale)), self.shortest_side
+                return side, max(side, round(height * scale))
+            return max(side, round(width * scale)), side
         return max(1, round(width * scale)), max(1, round(height * scale))
 
 

@@ -39,8 +39,13 @@ def device_picker(devices: list[str], default: str, label: str = "Device", **kwa
     return gr.Dropdown(choices=devices, value=value, label=label, **kwargs)
 
 
-def numbers_only(component: C) -> C:
+def numbers_only(component: C, bounds_checked_by_handler: bool = False) -> C:
     """``component`` (a ``gr.Number`` or ``gr.Slider``) refusing NaN, infinity and text with its label named.
+
+    ``bounds_checked_by_handler``: the component's minimum and maximum only bound the browser's arrows and slider;
+    a typed value outside them reaches the handler, which says what to change in the panel's words (Gradio's own
+    check answers "Value -64 is less than minimum value 0." before the handler can run, once per event that
+    reads the component, and leaves the panel's status line as it was).
 
     Gradio's own preprocess lets NaN through a Slider's bounds (every comparison with NaN is False), fails on it
     in ``gr.Number(precision=0)``, and answers text with its dump of the event's components and Python's
@@ -48,6 +53,7 @@ def numbers_only(component: C) -> C:
     rather than the class subclassed: Gradio writes a .pyi stub next to every module defining a component.)
     """
     component.preprocess = types.MethodType(_numbers_only_preprocess, component)  # type: ignore[method-assign]
+    component.bounds_checked_by_handler = bounds_checked_by_handler  # type: ignore[attr-defined]
     return component
 
 
@@ -58,6 +64,8 @@ def _numbers_only_preprocess(component: Any, payload: Any) -> Any:
             finite(component.label or "the number", payload)
         except UserError as exc:
             raise gr.Error(str(exc), duration=None) from None
+        if getattr(component, "bounds_checked_by_handler", False):
+            return gr.Number.round_to_precision(payload, component.precision)
     return type(component).preprocess(component, payload)
 
 
@@ -113,6 +121,34 @@ def guarded(fn: Callable) -> Callable:
         except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
             raise user_error(exc, what) from None
     return wrapper
+
+
+def reporting(fn: Callable, status: Callable[[str], Any]) -> Callable:
+    """``guarded`` for a generator event handler with a status line: on failure it first yields ``status(message)``
+    (the update that puts the message in the panel's status line and leaves every other output as it is), then
+    raises the ``gr.Error`` (the toast). Pair it with ``keep_outputs_on_error`` on the event (DESIGN §9)."""
+    import functools
+
+    what = fn.__name__.strip("_").replace("_", " ")
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            yield from fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - sorted into a user message or a logged failure
+            error = user_error(exc, what)
+            yield status(error.message)
+            raise error from None
+    return wrapper
+
+
+def keep_outputs_on_error(event: Any, targets: list) -> Any:
+    """After ``event`` fails, take Gradio's red "Error" marks off ``targets`` (its outputs and progress targets):
+    Gradio 6.31 covers every one of them with a mark until it is clicked away, hiding the picture, the transcript or
+    the status line underneath. Any finished event on a component replaces its mark, so a no-op does it."""
+    def unchanged() -> Any:
+        return tuple(gr.skip() for _ in targets) if len(targets) > 1 else gr.skip()
+    return event.failure(unchanged, None, targets, queue=False, show_progress="hidden", api_visibility="private")
 
 
 def metrics_markdown(metrics: dict[str, Any]) -> str:

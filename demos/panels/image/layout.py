@@ -28,12 +28,12 @@ from demos.core.catalog import Entry, ImageEntry
 from demos.core.checks import whole
 from demos.core.errors import UserError
 from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
-    geometry, resolve
+    geometry, max_side, resolve
 from demos.core.showcode import file_reference, model_reference
 from demos.core.suite import Handle, Suite
 from demos.ui import columns
-from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card, \
-    metrics_markdown, model_picker, numbers_only
+from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error, \
+    load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting
 
 CONCURRENCY_ID = "image"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane runs one at a time
 PANEL = "image"
@@ -115,6 +115,29 @@ def _styles(entry: ImageEntry, all_adapters: list[tuple[str, str]], weights: tup
     return {adapter.id: values.get((entry.id, adapter.id)) or 0 for adapter in entry.adapters}
 
 
+def _side_bounds(entry: ImageEntry, geo: Geometry) -> tuple[int, int]:
+    """The width and height the boxes take for ``entry``: the smallest side its UNet handles to twice its native."""
+    return geo.min_side, max_side(defaults(entry, geo))
+
+
+def check_typed(entry: ImageEntry, geo: Geometry, w: Any, h: Any, n_steps: Any, scale: Any, seed_value: Any,
+                n_images: Any) -> None:
+    """The boxes' values inside the bounds the boxes show (the API's "0 or less = the default" is not the UI's:
+    its boxes hold the real numbers). ``UserError`` in the panel's words for the first one outside."""
+    low, high = _side_bounds(entry, geo)
+    base = defaults(entry, geo)
+    boxes = [("Width", w, low, high, f" (this model: {low} to {high} pixels, native {base.width})"),
+             ("Height", h, low, high, f" (this model: {low} to {high} pixels, native {base.height})"),
+             ("Steps", n_steps, 1, MAX_STEPS, f" (this model's default is {base.steps})"),
+             ("Guidance scale", scale, 0, MAX_GUIDANCE, f" (this model's default is {base.guidance_scale:g})"),
+             ("Seed", seed_value, -1, MAX_SEED, ", or -1 for a new random seed each time"),
+             ("Images", n_images, 1, MAX_IMAGES, " per click")]
+    for label, value, lo, hi, hint in boxes:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not lo <= value <= hi:
+            raise UserError(f"{label} {value:g} is out of range: use {lo:g} to {hi:g}{hint}.",
+                            param=label.lower().replace(" ", "_"))
+
+
 def _model_info(entry: ImageEntry, geo: Geometry) -> str:
     base = defaults(entry, geo)
     parts = [f"native {base.width}×{base.height}", f"sizes in multiples of {geo.factor}", f"{base.steps} steps",
@@ -154,6 +177,7 @@ class Widgets:
     live: gr.Checkbox
     gallery: gr.Gallery
     status: gr.Markdown
+    progress_strip: gr.Markdown
     slider: gr.ImageSlider
     params: gr.Textbox
     params_file: gr.DownloadButton
@@ -206,10 +230,11 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=stage is None):  # folded on stage
                 with gr.Row():
-                    width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=0,
-                                      elem_id="image-width", min_width=90)
-                    height = gr.Number(start.height, label="Height", precision=0, step=geo.factor, minimum=0,
-                                       elem_id="image-height", min_width=90)
+                    low, high = _side_bounds(first, geo)
+                    width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=low,
+                                      maximum=high, elem_id="image-width", min_width=90)
+                    height = gr.Number(start.height, label="Height", precision=0, step=geo.factor, minimum=low,
+                                       maximum=high, elem_id="image-height", min_width=90)
                     count = gr.Number(1, label="Images", precision=0, minimum=1, maximum=MAX_IMAGES,
                                       elem_id="image-count", min_width=90)
                 size_note = gr.Markdown(elem_id="image-size-note")
@@ -233,6 +258,8 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                                  object_fit="contain", buttons=["download", "fullscreen"], elem_id="image-gallery",
                                  interactive=False)
             status = gr.Markdown(elem_id="image-status")
+            # Where the step progress bar runs: its own strip, so it covers neither the previews nor the status.
+            progress_strip = gr.Markdown(elem_id="image-progress", container=False, min_height=44)
             if not showcase:
                 slider.render()  # below the gallery, except on stage
             params = gr.Textbox(label="Parameters (embedded in the PNG as text metadata)", lines=3,
@@ -242,10 +269,12 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
             metrics = metrics_card(elem_id="image-metrics")
             python, cpp = code_view()
     for number in (width, height, count, steps, guidance, seed, *sliders):
-        numbers_only(number)  # NaN and text are refused naming the field, before the run's event starts
+        # NaN and text are refused naming the field before the run's event starts; a number outside the box's
+        # bounds reaches the handlers, which say so in the size note at once and in the status line on Generate.
+        numbers_only(number, bounds_checked_by_handler=True)
     return Widgets(prompt, negative, go, stop, model, device, info, sliders, no_styles, compare, width, height,
-                   count, size_note, steps, guidance, seed, dice, live, gallery, status, slider, params, params_file,
-                   metrics, python, cpp, gr.State([]), gr.State([]))
+                   count, size_note, steps, guidance, seed, dice, live, gallery, status, progress_strip, slider, params,
+                   params_file, metrics, python, cpp, gr.State([]), gr.State([]))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -274,9 +303,13 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                            guidance_scale=scale, seed=seed_value if seed_value is not None else 42)
         return entry, geo, settings
 
-    def preview_code(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale, seed_value, *weights):
-        """Size note and code for the settings as they stand (quietly keeps the old code while input is bad)."""
+    def preview_code(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale, seed_value, n_images,
+                     *weights):
+        """Size note and code for the settings as they stand (quietly keeps the old code while input is bad): a
+        number outside its box's bounds is named here as soon as it is typed."""
         try:
+            entry = panel.entry(entry_id)
+            check_typed(entry, panel.geometry(entry, device_name), w, h, n_steps, scale, seed_value, n_images)
             _, _, settings = settings_from(entry_id, device_name, prompt_text or "…", negative_text, w, h, n_steps,
                                            scale, 0 if (seed_value or 0) < 0 else seed_value, weights)
         except UserError as exc:  # anything else is a bug: the wrapper logs it
@@ -292,14 +325,18 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         geo = panel.geometry(entry, device_name)
         base = defaults(entry, geo)
         visible = [gr.update(visible=e_id == entry.id) for e_id, _ in all_adapters]
-        return [_model_info(entry, geo), entry.negative_prompt, gr.update(value=base.width, step=geo.factor),
-                gr.update(value=base.height, step=geo.factor), base.steps, base.guidance_scale,
+        low, high = _side_bounds(entry, geo)
+        return [_model_info(entry, geo), entry.negative_prompt,
+                gr.update(value=base.width, step=geo.factor, minimum=low, maximum=high),
+                gr.update(value=base.height, step=geo.factor, minimum=low, maximum=high), base.steps,
+                base.guidance_scale,
                 gr.update(visible=not entry.adapters), gr.update(visible=bool(entry.adapters)), *visible]
 
-    @guarded
     def run(request: gr.Request, prompt_text: str, negative_text: str, entry_id: str, device_name: str, w, h,
             n_steps, scale, seed_value, n_images, live_preview: bool, compare_on: bool,
             progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
+        entry = panel.entry(entry_id)
+        check_typed(entry, panel.geometry(entry, device_name), w, h, n_steps, scale, seed_value, n_images)
         entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale,
                                              seed_value, weights)
         count = max(1, min(MAX_IMAGES, whole("number of images", n_images or 1)))  # before any load
@@ -307,8 +344,9 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             loaded = settings.device in panel.suite.is_loaded(entry)
             # On stage the Compare slider stays put above the gallery (hiding it there loses its next images).
             compare_view = gr.skip() if panel.stage_entry() else gr.update(visible=bool(compare_on and settings.styles))
-            yield {ui.status: "Starting…" if loaded else f"Loading {entry.title} on {settings.device}…",
-                   ui.slider: compare_view}
+            images = f"{count} image{'s' if count != 1 else ''}"
+            yield {ui.status: f"Generating {images} with {entry.title} on {settings.device}…" if loaded else
+                   f"Loading {entry.title} on {settings.device}…", ui.slider: compare_view}
             handle = panel.load(entry, settings.device, progress)
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
@@ -329,7 +367,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         return gr.skip(), gr.skip()
 
     settings_inputs = [ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height, ui.steps, ui.guidance,
-                       ui.seed, *ui.sliders]
+                       ui.seed, ui.count, *ui.sliders]
     gr.on([c.change for c in settings_inputs], guarded(preview_code), settings_inputs,
           [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
@@ -340,11 +378,17 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                   show_progress="hidden")
     run_inputs = [ui.prompt, ui.negative, ui.model, ui.device, ui.width, ui.height, ui.steps, ui.guidance, ui.seed,
                   ui.count, ui.live, ui.compare, *ui.sliders]
+    # The step progress shows on the status line, not over the gallery, where it would hide the live previews; a
+    # refused request leaves every output as it was and says why in the status line (and a toast).
+    reported = reporting(run, lambda message: {ui.status: f"**Not generated:** {message}"})
     # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
-    ui.go.click(run, run_inputs, ui.run_outputs(), api_name="generate_images", api_visibility="undocumented",
-                concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.gallery])
-    ui.prompt.submit(run, run_inputs, ui.run_outputs(), api_visibility="private", concurrency_id=CONCURRENCY_ID,
-                     show_progress_on=[ui.gallery])
+    clicked = ui.go.click(reported, run_inputs, ui.run_outputs(), api_name="generate_images",
+                          api_visibility="undocumented", concurrency_id=CONCURRENCY_ID,
+                          show_progress_on=[ui.progress_strip])
+    submitted = ui.prompt.submit(reported, run_inputs, ui.run_outputs(), api_visibility="private",
+                                 concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
+    for event in (clicked, submitted):
+        keep_outputs_on_error(event, [ui.progress_strip, ui.status])
     # Not in the image queue: Stop must run while a generation holds it.
     ui.stop.click(guarded(stop_generation), None, ui.status, api_name="stop_images", api_visibility="undocumented",
                   concurrency_limit=None, show_progress="hidden")
@@ -361,8 +405,9 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
     note = load_note(batch.handle)
     for event in batch.run():
         if isinstance(event, image_batch.Step):  # throttled by the job: fast models take thousands of steps a minute
-            progress((event.done_total, event.total), desc=f"{event.label} · step {event.step}/{event.steps}",
-                     unit="steps")
+            where = f"{event.label} · step {event.step}/{event.steps}"
+            progress((event.done_total, event.total), unit="steps")
+            yield {ui.status: f"Generating {where}…"}
         elif isinstance(event, image_batch.Queued):
             ahead = f"{event.ahead} request{'s' if event.ahead != 1 else ''}"
             yield {ui.status: f"Waiting for the pipeline: {ahead} ahead of you ({event.label})…"}

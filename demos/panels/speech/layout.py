@@ -33,8 +33,8 @@ from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Handle, Suite
 from demos.panels.speech.transcriber import Options, Progress, Result, check_audible, check_request, run
-from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
-                 metrics_markdown, model_picker)
+from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
+                 load_note, metrics_card, metrics_markdown, model_picker, reporting)
 from demos.ui.uploads import checked_upload
 
 PANEL = "speech"
@@ -295,13 +295,19 @@ def build(entries: list[Entry], suite: Suite) -> None:
 
     def _transcribe_ui(path: str, model_id: str, device_name: str, language_code: str, task_name: str, mode: str,
                        control: serving.Control, progress: gr.Progress) -> Iterator[tuple]:
-        keep = gr.update()
-        yield ("Reading the audio and loading the model…", "", [], [], None, "", keep, keep)
+        keep = gr.skip()
+        # Nothing on screen changes until the audio and the settings are known to be good: a refused file leaves
+        # the last transcript where it was (``reporting`` puts the reason in the status line).
+        yield ("Reading the audio…", keep, keep, keep, keep, keep, keep, keep)
         entry, decoded = _read(suite, model_id, path)
+        if not suite.is_loaded(entry):
+            yield (f"Loading {entry.title}…", keep, keep, keep, keep, keep, keep, keep)
         handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
                                    gradio_progress(progress))
         if decoded.warning:
             gr.Warning(decoded.warning)
+        # The new transcript starts: what belonged to the previous one goes.
+        yield (f"Transcribing {decoded.seconds:.1f} s of audio…", "", [], [], None, "", keep, keep)
         model = model_reference(suite, entry, handle.loaded.key.device)
         py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
@@ -326,7 +332,28 @@ def build(entries: list[Entry], suite: Suite) -> None:
         return "Stopping after the current window…"
 
     outputs = [status, transcript, segments, words, downloads, metrics, code_py, code_cpp]
-    go.click(guarded(transcribe_ui), [audio, media, model, device, language, task, timestamps], outputs,
-             api_name="transcribe_ui", concurrency_id=CONCURRENCY, show_progress_on=[status])
+    unchanged = (gr.skip(),) * (len(outputs) - 1)
+    transcribed = go.click(reporting(transcribe_ui, lambda message: (f"**Not transcribed:** {message}", *unchanged)),
+                           [audio, media, model, device, language, task, timestamps], outputs,
+                           api_name="transcribe_ui", concurrency_id=CONCURRENCY, show_progress_on=[status])
+    keep_outputs_on_error(transcribed, [status])
+
+    def check_upload(path: str | None, model_id: str) -> Iterator[tuple]:
+        """A new file: read at once, so a file without usable audio is named now, not at Transcribe; the previous
+        result described the previous file, so it goes either way."""
+        if not path:
+            return
+        yield ("Reading the audio…", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        _, decoded = _read(suite, model_id, path)
+        note = f" ({decoded.warning})" if decoded.warning else ""
+        yield (f"{Path(path).name}: {decoded.seconds:.1f} s of audio, ready to transcribe{note}", "", [], [], None,
+               "")
+
+    fresh = [status, transcript, segments, words, downloads, metrics]
+    checked = reporting(check_upload, lambda message: (f"**This file cannot be transcribed:** {message}", "", [], [],
+                                                       None, ""))
+    for trigger, source in ((audio.upload, audio), (audio.stop_recording, audio), (media.upload, media)):
+        keep_outputs_on_error(trigger(checked, [source, model], fresh, api_visibility="private",
+                                      show_progress="hidden"), fresh)
     stop.click(stop_ui, None, status, api_name="stop_transcription", queue=False)
     build_api(suite, runs)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from demos.core.catalog import VisionEntry
-from demos.core.images import Budget
+from demos.core.images import FAR_ABOVE, Budget
 from demos.core.showcode import ModelRef, reference
 from demos.core.snippets import cpp_string, cpp_value
 
@@ -39,30 +39,27 @@ def _model(request: CodeRequest) -> ModelRef:
 
 
 def _budget_lines(budget: Budget | None) -> list[str]:
-    """How the demo scales an upload down; omitted when it never does."""
+    """How the demo scales an upload down (only far above the model's size, to twice that size: genai resizes the
+    rest, as ``demos.core.images.Budget.target``); omitted when it never does."""
     if budget is None:
         return ["    return ov.Tensor(np.array(image))"]
     if budget.shortest_side:
         side = budget.shortest_side
-        return [f"    scale = {side} / min(image.size)  # the model uses a {side} px shortest side",
-                "    if scale < 1:",
-                "        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))",
-                "        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)",
-                "    return ov.Tensor(np.array(image))"]
-    if budget.fit:
+        scale = f"{side} / min(image.size)  # the model uses a {side} px shortest side"
+    elif budget.fit:
         width, height = budget.fit
-        return [f"    scale = max({width} / image.width, {height} / image.height)  # the model uses {width}x{height}",
-                "    if scale < 1:",
-                "        image = image.resize((round(image.width * scale), round(image.height * scale)),",
-                "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
-                "    return ov.Tensor(np.array(image))"]
-    if budget.max_pixels:
-        return [f"    scale = ({budget.max_pixels} / (image.width * image.height)) ** 0.5  # the model's pixel budget",
-                "    if scale < 1:",
-                "        image = image.resize((round(image.width * scale), round(image.height * scale)),",
-                "                             Image.Resampling.BICUBIC, reducing_gap=3.0)",
-                "    return ov.Tensor(np.array(image))"]
-    return ["    return ov.Tensor(np.array(image))"]
+        scale = f"max({width} / image.width, {height} / image.height)  # the model uses {width}x{height}"
+    elif budget.max_pixels:
+        scale = f"({budget.max_pixels} / (image.width * image.height)) ** 0.5  # the model's pixel budget"
+    else:
+        return ["    return ov.Tensor(np.array(image))"]
+    least = budget.shortest_side * FAR_ABOVE if budget.shortest_side else 1
+    return [f"    scale = {scale}",
+            f"    if scale * {FAR_ABOVE} < 1:  # only far larger pictures, to {FAR_ABOVE}x; genai resizes the rest itself",
+            f"        scale *= {FAR_ABOVE}",
+            f"        size = (max({least}, round(image.width * scale)), max({least}, round(image.height * scale)))",
+            "        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)",
+            "    return ov.Tensor(np.array(image))"]
 
 
 def python_code(request: CodeRequest) -> str:

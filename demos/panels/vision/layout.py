@@ -29,8 +29,8 @@ from demos.core.checks import finite, whole
 from demos.core.errors import TooLarge, UserError, check_text
 from demos.core.showcode import model_reference
 from demos.core.suite import Handle, Suite
-from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
-                 metrics_markdown, model_picker, numbers_only)
+from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
+                 load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting)
 from demos.panels.vision.engine import Answer, Settings, stream_answer
 from demos.panels.vision.code import CodeRequest, cpp_code, python_code
 from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
@@ -40,6 +40,11 @@ PANEL = "vision"
 CONCURRENCY = "vision"  # the panel's events (demos.ui.capacity bounds them); a lane per pipeline
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
+# Pictures in the conversation at a size that leaves the words readable (Gradio's Chatbot shows them as wide as
+# the message column); a click on one still opens it full size.
+PICTURE_CSS = ("<style>#vision-chatbot .message-row img, #vision-chatbot .message img "
+               "{max-height: 240px; max-width: min(100%, 360px); width: auto; height: auto; object-fit: contain;}"
+               "</style>")
 
 # -------------------------------------------------------------------------------------------------------------
 # Shared by the UI and the API
@@ -271,7 +276,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                    file_count="multiple", file_types=["image"], sources=["upload"],
                                    placeholder="Ask about your images: drop, paste or upload them here…",
                                    show_label=False, submit_btn=True, stop_btn=False, elem_id="vision-input")
+    status = gr.Markdown(elem_id="vision-status")
     metrics = metrics_card(value=METRICS_HINT, elem_id="vision-metrics")
+    gr.HTML(head=PICTURE_CSS, container=False, padding=False)
     with gr.Row():
         examples = gr.Dataset(components=[textbox], samples=example_rows(first), label="Examples", scale=4,
                               elem_id="vision-examples")
@@ -286,7 +293,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
             temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
         for slider in (max_new, temperature, top_p):
-            numbers_only(slider)  # NaN and text are refused naming the slider, before the answer's event runs
+            # NaN and text are refused naming the slider, before the answer's event runs; a typed value outside the
+            # slider's range reaches the handler, which names the model's own bound in the status line.
+            numbers_only(slider, bounds_checked_by_handler=True)
     code_py, code_cpp = code_view()
     chat_state = gr.State([])
 
@@ -315,7 +324,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
         files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
         turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
         runs.reserve(serving.session_key(request))  # from now on, Stop and Clear apply to this answer
-        return (message, turn), gr.skip()
+        yield (message, turn), gr.skip(), ""  # an earlier refusal's message no longer applies
 
     def show_question(pending: tuple[dict, ChatTurn], chat: list[ChatTurn]):
         busy = gr.MultimodalTextbox(value=None, submit_btn=False, stop_btn=True)
@@ -335,26 +344,34 @@ def build(entries: list[Entry], suite: Suite) -> None:
 
     def _respond(message: dict, turn: ChatTurn, chat: list[ChatTurn], asked: list[ChatTurn], entry: VisionEntry,
                  device_name: str, settings: Settings, run: serving.Control, progress: Any) -> Iterator[tuple]:
+        skip = gr.skip()
         try:
             _check_bounds(suite, entry, device_name, asked, settings)
+            if not suite.is_loaded(entry):
+                yield skip, skip, skip, skip, skip, skip, f"Loading {entry.title}…"
             handle, facts = _load(suite, entry, device_name, progress)
+            streaming = False
             for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
                     idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
-                    yield idle, [], [], METRICS_HINT, gr.skip(), gr.skip()
+                    yield idle, [], [], METRICS_HINT, skip, skip, ""
                     return
                 if isinstance(item, Answer):
                     done = [*chat, replace(turn, reply=item.text, stopped=item.stopped)]
                     code = _code(suite, entry, device_name, done, settings, facts)
                     yield (gr.MultimodalTextbox(submit_btn=True, stop_btn=False), _chat_messages(done), done,
-                           _metrics_text(item.metrics, load_note(handle)), *code)
-                else:  # nothing streamed yet while the model is busy with others: say where this one stands
+                           _metrics_text(item.metrics, load_note(handle)), *code, "")
+                else:
+                    # Nothing streamed yet while the model is busy with others: say where this one stands. The
+                    # status is emptied once (a "Loading…" no longer applies), then left alone: every token's update
+                    # stays as small as it was.
                     shown = item or (f"_{serving.place_note(run.ahead)}_" if run.ahead else item)
-                    yield gr.skip(), _chat_messages(asked, shown), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    yield skip, _chat_messages(asked, shown), skip, skip, skip, skip, skip if streaming else ""
+                    streaming = True
         except Exception:
             # Give the message back so it can be fixed and sent again; the chat shows what it showed before.
             yield (gr.MultimodalTextbox(value=message, submit_btn=True, stop_btn=False), _chat_messages(chat), chat,
-                   gr.skip(), gr.skip(), gr.skip())
+                   skip, skip, skip, skip)
             raise
 
     def stop_answer(request: gr.Request) -> None:
@@ -362,7 +379,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
 
     def clear_chat(request: gr.Request):
         runs.clear(serving.session_key(request))
-        return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False)
+        return [], [], METRICS_HINT, gr.MultimodalTextbox(value=None, submit_btn=True, stop_btn=False), ""
 
     def add_snapshot(snapshot: str | None, message: dict | None):
         if not snapshot:
@@ -377,18 +394,26 @@ def build(entries: list[Entry], suite: Suite) -> None:
     pending = gr.State(None)
     # Queued (its own queue, no model work): Gradio 6.31 shows no error toast for a failing queue=False event.
     # Outputs hidden: a refused message leaves the chat and the input box as they were, unmarked.
-    accepted = textbox.submit(guarded(accept), [textbox, chat_state, model], [pending, metrics],
+    # A refused message or a failed answer leaves the chat, the box and the figures as they were; the reason is in
+    # the status line under the box (and a toast).
+    def refusal(message: str) -> str:
+        return f"**Not sent:** {message}"
+    accepted = textbox.submit(reporting(accept, lambda message: (gr.skip(), gr.skip(), refusal(message))),
+                              [textbox, chat_state, model], [pending, metrics, status],
                               show_progress="hidden", api_name="vision_accept", api_visibility="undocumented")
+    keep_outputs_on_error(accepted, [metrics, status])
     shown = accepted.success(show_question, [pending, chat_state], [textbox, chatbot], queue=False,
                              show_progress="hidden", api_visibility="private")
-    answered = shown.success(guarded(respond), [pending, chat_state, model, device, *settings_inputs],
-                             [textbox, chatbot, chat_state, metrics, code_py, code_cpp], api_name="vision_respond",
-                             api_visibility="undocumented", concurrency_id=CONCURRENCY, show_progress="full",
-                             show_progress_on=[metrics])
+    answered = shown.success(reporting(respond, lambda message: (*(gr.skip(),) * 6, f"**Not answered:** {message}")),
+                             [pending, chat_state, model, device, *settings_inputs],
+                             [textbox, chatbot, chat_state, metrics, code_py, code_cpp, status],
+                             api_name="vision_respond", api_visibility="undocumented", concurrency_id=CONCURRENCY,
+                             show_progress="full", show_progress_on=[metrics])
+    keep_outputs_on_error(answered, [metrics, status])
     answered.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
                   api_visibility="undocumented")
     textbox.stop(stop_answer, None, None, queue=False, api_name="vision_stop", api_visibility="undocumented")
-    clear.click(clear_chat, None, [chatbot, chat_state, metrics, textbox], queue=False, api_name="vision_clear",
+    clear.click(clear_chat, None, [chatbot, chat_state, metrics, textbox, status], queue=False, api_name="vision_clear",
                 api_visibility="undocumented")
     webcam.input(add_snapshot, [webcam, textbox], [textbox, webcam], queue=False, api_visibility="private")
     examples.click(use_example, examples, textbox, queue=False, api_visibility="private")
