@@ -247,10 +247,17 @@ def finish_reason(prepared: Prepared, final: Final) -> str:
     return "length" if final.metrics.get("output_tokens", 0) >= prepared.max_new_tokens else "stop"
 
 
+def cut(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` up to its first stop string (OpenAI leaves the stop string out). genai ends generation once a
+    stop string appears, but a stop string inside a token leaves the token's other characters in its text."""
+    ends = [found for s in stop if (found := text.find(s)) >= 0]
+    return text[:min(ends)] if ends else text
+
+
 def _collect(prepared: Prepared) -> Final:
     for item in prepared.items():
         if isinstance(item, Final):
-            return item
+            return Final(cut(item.text, prepared.stop), item.metrics)
     raise RuntimeError("the engine ended without a final answer")
 
 
@@ -273,19 +280,21 @@ async def completions(suite: Suite, request: Request) -> Any:
 async def _events(prepared: Prepared, ident: str, created: int, include_usage: bool) -> Any:
     """The SSE stream: a role chunk, content deltas as the text grows, a chunk with ``finish_reason``, [DONE].
 
-    With stop strings the last characters are held back until the answer ends: genai streams a stop string's
-    first characters before it knows they are one, and the final text (without it) is the one that counts."""
+    With stop strings, the text is cut at the first complete one and its last ``len(longest) - 1`` characters are
+    held back until the answer ends (they may be the start of a stop string): every delta sent is then part of the
+    final answer, which is the one that counts."""
     def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
         return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": prepared.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}]}
 
-    hold = max((len(s) for s in prepared.stop), default=0)
+    hold = max((len(s) - 1 for s in prepared.stop), default=0)
     sent = ""
     yield sse(chunk({"role": "assistant", "content": ""}))
     try:
         async for item in relay(prepared.items(), prepared.control):
             if isinstance(item, Final):
-                rest = item.text[len(sent):] if item.text.startswith(sent) else ""
+                text = cut(item.text, prepared.stop)
+                rest = text[len(sent):] if text.startswith(sent) else ""
                 if rest:
                     yield sse(chunk({"content": rest}))
                 yield sse(chunk({}, finish_reason(prepared, item)))
@@ -293,7 +302,8 @@ async def _events(prepared: Prepared, ident: str, created: int, include_usage: b
                     yield sse({"id": ident, "object": "chat.completion.chunk", "created": created,
                                "model": prepared.model, "choices": [], "usage": usage(item.metrics)})
                 break
-            visible = item[:max(len(item) - hold, 0)]
+            grown = cut(item, prepared.stop)
+            visible = grown if len(grown) < len(item) else item[:max(len(item) - hold, 0)]
             if len(visible) > len(sent) and visible.startswith(sent):
                 yield sse(chunk({"content": visible[len(sent):]}))
                 sent = visible
