@@ -1,5 +1,10 @@
-"""The ``/v1`` gate on its own (no models): key, origin, body cap, error shape; and the key from the environment."""
+"""The ``/v1`` plumbing on its own (no models): the gate (key, origin, body cap, error shape), the key from the
+environment, and a request without streaming whose client goes away."""
 from __future__ import annotations
+
+import asyncio
+import threading
+import time
 
 import pytest
 from starlette.applications import Starlette
@@ -63,3 +68,28 @@ def test_the_api_key_comes_from_the_environment(monkeypatch) -> None:
     assert app.parse_args(["--api-key", "given"]).api_key == "given"
     monkeypatch.delenv("OV_DEMOS_API_KEY")
     assert app.parse_args([]).api_key is None
+
+
+def test_a_request_whose_client_goes_away_stops_its_job() -> None:
+    """``streaming.finish`` watches the connection while the work runs in a thread, and stops the job's control."""
+    from demos.api.streaming import finish
+    from demos.core import serving
+
+    class Gone:  # a Starlette request whose client disconnects 0.3 s in
+        def __init__(self) -> None:
+            self.since = time.monotonic()
+
+        async def is_disconnected(self) -> bool:
+            return time.monotonic() - self.since > 0.3
+
+    control = serving.Control()
+    worker: list[str] = []
+
+    def work() -> bool:  # a generation that runs until stopped (at most 20 s)
+        worker.append(threading.current_thread().name)
+        return control.event.wait(20)
+
+    started = time.monotonic()
+    stopped = asyncio.run(finish(Gone(), control, work))  # type: ignore[arg-type]
+    assert stopped and control.stopped and time.monotonic() - started < 10
+    assert worker and worker[0] != threading.current_thread().name, "the work ran off the event loop"
