@@ -300,7 +300,8 @@ async def _events(prepared: Prepared, ident: str, created: int, include_usage: b
                 yield sse(chunk({}, finish_reason(prepared, item)))
                 if include_usage:
                     yield sse({"id": ident, "object": "chat.completion.chunk", "created": created,
-                               "model": prepared.model, "choices": [], "usage": usage(item.metrics)})
+                               "model": prepared.model, "choices": [], "usage": usage(item.metrics),
+                               "metrics": item.metrics})
                 break
             grown = cut(item, prepared.stop)
             visible = grown if len(grown) < len(item) else item[:max(len(item) - hold, 0)]

@@ -72,7 +72,7 @@ class Gate:
             if not started:
                 await _send_json(send, 413, body(too_large_message(self.limit), param="body", code="too-large"))
         except Exception as exc:  # noqa: BLE001 - the one place a /v1 failure becomes a response (and a log entry)
-            status, payload = described(exc, f"{scope.get('method')} {scope.get('root_path', '')}{scope['path']}")
+            status, payload = described(exc, f"{scope.get('method')} {scope['path']}")
             if not started:
                 await _send_json(send, status, payload)
 
