@@ -226,6 +226,9 @@ def test_transcriptions_equal_whisper_text_and_subtitles_parse(client, whisper, 
         plain = client.audio.transcriptions.create(model="tiny-whisper", file=audio, response_format="text")
     assert plain == text.text
     with open(clip, "rb") as audio:
+        prompted = client.audio.transcriptions.create(model="tiny-whisper", file=audio, prompt="hallo world")
+    assert prompted.text == whisper.generate(_samples(clip), initial_prompt="hallo world").texts[0] != text.text
+    with open(clip, "rb") as audio:
         translated = client.audio.translations.create(model="tiny-whisper", file=audio)
     assert translated.text == whisper.generate(_samples(clip), task="translate").texts[0]
 
