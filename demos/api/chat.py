@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from demos.api import catalog as api_catalog
 from demos.api.bodies import Body, parse
+from demos.api.errors import described
 from demos.api.streaming import finish, relay, sse
 from demos.core import files, serving
 from demos.core.catalog import ChatEntry, Entry, VisionEntry
@@ -309,6 +310,5 @@ async def _events(prepared: Prepared, ident: str, created: int, include_usage: b
                 yield sse(chunk({"content": visible[len(sent):]}))
                 sent = visible
     except Exception as exc:  # noqa: BLE001 - the status is sent already: the error travels as an event
-        from demos.api.errors import described
         yield sse(described(exc, f"POST {ROUTE} (streaming)")[1])
     yield sse("[DONE]")
