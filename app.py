@@ -2,6 +2,10 @@
 
     python app.py [--models PATH] [--host H] [--port N] [--share] [--device D] [--cache-dir DIR]
                   [--offline] [--prefetch [IDS ...]] [--preload [IDS ...]] [--max-pipelines N] [--presenter]
+                  [--api-key KEY] [--cors ORIGIN ...] [--mcp]
+
+The same server answers the OpenAI-compatible API under /v1 (README "API") and, with --mcp, MCP at
+/gradio_api/mcp/.
 
 Nothing is downloaded, exported or compiled at start unless --prefetch or --preload asks for it.
 """
@@ -38,6 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--presenter", action="store_true",
                         help="stage mode: preload and warm up the entries marked 'presenter: true', then go offline;"
                              " large fonts, no footer, no run history, Compare views first")
+    parser.add_argument("--api-key", default=os.environ.get("OV_DEMOS_API_KEY") or None, metavar="KEY",
+                        help="require 'Authorization: Bearer KEY' on the OpenAI-compatible API (/v1); default: the "
+                             "OV_DEMOS_API_KEY environment variable, else no key")
+    parser.add_argument("--cors", nargs="+", metavar="ORIGIN", default=(),
+                        help="let web pages of these origins (e.g. http://localhost:3000) call /v1 from a browser")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the Gradio endpoints (/chat, /generate_image, /transcribe, /ask_image) as MCP "
+                             "tools at /gradio_api/mcp/")
     from demos.core.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
     parser.add_argument("--only", choices=PANELS, default=None,
                         help="build only this panel's tab (development: python -m demos.panels.<panel>)")
@@ -199,11 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_app(suite, args.only)
     if not suite.expose_paths:
         hide_in_config(demo, suite)
+    from demos.api import server as api_server
     from demos.ui import capacity
+    # No panel-wide limit of one: demos.ui.capacity bounds each panel's events, each pipeline's lane decides what
+    # runs on it. The /v1 routes come before Gradio's own (FastAPI's ``routes``) and go straight to the serving core.
     demo.queue()
     demo.launch(server_name=host, server_port=port, share=args.share, show_error=True, prevent_thread_lock=True,
                 max_file_size=int(catalog.settings.max_upload_mb * (1 << 20)), max_threads=capacity.configure(demo),
-                **launch_options(args.presenter))
+                app_kwargs={"routes": api_server.routes(suite, args.api_key, tuple(args.cors))},
+                mcp_server=True if args.mcp else None, **launch_options(args.presenter))
+    if args.cors:
+        from demos.api import cors
+        app = demo.server_app  # outside Gradio's CORS middleware, which answers every preflight itself
+        app.middleware_stack = cors.around(app.middleware_stack or app.build_middleware_stack(), tuple(args.cors))
+    if host == "0.0.0.0" and not args.api_key:
+        log.warning("the OpenAI-compatible API (/v1) listens on all interfaces without a key: anyone on the "
+                    "network can use it; start with --api-key KEY (or set %s) to require one",
+                    api_server.API_KEY_ENV)
     if host == "0.0.0.0" and (address := lan_address()):
         print(f"Phones on this network can open http://{address}:{demo.server_port}/", file=sys.stderr, flush=True)
     if getattr(suite, "stage_control", None) is not None:

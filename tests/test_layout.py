@@ -1,7 +1,9 @@
 """The house rules of DESIGN §2, read from the imports of every module under demos/.
 
 - ``demos/core`` imports neither gradio nor fastapi, nor ``demos.panels``, ``demos.ui`` or ``demos.api``;
-- a panel never imports another panel, and never reaches past ``Suite`` into the loader or the runtime.
+- a panel never imports another panel, and never reaches past ``Suite`` into the loader or the runtime;
+- ``demos/api`` (the OpenAI-compatible routes) imports no gradio and no ``demos.ui``, and of the panels only their
+  Gradio-free modules (engines, checks, settings): one behaviour behind the UI and the API, never a second copy.
 """
 from __future__ import annotations
 
@@ -15,6 +17,16 @@ pytestmark = pytest.mark.unit
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 CORE_FORBIDDEN = ("gradio", "fastapi", "starlette", "demos.panels", "demos.ui", "demos.api")
 PAST_SUITE = ("demos.core.loader", "demos.core.runtime")
+API_FORBIDDEN = ("gradio", "demos.ui")
+
+
+def imports_gradio(panel_module: str) -> bool:
+    """Whether the panel module ``demos.panels.<panel>.<name>`` imports gradio itself (its layout, its handlers)."""
+    path = DEMOS.parent / (panel_module.replace(".", "/") + ".py")
+    if not path.is_file():
+        return False
+    names = imports(path.read_text(encoding="utf-8"), panel_module)
+    return any(_within(name, ("gradio",)) for name in names)
 
 
 def module_name(path: Path) -> str:
@@ -59,6 +71,12 @@ def violations(module: str, names: list[str]) -> list[str]:
                     problems.append(f"{module} imports another panel: {name}")
             if _within(name, PAST_SUITE):
                 problems.append(f"{module} reaches past Suite into {name}")
+    if module == "demos.api" or module.startswith("demos.api."):
+        problems += [f"{module} imports {name} (the API imports no UI code)" for name in names
+                     if _within(name, API_FORBIDDEN)]
+        problems += [f"{module} imports {name}, a panel module with Gradio in it (the API uses the engines)"
+                     for name in names if name.startswith("demos.panels.") and len(name.split(".")) == 4
+                     and imports_gradio(name)]
     return problems
 
 
@@ -67,7 +85,7 @@ def all_modules() -> list[tuple[str, Path]]:
 
 
 def test_the_floors_exist() -> None:
-    for floor in ("core", "panels", "ui"):
+    for floor in ("core", "panels", "ui", "api"):
         assert (DEMOS / floor / "__init__.py").is_file(), floor
     panels = {p.name for p in (DEMOS / "panels").iterdir() if (p / "__init__.py").is_file()}
     assert {"chat", "image", "speech", "vision"} <= panels
@@ -88,10 +106,20 @@ def test_imports_keep_the_floors(module: str, path: Path) -> None:
     ("demos.panels.chat.layout", "from ...panels.image.settings import x", "another panel"),
     ("demos.panels.chat.engine", "from demos.core.loader import ProgressFn", "past Suite"),
     ("demos.panels.chat.engine", "from ...core import runtime", "past Suite"),
+    ("demos.api.chat", "import gradio as gr", "no UI code"),
+    ("demos.api.chat", "from demos.ui.widgets import entry_for", "no UI code"),
+    ("demos.api.chat", "from demos.panels.chat.handlers import ChatPanel", "Gradio in it"),
+    ("demos.api.chat", "from demos.panels.vision import layout", "Gradio in it"),
 ])
 def test_the_rules_catch_a_violation(module: str, source: str, expected: str) -> None:
     found = violations(module, imports(source, module))
     assert found and expected in found[0]
+
+
+def test_the_api_may_use_the_panels_engines() -> None:
+    source = "from demos.panels.chat import engine\nfrom demos.panels.vision.answering import answers\n" \
+             "from demos.core import serving"
+    assert violations("demos.api.chat", imports(source, "demos.api.chat")) == []
 
 
 def test_a_panel_may_use_its_own_package_and_the_suite() -> None:

@@ -26,6 +26,7 @@ from demos.core.suite import Handle, Suite
 
 DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
 DEFAULT_SEED = 42
+MAX_STOP_STRINGS = 4  # as OpenAI's API
 ROLES = ("system", "user", "assistant")
 # Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
 # max_new_tokens has no upper bound here: demos.core.bounds refuses it against the entry's own limit, with that number.
@@ -51,6 +52,7 @@ class Settings:
     draft_device: str = ""
     assistant_tokens: int = DEFAULT_ASSISTANT_TOKENS
     confidence_threshold: float = 0.0  # > 0: draft while the draft is this confident, instead of a fixed count
+    stop: tuple[str, ...] = ()  # strings that end the answer (not included in it), as OpenAI's ``stop``
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -119,6 +121,8 @@ def validate(entry: ChatEntry, settings: Settings) -> None:
         raise UserError("assistant tokens per step must be at least 1")
     if settings.confidence_threshold >= 1:
         raise UserError("the draft confidence threshold must be below 1")
+    if len(settings.stop) > MAX_STOP_STRINGS or not all(isinstance(s, str) and s for s in settings.stop):
+        raise UserError(f"stop takes up to {MAX_STOP_STRINGS} non-empty strings", param="stop")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -260,6 +264,8 @@ def generation_config(handle: Handle, settings: Settings) -> Any:
             config.num_assistant_tokens = 0
         else:
             config.num_assistant_tokens = int(settings.assistant_tokens)
+    if settings.stop:
+        config.stop_strings = set(settings.stop)
     if handle.loaded.adapters:
         config.adapters = adapter_config(handle, settings)
     return config

@@ -474,11 +474,22 @@ def _api(panel: ImagePanel):
                        width: int = 0, height: int = 0, steps: int = 0, guidance_scale: float = -1, seed: int = 42,
                        device: str = "",
                        request: gr.Request = None) -> tuple[FileData, dict]:  # type: ignore[assignment]
-        """Generate one image with Text2ImagePipeline. adapters maps LoRA style ids of the model to weights
-        (0 = off). Zero or negative width/height/steps/guidance_scale mean the model's defaults; sizes are snapped to
-        the multiples the model needs; seed -1 picks a random seed. Returns the PNG (its parameters embedded as text
-        metadata) and a metrics dict (step_ms, generate_s, images_per_min, device and the settings used; load_s when
-        this call loaded the model)."""
+        """Generate one image with Text2ImagePipeline; returns the PNG (its parameters embedded as text metadata) and
+        a metrics dict (step_ms, generate_s, images_per_min, device and the settings used; load_s when this call
+        loaded the model).
+
+        Args:
+            prompt: what the picture shows.
+            model: an image model id from models.yaml.
+            negative_prompt: what it should not show (needs guidance_scale above 1).
+            adapters: LoRA style ids of the model mapped to weights, e.g. {"style": 0.8} (0 = off).
+            width: the width in pixels (0 = the model's default; snapped to the multiple the model needs).
+            height: the height in pixels (0 = the model's default; snapped likewise).
+            steps: denoising steps (0 = the model's default).
+            guidance_scale: classifier-free guidance (negative = the model's default).
+            seed: the random seed (-1 picks one); the same seed gives the same pixels.
+            device: CPU, GPU, NPU or AUTO ("" = the app's default).
+        """
         entry = panel.entry(model)
         device_name = panel.device(device)
         inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,

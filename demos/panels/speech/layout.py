@@ -22,8 +22,8 @@ from demos.panels.speech import languages
 
 from demos.core import serving
 
+from demos.panels.speech import prepare as speech_prepare
 from demos.panels.speech import subtitles
-from demos.core import metrics as perf_metrics
 from demos.core.audio import Audio, from_array, load
 from demos.core.catalog import Entry, SpeechEntry
 from demos.core.checks import flag
@@ -31,8 +31,8 @@ from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
 from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
-from demos.core.suite import Handle, Suite
-from demos.panels.speech.transcriber import Options, Progress, Result, check_audible, check_request, run
+from demos.core.suite import Suite
+from demos.panels.speech.transcriber import Progress, Result, check_audible, run
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, reporting)
 from demos.ui.uploads import checked_upload
@@ -49,27 +49,11 @@ TASK_CHOICES = [("Transcribe", "transcribe"), ("Translate to English", "translat
 # Shared by the UI and the API
 
 
-def _options(entry: SpeechEntry, language: str, task: str, timestamps: str, codes: list[str]) -> Options:
-    generation = entry.generation
-    task = (task or generation.task).strip().lower()
-    # max_new_tokens is passed only when models.yaml sets it: otherwise the model's own config decides, so the
-    # app makes exactly the call a user of the raw pipeline makes.
-    max_new = generation.max_new_tokens if "max_new_tokens" in generation.model_fields_set else None
-    code = languages.resolve(language or generation.language, codes)
-    return Options(language=code, task=task, timestamps=timestamps or "off",  # type: ignore[arg-type]
-                   max_new_tokens=max_new)
-
-
-def _load(suite: Suite, entry: SpeechEntry, device: str, timestamps: str, progress=None) -> Handle:
-    """The pipeline for these settings: word timestamps need one built for them (a separate runtime key)."""
-    extra = {"word_timestamps": True} if timestamps == "words" else None
-    kwargs = {"progress": progress} if progress else {}
-    return suite.load(entry, device or None, extra_properties=extra, **kwargs)
-
-
-def _model_codes(handle: Handle) -> tuple[list[str], bool]:
-    config = handle.pipeline.get_generation_config()
-    return languages.model_languages(dict(config.lang_to_id)), bool(config.is_multilingual)
+_options = speech_prepare.options
+_load = speech_prepare.load
+_model_codes = speech_prepare.model_codes
+_prepare = speech_prepare.prepare
+_metrics = speech_prepare.result_metrics
 
 
 def _read(suite: Suite, model: str, path: str) -> tuple[SpeechEntry, Audio]:
@@ -95,19 +79,6 @@ def _check_size(path: str) -> None:
                        f"up to {limit:g} MB: cut it shorter or compress it (e.g. as mp3 or opus)", param="audio")
 
 
-def _prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task: str, timestamps: str,
-             progress=None) -> tuple[Handle, Options]:
-    if timestamps not in ("off", "segments", "words"):
-        raise UserError(f"timestamps must be off, segments or words, not {timestamps!r}", param="timestamps")
-    if (task or "transcribe").strip().lower() not in ("transcribe", "translate"):
-        raise UserError(f"task must be 'transcribe' or 'translate', not {task!r}", param="task")
-    handle = _load(suite, entry, device, timestamps, progress)
-    codes, multilingual = _model_codes(handle)
-    options = _options(entry, language, task, timestamps, codes)
-    check_request(options, multilingual)
-    return handle, options
-
-
 def warm_up(entry: SpeechEntry, suite: Suite) -> None:
     """Presenter mode: transcribe 5 s of a gliding tone with the panel's opening settings (segments, auto
     language), so the first clip on stage does not pay for the first-inference compile."""
@@ -117,14 +88,6 @@ def warm_up(entry: SpeechEntry, suite: Suite) -> None:
     handle, options = _prepare(suite, entry, "", "", "", "segments")
     for _ in run(handle.pipeline, serving.lane_for(handle.loaded), clip, options):
         pass
-
-
-def _metrics(result: Result, handle: Handle, warning: str) -> dict[str, Any]:
-    metrics = perf_metrics.with_load(result.metrics, handle.loaded.load_seconds, handle.built_now)
-    metrics["device"] = handle.loaded.key.device
-    if warning:
-        metrics["warning"] = warning
-    return metrics
 
 
 def _file_path(audio: Any) -> str:

@@ -30,6 +30,7 @@ from demos.panels.speech.subtitles import Segment, segments_from_chunks, words_f
 TimestampMode = Literal["off", "segments", "words"]
 TIMESTAMP_MODES: tuple[str, ...] = ("off", "segments", "words")
 WINDOW_S = 30.0  # Whisper's fixed input window
+MAX_PROMPT_CHARS = 1000  # Whisper reads ~224 prompt tokens; a far longer one fails in genai ("max_length ...")
 
 log = logging.getLogger("demos.panels.speech")
 
@@ -42,6 +43,7 @@ class Options:
     task: Literal["transcribe", "translate"] = "transcribe"
     timestamps: TimestampMode = "off"
     max_new_tokens: int | None = None      # None = the model's generation config decides
+    initial_prompt: str | None = None      # text the speech continues (names, spelling, style); not echoed
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``WhisperPipeline.generate`` (what Show code prints, too)."""
@@ -55,6 +57,8 @@ class Options:
             kwargs["word_timestamps"] = True
         if self.max_new_tokens:
             kwargs["max_new_tokens"] = self.max_new_tokens
+        if self.initial_prompt:
+            kwargs["initial_prompt"] = self.initial_prompt
         return kwargs
 
 

@@ -73,6 +73,7 @@ class Settings:
     max_new_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # strings that end the answer (not included in it), as OpenAI's ``stop``
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def generation_config(pipeline: Any, settings: Settings) -> Any:
     if config.do_sample:
         config.temperature = float(settings.temperature)
         config.top_p = float(settings.top_p)
+    if settings.stop:
+        config.stop_strings = set(settings.stop)
     return config
 
 

@@ -7,7 +7,6 @@ over to the new pipeline. The conversation itself is kept server-side (``gr.Stat
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import replace
 from pathlib import Path
@@ -16,24 +15,21 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileDataDict
 
-from demos.core import bounds
-
 from demos.core import files
 
 from demos.core import serving
 
+from demos.panels.vision import answering
 from demos.panels.vision import models as vision_models
-from demos.core import metrics as perf_metrics
 from demos.core.catalog import Entry, VisionEntry
-from demos.core.checks import finite, whole
-from demos.core.errors import TooLarge, UserError, check_text
+from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
 from demos.core.suite import Handle, Suite
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting)
-from demos.panels.vision.engine import Answer, Settings, stream_answer
+from demos.panels.vision.engine import Answer, Settings
 from demos.panels.vision.code import CodeRequest, cpp_code, python_code
-from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref, history_turns, model_turns
+from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref, history_turns
 from demos.panels.vision.samples import sample_images
 
 PANEL = "vision"
@@ -50,40 +46,20 @@ PICTURE_CSS = ("<style>#vision-chatbot .message-row img, #vision-chatbot .messag
 # Shared by the UI and the API
 
 
-def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: float | None = None,
-              top_p: float | None = None) -> Settings:
-    """Request settings; empty, zero or negative values mean the entry's default."""
-    defaults = entry.generation
-    # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
-    # otherwise fail inside int() with Python's own message. The upper bound is the entry's (demos.core.bounds).
-    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens, hi=None)
-    temp = None if temperature in (None, "") else finite("temperature", temperature)
-    nucleus = None if top_p in (None, "") else finite("top_p", top_p)
-    tokens = tokens if tokens > 0 else defaults.max_new_tokens
-    temp = defaults.temperature if temp is None or temp < 0 else temp
-    nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
-    return Settings(tokens, temp, nucleus)
+_settings = answering.settings_for
+_check_bounds = answering.check_bounds
+_answers = answering.answers
+_answers_metrics = answering.answers_metrics
 
 
 def _load(suite: Suite, entry: Entry, device: str, progress: Any = None) -> tuple[Handle, vision_models.ModelFacts]:
     report = gradio_progress(progress) if progress is not None else None
-    handle = suite.load(entry, device or None, **({"progress": report} if report else {}))
-    return handle, vision_models.facts(handle.prepared.model_dir)
+    return answering.load(suite, entry, device, **({"progress": report} if report else {}))
 
 
 def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
     """The question, stripped; ``UserError`` for what cannot be answered."""
-    question = check_text(question or "", "question").strip()
-    if not question:
-        raise UserError("Type a question about the image(s), e.g. “What is in the picture?”")
-    if not files and not any(turn.files for turn in earlier):
-        raise UserError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
-    # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
-    total = len(files) + sum(len(turn.files) for turn in earlier)
-    if total > entry.max_images:
-        raise UserError(f"{entry.title} takes at most {entry.max_images} image(s) in a conversation; this one would "
-                        f"have {total} ({len(files)} in this message, {total - len(files)} earlier): clear the chat "
-                        "and start again, or send fewer images", param="image", kind="limit")
+    question = answering.check_question(entry, question, files, earlier)
     _check_sizes(files)
     check_files(files)
     return question
@@ -102,42 +78,6 @@ def _check_sizes(refs: list[FileRef]) -> None:
             files.remove_inside(ref.path, gr.utils.get_upload_folder())
             raise TooLarge(f"{ref.name} is {files.megabytes(size)}; the Vision panel takes images up to {limit:g} MB:"
                            " scale it down or save it as JPEG", param="image")
-
-
-def _check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings) -> None:
-    """Refuse a ``max_new_tokens`` or a conversation (its texts) over the entry's bounds, before any model work.
-
-    The catalog's own limits are checked first, then the model's context (the folder is fetched for it)."""
-    messages = []
-    for turn in chat:
-        messages.append({"role": "user", "content": turn.text})
-        if turn.reply is not None:
-            messages.append({"role": "assistant", "content": turn.reply})
-
-    def check(model_dir: Path | None) -> None:
-        limits = bounds.limits(entry.title, entry.generation, model_dir)
-        bounds.check_max_new_tokens(settings.max_new_tokens, limits)
-        bounds.check_prompt(messages, model_dir, limits, param="question", what="this conversation")
-
-    check(None)
-    check(suite.prepare(entry, suite.runtime.check_device(device or suite.default_device)).model_dir)
-
-
-def _answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
-             settings: Settings, stop: serving.Control | None = None) -> Iterator[str | Answer]:
-    """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
-    turns = model_turns(chat, facts.budget)
-    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop)) as stream:
-        for item in stream:
-            if isinstance(item, Answer):
-                item = replace(item, metrics=_answers_metrics(item.metrics, handle))
-            yield item
-
-
-def _answers_metrics(metrics: dict[str, Any], handle: Handle) -> dict[str, Any]:
-    """An answer's metrics with ``load_s`` only when this request built the pipeline (``stream_answer`` has only
-    the pipeline, not whether this request built it)."""
-    return perf_metrics.with_load(metrics, handle.loaded.load_seconds, handle.built_now)
 
 
 def warm_up(entry: Entry, suite: Suite) -> None:
@@ -167,12 +107,13 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
                   request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
         """Ask a question about an image with a visual-language model; streams the reply, then its metrics.
 
-        image: the picture (a file); may be empty when an earlier message in ``history`` holds one.
-        question: what to ask about it.
-        model: a vision model id from models.yaml.
-        history: earlier turns as [{"role": "user"|"assistant", "content": text or [text, files...]}].
-        max_new_tokens: the longest reply (0 = the model's default).
-        device: CPU, GPU, NPU or AUTO ("" = the app's default).
+        Args:
+            image: the picture (a file); may be empty when an earlier message in ``history`` holds one.
+            question: what to ask about it.
+            model: a vision model id from models.yaml.
+            history: earlier turns as [{"role": "user"|"assistant", "content": text or [text, files...]}].
+            max_new_tokens: the longest reply (0 = the model's default).
+            device: CPU, GPU, NPU or AUTO ("" = the app's default).
         """
         settings = _settings(entry_for(suite, PANEL, model), max_new_tokens)  # bad numbers before any file
         scratch = files.Scratch()  # data-URL images this request wrote: a refused request keeps none of them

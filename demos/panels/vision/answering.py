@@ -1,0 +1,94 @@
+"""One question about images, from checked request to streamed answer: what the UI, ``/ask_image`` and the
+OpenAI-compatible ``/v1/chat/completions`` share. No Gradio here (the UI adds its progress bar and upload cleanup).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from demos.core import bounds
+from demos.core import metrics as perf_metrics
+from demos.core import serving
+from demos.core.catalog import Entry, VisionEntry
+from demos.core.checks import finite, whole
+from demos.core.errors import UserError, check_text
+from demos.core.suite import Handle, ProgressFn, Suite, no_progress
+from demos.panels.vision import models as vision_models
+from demos.panels.vision.engine import Answer, Settings, stream_answer
+from demos.panels.vision.inputs import ChatTurn, FileRef, model_turns
+
+
+def settings_for(entry: VisionEntry, max_new_tokens: float | None, temperature: float | None = None,
+                 top_p: float | None = None, stop: tuple[str, ...] = ()) -> Settings:
+    """Request settings; empty, zero or negative values mean the entry's default."""
+    defaults = entry.generation
+    # Checked before "<= 0 means the default": NaN compares False with everything, and text or inf would
+    # otherwise fail inside int() with Python's own message. The upper bound is the entry's (demos.core.bounds).
+    tokens = 0 if max_new_tokens in (None, "") else whole("max_new_tokens", max_new_tokens, hi=None)
+    temp = None if temperature in (None, "") else finite("temperature", temperature)
+    nucleus = None if top_p in (None, "") else finite("top_p", top_p)
+    tokens = tokens if tokens > 0 else defaults.max_new_tokens
+    temp = defaults.temperature if temp is None or temp < 0 else temp
+    nucleus = defaults.top_p if not nucleus or nucleus <= 0 else min(nucleus, 1.0)
+    return Settings(tokens, temp, nucleus, tuple(stop))
+
+
+def load(suite: Suite, entry: Entry, device: str,
+         progress: ProgressFn = no_progress) -> tuple[Handle, vision_models.ModelFacts]:
+    handle = suite.load(entry, device or None, progress=progress)
+    return handle, vision_models.facts(handle.prepared.model_dir)
+
+
+def check_question(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
+    """The question, stripped; ``UserError`` for a turn that cannot be answered (the files' contents are the
+    caller's to check, with ``inputs.check_files``)."""
+    question = check_text(question or "", "question").strip()
+    if not question:
+        raise UserError("Type a question about the image(s), e.g. “What is in the picture?”")
+    if not files and not any(turn.files for turn in earlier):
+        raise UserError("Attach an image first: upload, drop or paste it, or take a webcam snapshot")
+    # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
+    total = len(files) + sum(len(turn.files) for turn in earlier)
+    if total > entry.max_images:
+        raise UserError(f"{entry.title} takes at most {entry.max_images} image(s) in a conversation; this one would "
+                        f"have {total} ({len(files)} in this message, {total - len(files)} earlier): clear the chat "
+                        "and start again, or send fewer images", param="image", kind="limit")
+    return question
+
+
+def check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings) -> None:
+    """Refuse a ``max_new_tokens`` or a conversation (its texts) over the entry's bounds, before any model work.
+
+    The catalog's own limits are checked first, then the model's context (the folder is fetched for it)."""
+    messages = []
+    for turn in chat:
+        messages.append({"role": "user", "content": turn.text})
+        if turn.reply is not None:
+            messages.append({"role": "assistant", "content": turn.reply})
+
+    def check(model_dir: Path | None) -> None:
+        limits = bounds.limits(entry.title, entry.generation, model_dir)
+        bounds.check_max_new_tokens(settings.max_new_tokens, limits)
+        bounds.check_prompt(messages, model_dir, limits, param="question", what="this conversation")
+
+    check(None)
+    check(suite.prepare(entry, suite.runtime.check_device(device or suite.default_device)).model_dir)
+
+
+def answers(handle: Handle, facts: vision_models.ModelFacts, chat: list[ChatTurn],
+            settings: Settings, stop: serving.Control | None = None) -> Iterator[str | Answer]:
+    """Prepare every image of ``chat`` for this model and stream the answer to its last turn."""
+    turns = model_turns(chat, facts.budget)
+    with contextlib.closing(stream_answer(handle.loaded, turns, settings, stop)) as stream:
+        for item in stream:
+            if isinstance(item, Answer):
+                item = replace(item, metrics=answers_metrics(item.metrics, handle))
+            yield item
+
+
+def answers_metrics(metrics: dict[str, Any], handle: Handle) -> dict[str, Any]:
+    """An answer's metrics with ``load_s`` only when this request built the pipeline (``stream_answer`` has only
+    the pipeline, not whether this request built it)."""
+    return perf_metrics.with_load(metrics, handle.loaded.load_seconds, handle.built_now)
