@@ -23,7 +23,11 @@ from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CON
 from demos.core.suite import Suite
 from demos.ui.widgets import code_view, device_picker, gradio_progress, guarded, metrics_card, model_picker
 
-CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline queues in one line (pipelines are not reentrant)
+CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline
+# No Gradio limit on them: each pipeline's own scheduler decides what runs (a batcher steps concurrent answers
+# together on CPU/GPU, a lane serves one at a time on NPU). Gradio's smallest limit per id wins, so each of them
+# says so.
+CONCURRENCY = dict(concurrency_id=CONCURRENCY_ID, concurrency_limit=None)
 SAME_DEVICE = "Same as model"
 
 
@@ -214,7 +218,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
 
     everything = {prompt, chatbot, model, device, compare_prompt, compare_mode, *setting_parts}
     chat_out = [chatbot, prompt, metrics, status]
-    shared = dict(concurrency_id=CONCURRENCY_ID, api_visibility="private")
+    shared = dict(**CONCURRENCY, api_visibility="private")
     code_out = [python_code, cpp_code]
 
     for trigger in (send_btn.click, prompt.submit):
@@ -317,4 +321,4 @@ def _declare_api(panel: ChatPanel) -> None:
     # gr.api derives one output per element of a tuple return annotation; a generator's Iterator[tuple[...]]
     # would count as a single output, so present the yielded pair to it as the return type.
     api_fn.__signature__ = inspect.signature(chat).replace(return_annotation=tuple[str, dict])
-    gr.api(api_fn, api_name="chat", concurrency_id=CONCURRENCY_ID)
+    gr.api(api_fn, api_name="chat", **CONCURRENCY)
