@@ -48,12 +48,13 @@ class Outcome:
 
     ids: list[int]
     text: str
-    perf: Any | None        # genai's PerfMetrics (VLMPerfMetrics for vision) of this request; None if it never ran
+    perf: Any | None        # genai's PerfMetrics (VLMPerfMetrics for vision) of this request; None if genai has none
     started: bool
     stopped: bool
     batch: int              # the most requests genai scheduled in one step while this one ran
     accepted: int = 0       # draft tokens accepted (speculative decoding), counted from what each step delivered
     drafted: int | None = None  # draft tokens proposed; None when the draft drafts while confident (not countable)
+    timings: dict[str, Any] = field(default_factory=dict)  # measured here: where genai has no perf (a stopped one)
 
 
 @dataclass(eq=False)
@@ -81,6 +82,10 @@ class Request:
     accepted: int = 0
     drafted: int = 0
     reported: tuple | None = None
+    prompt_tokens: int = 0
+    added_at: float = 0.0   # perf_counter when it joined the pipeline, and when its first and last tokens came
+    first_at: float = 0.0
+    last_at: float = 0.0
     outcome: Outcome | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -130,6 +135,17 @@ class Batcher:
     # The stepping thread
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - a bug here must not leave jobs waiting forever
+            self.log.exception("%s: the stepping thread failed", self.name)
+            with self._cond:
+                doomed, self._pending, self._active = self._pending + self._active, [], []
+                self._thread = None
+            for request in doomed:
+                self._fail(request, exc)
+
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 self._drop_stopped_pending()
@@ -211,6 +227,7 @@ class Batcher:
             return ov_genai.StreamingStatus.RUNNING
 
         request.handle = self.pipeline.add_request(next(self._ids), *request.inputs, request.config)
+        request.added_at = request.added_at or time.perf_counter()
         if request.streamer is None:
             request.streamer = ov_genai.TextStreamer(self.tokenizer, on_text)
         self._active.append(request)
@@ -254,6 +271,8 @@ class Batcher:
                     new = new[dropped:]
                 if not new:
                     continue
+                request.last_at = time.perf_counter()
+                request.first_at = request.first_at or request.last_at
                 if request.ids and self.draft:  # a validation step: the main model's token + accepted drafts
                     remaining = int(request.config.max_new_tokens) - len(request.ids)
                     request.accepted += len(new) - 1
@@ -265,7 +284,7 @@ class Batcher:
         """genai dropped ``request`` for want of KV cache: again later if others hold it, else it cannot fit."""
         if self._active:
             self.log.info("%s: a request was dropped for KV cache and waits again", self.name)
-            request.skip, request.handle, request.reported = len(request.ids), None, None
+            request.skip, request.handle, request.reported = request.skip + len(request.ids), None, None
             request.ids, request.accepted, request.drafted = [], 0, 0
             with self._cond:
                 self._pending.insert(0, request)
@@ -277,13 +296,33 @@ class Batcher:
         perf = None
         if started:
             request.streamer.end()
-            perf = request.handle.get_vlm_perf_metrics() if request.vision else request.handle.get_perf_metrics()
+            try:
+                perf = request.handle.get_vlm_perf_metrics() if request.vision else request.handle.get_perf_metrics()
+            except RuntimeError:  # genai has none for a request stopped midway ("until generation has completed")
+                perf = None
         drafted = request.drafted if self.draft and request.config.num_assistant_tokens > 0 else None
         request.outcome = Outcome(list(request.ids), self.tokenizer.decode(request.ids) if request.ids else "",
-                                  perf, started, request.ctx.stopped, request.batch, request.accepted, drafted)
+                                  perf, started, request.ctx.stopped, request.batch, request.accepted, drafted,
+                                  self._timings(request) if started else {})
         request.done.set()
 
-    def _fail(self, request: Request, error: BaseException) -> None:
+    @staticmethod
+    def _timings(request: Request) -> dict[str, Any]:
+        """The figures of ``metrics.generation_figures`` measured on this request's own tokens."""
+        count = len(request.ids)
+        ended = request.last_at or time.perf_counter()
+        figures: dict[str, Any] = {"input_tokens": request.prompt_tokens, "output_tokens": count,
+                                   "generate_s": ended - request.added_at}
+        if count:
+            figures["ttft_ms"] = (request.first_at - request.added_at) * 1000
+        if count > 1:
+            tpot = (request.last_at - request.first_at) / (count - 1)
+            figures["tpot_ms"] = tpot * 1000
+            figures["tokens_per_s"] = 1 / tpot if tpot > 0 else None
+        return figures
+
+    @staticmethod
+    def _fail(request: Request, error: BaseException) -> None:
         request.error = error
         request.done.set()
 

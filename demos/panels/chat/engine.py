@@ -361,10 +361,11 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         ids = tokenizer.encode(prompt, add_special_tokens=False).input_ids
         registered = bool(handle.loaded.adapters)
+        prompt_tokens = int(ids.get_shape()[1])
         request = batching.Request((ids,), config, ctx,
                                    group=tuple(settings.adapters) if registered else batching.NO_GROUP,
                                    adapters=adapter_config(handle, settings) if registered else None,
-                                   tokens=int(ids.get_shape()[1]) + int(config.max_new_tokens))
+                                   tokens=prompt_tokens + int(config.max_new_tokens), prompt_tokens=prompt_tokens)
         batcher = batching.batcher_for(handle.loaded)
         log.info("chat: batched request (max_new_tokens %d)", config.max_new_tokens)
         outcome = batcher.run(request)
@@ -387,9 +388,10 @@ def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: thr
 
 
 def batched_metrics(opened: Opened, outcome: batching.Outcome, settings: Settings) -> dict[str, Any]:
-    """A batched answer's figures: genai's per-request ``PerfMetrics``, the draft tokens the batcher counted, and
-    the largest batch the answer was stepped in."""
-    figures = perf_metrics.generation_figures(outcome.perf)
+    """A batched answer's figures: genai's per-request ``PerfMetrics`` (the batcher's own timings of the request
+    where genai has none: a stopped answer), the draft tokens the batcher counted, and the largest batch the
+    answer was stepped in."""
+    figures = perf_metrics.generation_figures(outcome.perf) if outcome.perf is not None else dict(outcome.timings)
     if settings.draft:
         figures["accepted_draft_tokens"] = outcome.accepted
         if outcome.drafted is not None:

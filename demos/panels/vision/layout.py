@@ -37,7 +37,10 @@ from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref,
 from demos.panels.vision.samples import sample_images
 
 PANEL = "vision"
-CONCURRENCY = "vision"  # every event that generates shares the pipelines, hence one queue
+CONCURRENCY = "vision"  # every event that generates on a vision pipeline
+# No Gradio limit on them: each pipeline's scheduler decides (a batcher steps first questions together on CPU/GPU,
+# a lane serves a VLMPipeline one turn at a time). Gradio's smallest limit per id wins, so each of them says so.
+UNLIMITED = dict(concurrency_id=CONCURRENCY, concurrency_limit=None)
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
 
@@ -60,9 +63,13 @@ def _settings(entry: VisionEntry, max_new_tokens: float | None, temperature: flo
     return Settings(tokens, temp, nucleus)
 
 
-def _load(suite: Suite, entry: Entry, device: str, progress: Any = None) -> tuple[Handle, vision_models.ModelFacts]:
+def _load(suite: Suite, entry: Entry, device: str, progress: Any = None,
+          chat: list[ChatTurn] | None = None) -> tuple[Handle, vision_models.ModelFacts]:
+    """The pipeline that answers ``chat``: a first question goes to the batched pipeline (CPU/GPU: answered
+    together with other first questions), a later turn to the VLMPipeline that keeps the conversation."""
     report = gradio_progress(progress) if progress is not None else None
-    handle = suite.load(entry, device or None, **({"progress": report} if report else {}))
+    batched = chat is not None and len(chat) == 1
+    handle = suite.load(entry, device or None, batched=batched, **({"progress": report} if report else {}))
     return handle, vision_models.facts(handle.prepared.model_dir)
 
 
@@ -140,10 +147,10 @@ def warm_up(entry: Entry, suite: Suite) -> None:
     no first-inference work (image encoder and language model both run)."""
     if not isinstance(entry, VisionEntry):
         return
-    handle, facts = _load(suite, entry, "")
     picture = sample_images()[0]
     question = entry.examples[0] if entry.examples else "What is in the picture?"
     chat = [ChatTurn(question, (FileRef(str(picture), picture.name),))]
+    handle, facts = _load(suite, entry, "", chat=chat)
     for _ in _answers(handle, facts, chat, _settings(entry, 8)):
         pass
 
@@ -179,7 +186,7 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
                 question = _check_turn(entry, question, refs, earlier)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
             _check_bounds(suite, entry, device, chat, settings)
-            handle, facts = _load(suite, entry, device)
+            handle, facts = _load(suite, entry, device, chat=chat)
             with runs.request(serving.session_key(request)) as run:
                 for item in _answers(handle, facts, chat, settings, run):
                     yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
@@ -335,7 +342,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                  device_name: str, settings: Settings, run: serving.Control, progress: Any) -> Iterator[tuple]:
         try:
             _check_bounds(suite, entry, device_name, asked, settings)
-            handle, facts = _load(suite, entry, device_name, progress)
+            handle, facts = _load(suite, entry, device_name, progress, chat=asked)
             for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
                     idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
@@ -380,7 +387,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                              show_progress="hidden", api_visibility="private")
     answered = shown.success(guarded(respond), [pending, chat_state, model, device, *settings_inputs],
                              [textbox, chatbot, chat_state, metrics, code_py, code_cpp], api_name="vision_respond",
-                             api_visibility="undocumented", concurrency_id=CONCURRENCY, show_progress="full",
+                             api_visibility="undocumented", **UNLIMITED, show_progress="full",
                              show_progress_on=[metrics])
     answered.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
                   api_visibility="undocumented")
@@ -396,7 +403,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                   queue=False, api_visibility="private")
     gr.on([max_new.release, temperature.release, top_p.release], guarded(show_code),
           [model, device, chat_state, *settings_inputs], [code_py, code_cpp], queue=False, api_visibility="private")
-    gr.api(ask_image_api(suite, runs), api_name="ask_image", concurrency_id=CONCURRENCY)
+    gr.api(ask_image_api(suite, runs), api_name="ask_image", **UNLIMITED)
     # Show code is filled from the start, before any question.
     code_py.value, code_cpp.value = show_code(first.id, device.value, [], *_defaults(first))
 

@@ -1,0 +1,155 @@
+"""Continuous batching (``demos.core.batching``): concurrent answers on one pipeline are stepped together.
+
+Through the launched app (``/chat`` from several gradio_client threads at once), every answer is compared with
+``openvino_genai.LLMPipeline`` called directly on the same folder (both sides f32, greedy), and the answers' own
+``batch`` figure (the most requests genai scheduled in one step while the answer ran) says they were stepped
+together. Answers of ~400 tokens keep four requests alive long enough to overlap on a busy machine.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from gradio_client import Client
+
+from tests.kit.llm import DRAFT_PROMPTS
+
+EXACT = {"INFERENCE_PRECISION_HINT": "f32"}
+PROMPTS = ["Tell me a story about a cat.", "Hello, how are you?", "What is the sea like at night?",
+           "Explain LoRA in two sentences."]
+LONG = 400
+
+
+@pytest.fixture(scope="module")
+def direct(kit):
+    """``direct(prompt, n, adapters=[(path, alpha)])``: the greedy answer of an LLMPipeline called directly."""
+    import openvino_genai as ov_genai
+    pipes = {}
+
+    def generate(prompt: str, max_new_tokens: int, adapters=()) -> str:
+        if "pipe" not in pipes:
+            pipes["a"], pipes["b"] = ov_genai.Adapter(str(kit.llm.lora_a)), ov_genai.Adapter(str(kit.llm.lora_b))
+            pipes["pipe"] = ov_genai.LLMPipeline(str(kit.llm.main_ov), "CPU",
+                                                 adapters=ov_genai.AdapterConfig([pipes["a"], pipes["b"]]), **EXACT)
+        config = ov_genai.AdapterConfig([(pipes[name], alpha) for name, alpha in adapters]) if adapters \
+            else ov_genai.AdapterConfig()
+        chat = ov_genai.ChatHistory([{"role": "user", "content": prompt}])
+        return pipes["pipe"].generate(chat, max_new_tokens=max_new_tokens, do_sample=False, adapters=config).texts[0]
+
+    return generate
+
+
+def at_once(url: str, calls: dict[str, dict]) -> dict[str, tuple[str, dict]]:
+    """Each named ``/chat`` call from its own client (its own session), all started together."""
+    results, errors = {}, []
+    start = threading.Barrier(len(calls))
+    clients = {name: Client(url, verbose=False) for name in calls}
+
+    def ask(name: str) -> None:
+        try:
+            start.wait()
+            results[name] = clients[name].predict(api_name="/chat", **calls[name])
+        except Exception as exc:  # noqa: BLE001 - collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors, errors
+    return results
+
+
+def test_four_sessions_at_once_are_stepped_together_and_each_equals_its_direct_answer(tiny_app, direct):
+    calls = {p: dict(prompt=p, model="tiny-llm", max_new_tokens=LONG, temperature=0.0) for p in PROMPTS}
+    results = at_once(tiny_app.url, calls)
+    for prompt, (text, metrics) in results.items():
+        assert text == direct(prompt, LONG), f"{prompt!r} answered differently under batching"
+        assert metrics["output_tokens"] == LONG and metrics["ttft_ms"] > 0 and metrics["tokens_per_s"] > 0
+    assert max(m["batch"] for _, m in results.values()) == 4, "the four answers were stepped together"
+
+
+def test_adapter_a_none_and_b_at_once_each_equal_their_own_direct_answer(tiny_app, direct):
+    prompt = PROMPTS[0]
+    settings = {"a": dict(adapter="lora-a", adapter_alpha=0.6), "none": dict(adapter=""),
+                "b": dict(adapter="lora-b", adapter_alpha=1.0)}
+    calls = {name: dict(prompt=prompt, model="tiny-llm", max_new_tokens=48, **extra) for name, extra in settings.items()}
+    results = at_once(tiny_app.url, calls)
+    assert results["a"][0] == direct(prompt, 48, adapters=[("a", 0.6)])
+    assert results["none"][0] == direct(prompt, 48)
+    assert results["b"][0] == direct(prompt, 48, adapters=[("b", 1.0)])
+    assert len({text for text, _ in results.values()}) == 3
+
+
+def test_speculative_decoding_at_once_equals_greedy_without_a_draft(tiny_app, direct):
+    prompts = [p for p, _ in DRAFT_PROMPTS[:2]] + [PROMPTS[0]]
+    calls = {p: dict(prompt=p, model="tiny-llm", draft="tiny-draft", max_new_tokens=LONG) for p in prompts}
+    results = at_once(tiny_app.url, calls)
+    for prompt, (text, metrics) in results.items():
+        assert text == direct(prompt, LONG), f"{prompt!r} with a draft differs from greedy without"
+        assert 0 <= metrics["accepted_draft_tokens"] <= metrics["draft_tokens"]
+        assert "draft on CPU" in metrics["device"]
+    assert max(m["batch"] for _, m in results.values()) >= 2, "the drafted answers were stepped together"
+
+
+def test_stop_in_one_session_stops_only_that_answer(tiny_app, direct):
+    stopped_client, other_client = Client(tiny_app.url, verbose=False), Client(tiny_app.url, verbose=False)
+    other = other_client.submit(PROMPTS[1], "tiny-llm", max_new_tokens=LONG, api_name="/chat")
+    stopped = stopped_client.submit(PROMPTS[0], "tiny-llm", max_new_tokens=LONG, api_name="/chat")
+    deadline = time.monotonic() + 60
+    while not stopped.outputs() and time.monotonic() < deadline and not stopped.done():
+        time.sleep(0.005)
+    stopped.cancel()
+    partial = [text for text, _ in stopped.outputs()]
+    text, metrics = other.result(timeout=120)
+    assert text == direct(PROMPTS[1], LONG) and metrics["output_tokens"] == LONG, "the other answer ran to its end"
+    full = direct(PROMPTS[0], LONG)
+    assert partial and all(full.startswith(piece) for piece in partial), "what streamed before the stop is correct"
+
+
+@pytest.mark.unit
+def test_waiting_reasons_read_as_a_status_line():
+    from demos.core import batching
+    from demos.panels.chat.handlers import queue_note
+    assert queue_note(2, batching.WAIT_ADAPTER) == \
+        "Waiting: another adapter setting is running (2 requests ahead of you)…"
+    assert queue_note(1) == "Waiting for the model: 1 request ahead of you…"
+
+
+def test_two_vision_sessions_at_once_are_stepped_together_and_each_equals_its_direct_call(tiny_app, kit, tmp_path):
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as ov_genai
+    from gradio_client import handle_file
+    from PIL import Image
+
+    tokens, question = 200, "What is in the picture?"
+    pictures = {f"p{seed}": np.random.default_rng(seed).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+                for seed in (1, 2)}
+    results, errors = {}, []
+    start = threading.Barrier(len(pictures))
+    clients = {name: Client(tiny_app.url, verbose=False) for name in pictures}
+
+    def ask(name: str) -> None:
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(pictures[name]).save(path)
+        try:
+            start.wait()
+            results[name] = clients[name].predict(handle_file(path), question, "tiny-vlm", [], tokens,
+                                                  api_name="/ask_image")
+        except Exception as exc:  # noqa: BLE001 - collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in pictures]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors, errors
+    pipe = ov_genai.VLMPipeline(str(kit.vlm.ov), "CPU", **EXACT)
+    for name, array in pictures.items():
+        direct = pipe.generate(question, images=[ov.Tensor(array)], max_new_tokens=tokens, do_sample=False).texts[0]
+        assert results[name][0] == direct, f"{name} answered differently under batching"
+    assert max(metrics["batch"] for _, metrics in results.values()) == 2, "the two questions were stepped together"
