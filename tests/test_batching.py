@@ -109,13 +109,102 @@ def test_stop_in_one_session_stops_only_that_answer(tiny_app, direct):
     assert partial and all(full.startswith(piece) for piece in partial), "what streamed before the stop is correct"
 
 
-@pytest.mark.unit
-def test_waiting_reasons_read_as_a_status_line():
+# ------------------------------------------------------------------------------------------------------------
+# In process (``stream_reply`` from threads): what only the engine's items show, the reasons a job waits
+
+
+@pytest.fixture(scope="module")
+def suite(tiny_catalog_path, tmp_path_factory):
+    from demos.core.catalog import load_catalog
+    from demos.core.suite import Suite
+    return Suite.from_catalog(load_catalog(tiny_catalog_path), cache_dir=tmp_path_factory.mktemp("batching-cache"))
+
+
+def engine_at_once(suite, calls: dict[str, tuple[str, dict]], tokens: int) -> dict[str, tuple]:
+    """Each named (prompt, settings) answered by ``stream_reply`` on its own thread, all started together; the
+    final ``Reply`` and the ``Queued`` items each saw."""
+    from demos.panels.chat import engine
+    entry = suite.catalog.entry("tiny-llm")
+    results, errors = {}, []
+    start = threading.Barrier(len(calls))
+
+    def answer(name: str) -> None:
+        prompt, overrides = calls[name]
+        try:
+            settings = engine.default_settings(entry, max_new_tokens=tokens, temperature=0.0, **overrides)
+            messages = engine.to_messages([], "", prompt)
+            opened = engine.open_pipeline(suite, entry, "CPU", settings, messages)
+            start.wait()
+            items = list(engine.stream_reply(opened, messages, settings, places=True))
+            results[name] = (items[-1], [i for i in items if isinstance(i, engine.Queued)])
+        except Exception as exc:  # noqa: BLE001 - collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=answer, args=(name,)) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors, errors
+    return results
+
+
+def test_a_job_of_another_adapter_setting_waits_and_says_why(suite, direct):
     from demos.core import batching
-    from demos.panels.chat.handlers import queue_note
-    assert queue_note(2, batching.WAIT_ADAPTER) == \
-        "Waiting: another adapter setting is running (2 requests ahead of you)…"
-    assert queue_note(1) == "Waiting for the model: 1 request ahead of you…"
+    prompt = PROMPTS[2]
+    calls = {"a": (prompt, {"adapters": (("lora-a", 0.6),)}), "none": (prompt, {}),
+             "b": (prompt, {"adapters": (("lora-b", 1.0),)})}
+    results = engine_at_once(suite, calls, 32)
+    assert results["a"][0].text == direct(prompt, 32, adapters=[("a", 0.6)])
+    assert results["none"][0].text == direct(prompt, 32)
+    assert results["b"][0].text == direct(prompt, 32, adapters=[("b", 1.0)])
+    reasons = {q.reason for _, queued in results.values() for q in queued}
+    assert batching.WAIT_ADAPTER in reasons, "a job behind another adapter setting says why it waits"
+
+
+def test_a_full_kv_cache_queues_answers_instead_of_failing_them(suite, direct):
+    from demos.core import batching
+    entry = suite.catalog.entry("tiny-llm")
+    batcher = batching.batcher_for(suite.load(entry, "CPU").loaded)
+    tokens = 48
+    batcher.capacity_tokens, batcher.largest_batch = 2 * (32 + tokens), 0  # room for two answers of ~30-token chats
+    try:
+        results = engine_at_once(suite, {p: (p, {}) for p in PROMPTS}, tokens)
+    finally:
+        batcher.capacity_tokens = suite.load(entry, "CPU").loaded.kv_tokens
+    for prompt, (reply, _) in results.items():
+        assert reply.text == direct(prompt, tokens) and reply.metrics["output_tokens"] == tokens
+    assert max(reply.metrics["batch"] for reply, _ in results.values()) == 2, "never more than fit at once"
+    reasons = {q.reason for _, queued in results.values() for q in queued}
+    assert batching.WAIT_CACHE in reasons, "a job waiting for KV cache says why"
+
+
+def test_stopping_one_batched_answer_ends_it_and_leaves_the_other_running(suite, direct):
+    from demos.core import serving
+    from demos.panels.chat import engine
+    entry = suite.catalog.entry("tiny-llm")
+    settings = engine.default_settings(entry, max_new_tokens=LONG, temperature=0.0)
+    chats = [engine.to_messages([], "", p) for p in PROMPTS[:2]]
+    opened = [engine.open_pipeline(suite, entry, "CPU", settings, m) for m in chats]
+    controls = [serving.Control(), serving.Control()]
+    replies = {}
+
+    def answer(index: int) -> None:
+        for item in engine.stream_reply(opened[index], chats[index], settings, controls[index]):
+            if index == 0 and isinstance(item, str) and len(item) > 10:
+                controls[0].stop()  # the first session presses Stop once its answer has begun
+        replies[index] = item
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    stopped, other = replies[0], replies[1]
+    assert stopped.stopped and 0 < stopped.metrics["output_tokens"] < LONG, "the stopped answer ended early"
+    assert direct(PROMPTS[0], LONG).startswith(stopped.text)
+    assert not other.stopped and other.text == direct(PROMPTS[1], LONG) and other.metrics["output_tokens"] == LONG
+    assert other.metrics["batch"] == 2, "the two answers were stepped together"
 
 
 def test_two_vision_sessions_at_once_are_stepped_together_and_each_equals_its_direct_call(tiny_app, kit, tmp_path):

@@ -267,7 +267,7 @@ def generation_config(handle: Handle, settings: Settings) -> Any:
         config.rng_seed = int(settings.seed)
     else:
         config.do_sample = False
-    if settings.draft:
+    if settings.draft or handle.loaded.key.draft_dir:  # every request on a drafting pipeline needs one of them
         # GenAI takes one or the other: a fixed number of draft tokens per step, or draft-while-confident.
         if settings.confidence_threshold > 0:
             config.assistant_confidence_threshold = float(settings.confidence_threshold)
