@@ -189,8 +189,10 @@ class Batcher:
     def _report_waiting(self, admitted: list[Request]) -> None:
         running = len(self._active) + len(admitted)
         group = (self._active or admitted)[0].group if running else None
+        behind_other = False  # from the first request of another setting on, all wait for the setting to change
         for place, request in enumerate(self._pending):
-            reason = WAIT_ADAPTER if running and request.group != group else WAIT_CACHE if running else ""
+            behind_other = behind_other or request.group != group
+            reason = (WAIT_ADAPTER if behind_other else WAIT_CACHE) if running else ""
             status = (running + place, reason)
             if status != request.reported:
                 request.reported = status
@@ -284,8 +286,8 @@ class Batcher:
         """genai dropped ``request`` for want of KV cache: again later if others hold it, else it cannot fit."""
         if self._active:
             self.log.info("%s: a request was dropped for KV cache and waits again", self.name)
-            request.skip, request.handle, request.reported = request.skip + len(request.ids), None, None
-            request.ids, request.accepted, request.drafted = [], 0, 0
+            # Its text so far stays; the tokens genai produces again for it are not delivered twice.
+            request.skip, request.handle, request.reported = len(request.ids), None, None
             with self._cond:
                 self._pending.insert(0, request)
             return
