@@ -3,7 +3,8 @@
 Through the launched app (``/chat`` from several gradio_client threads at once), every answer is compared with
 ``openvino_genai.LLMPipeline`` called directly on the same folder (both sides f32, greedy), and the answers' own
 ``batch`` figure (the most requests genai scheduled in one step while the answer ran) says they were stepped
-together. Answers of ~400 tokens keep four requests alive long enough to overlap on a busy machine.
+together. Answers of ~400 tokens keep four requests alive long enough to overlap on a busy machine. Vision:
+``tests/test_vision_app.py::test_two_clients_at_once``.
 """
 from __future__ import annotations
 
@@ -205,40 +206,3 @@ def test_stopping_one_batched_answer_ends_it_and_leaves_the_other_running(suite,
     assert direct(PROMPTS[0], LONG).startswith(stopped.text)
     assert not other.stopped and other.text == direct(PROMPTS[1], LONG) and other.metrics["output_tokens"] == LONG
     assert other.metrics["batch"] == 2, "the two answers were stepped together"
-
-
-def test_two_vision_sessions_at_once_are_stepped_together_and_each_equals_its_direct_call(tiny_app, kit, tmp_path):
-    import numpy as np
-    import openvino as ov
-    import openvino_genai as ov_genai
-    from gradio_client import handle_file
-    from PIL import Image
-
-    tokens, question = 200, "What is in the picture?"
-    pictures = {f"p{seed}": np.random.default_rng(seed).integers(0, 256, (32, 40, 3), dtype=np.uint8)
-                for seed in (1, 2)}
-    results, errors = {}, []
-    start = threading.Barrier(len(pictures))
-    clients = {name: Client(tiny_app.url, verbose=False) for name in pictures}
-
-    def ask(name: str) -> None:
-        path = tmp_path / f"{name}.png"
-        Image.fromarray(pictures[name]).save(path)
-        try:
-            start.wait()
-            results[name] = clients[name].predict(handle_file(path), question, "tiny-vlm", [], tokens,
-                                                  api_name="/ask_image")
-        except Exception as exc:  # noqa: BLE001 - collected and reported by the test
-            errors.append(exc)
-
-    threads = [threading.Thread(target=ask, args=(name,)) for name in pictures]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=240)
-    assert not errors, errors
-    pipe = ov_genai.VLMPipeline(str(kit.vlm.ov), "CPU", **EXACT)
-    for name, array in pictures.items():
-        direct = pipe.generate(question, images=[ov.Tensor(array)], max_new_tokens=tokens, do_sample=False).texts[0]
-        assert results[name][0] == direct, f"{name} answered differently under batching"
-    assert max(metrics["batch"] for _, metrics in results.values()) == 2, "the two questions were stepped together"
