@@ -95,8 +95,14 @@ class Batcher:
     """The scheduler of one CB pipeline: one stepping thread while there is work, none while idle."""
 
     def __init__(self, pipeline: Any, capacity_tokens: int | None = None, draft: bool = False,
-                 name: str = "batch", logger: logging.Logger | None = None) -> None:
+                 name: str = "batch", logger: logging.Logger | None = None,
+                 lock: threading.Lock | None = None) -> None:
         self.pipeline = pipeline
+        # The pipeline's lock (``runtime.Loaded.lock``), held by the stepping thread while it has work: code outside
+        # the batcher that holds it (a pool that must not drop a pipeline in use) keeps the batcher waiting, and a
+        # held lock tells others the pipeline is in use.
+        self.lock = lock if lock is not None else threading.Lock()
+        self._holding = False
         self.tokenizer = pipeline.get_tokenizer()
         self.capacity_tokens = capacity_tokens  # None: no estimate (genai's scheduler alone decides)
         self.draft = draft
@@ -144,14 +150,28 @@ class Batcher:
                 self._thread = None
             for request in doomed:
                 self._fail(request, exc)
+        finally:
+            if self._holding:
+                self._holding = False
+                self.lock.release()
 
     def _serve(self) -> None:
         while True:
             with self._cond:
                 self._drop_stopped_pending()
-                if not self._active and not self._pending:
+                if not self._active and not self._pending:  # idle: the lock goes before the thread is gone
+                    if self._holding:
+                        self._holding = False
+                        self.lock.release()
                     self._thread = None
                     return
+            if not self._holding:
+                if not self.lock.acquire(timeout=POLL_S):  # held outside the batcher: wait, saying so
+                    with self._cond:
+                        self._report_held()
+                    continue
+                self._holding = True
+            with self._cond:
                 admitted = self._admit()
                 self._report_waiting(admitted)
             try:
@@ -194,6 +214,13 @@ class Batcher:
             behind_other = behind_other or request.group != group
             reason = (WAIT_ADAPTER if behind_other else WAIT_CACHE) if running else ""
             status = (running + place, reason)
+            if status != request.reported:
+                request.reported = status
+                request.ctx.waiting(*status)
+
+    def _report_held(self) -> None:
+        for place, request in enumerate(self._pending):
+            status = (1 + place, "")
             if status != request.reported:
                 request.reported = status
                 request.ctx.waiting(*status)
@@ -345,7 +372,7 @@ def batcher_for(loaded: Any) -> Batcher:
         batcher = _BATCHERS.get(key)
         if batcher is None or batcher.pipeline is not loaded.pipeline:
             batcher = _BATCHERS[key] = Batcher(loaded.pipeline, loaded.kv_tokens, draft=bool(loaded.key.draft_dir),
-                                               name=f"{loaded.key.panel}-batch")
+                                               name=f"{loaded.key.panel}-batch", lock=loaded.lock)
             weakref.finalize(loaded, _forget, key, batcher)
         return batcher
 
