@@ -69,6 +69,11 @@ def test_chat_tab_answers_switches_adapters_stops_compares_and_clears(tiny_app):
             _set_number(page, "chat-assistant-tokens", 16)
             page.get_by_text("Generation", exact=True).click()
             _set_number(page, "chat-max-new-tokens", 480)
+            # Checking Speculative loads the draft's pipeline in its own event; the answers are no longer queued
+            # behind it (each pipeline's scheduler decides), so wait until the status line says it is live, as a
+            # user would: a Stop during that load would cancel the answer before it starts.
+            page.wait_for_function("/Loaded .*with draft|with draft .*loaded and ready/"
+                                   ".test(document.querySelector('#chat-status').innerText)", timeout=60_000)
             _send(page, "Tell me about France")
             page.wait_for_function(
                 "document.querySelector('#chat-chatbot').innerText.includes('Tell me about France')", timeout=60_000)

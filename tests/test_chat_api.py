@@ -126,13 +126,18 @@ def test_cancel_mid_stream_keeps_partial_and_next_turn_works(client, direct):
 
 
 def test_two_clients_at_once_both_get_their_answer(tiny_app, direct, kit):
+    """Two answers with different adapter settings overlap (started together, long enough to): each must still get
+    its own adapter's answer, which only the batcher's grouping by adapter setting gives (or one-at-a-time)."""
     requests = {"plain": dict(adapter=""), "lora": dict(adapter="lora-b", adapter_alpha=1.0)}
     results, errors = {}, []
+    clients = {name: Client(tiny_app.url, verbose=False) for name in requests}
+    start = threading.Barrier(len(requests))
 
     def ask(name: str) -> None:
         try:
-            results[name] = Client(tiny_app.url, verbose=False).predict(
-                PROMPT, "tiny-llm", max_new_tokens=30, api_name="/chat", **requests[name])[0]
+            start.wait()
+            results[name] = clients[name].predict(PROMPT, "tiny-llm", max_new_tokens=300, api_name="/chat",
+                                                  **requests[name])[0]
         except Exception as exc:  # noqa: BLE001 - collected and reported by the test
             errors.append(exc)
 
@@ -142,8 +147,8 @@ def test_two_clients_at_once_both_get_their_answer(tiny_app, direct, kit):
     for thread in threads:
         thread.join(timeout=180)
     assert not errors, errors
-    assert results["plain"] == direct(PROMPT, 30)
-    assert results["lora"] == direct(PROMPT, 30, adapters=[(kit.llm.lora_b, 1.0)])
+    assert results["plain"] == direct(PROMPT, 300)
+    assert results["lora"] == direct(PROMPT, 300, adapters=[(kit.llm.lora_b, 1.0)])
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -102,12 +102,12 @@ def test_adapters_are_registered_and_switch_without_rebuild(tiny_catalog_path, t
     catalog = load_catalog(tiny_catalog_path)
     suite = Suite.from_catalog(catalog, cache_dir=tmp_path)
     entry = catalog.entry("tiny-llm")
-    handle = suite.load(entry, "CPU")
+    handle = suite.load(entry, "CPU", batched=False)  # the LLMPipeline of NPU and AUTO (batched: test_batching)
     config = ov_genai.GenerationConfig(max_new_tokens=12)
     outputs = {}
     for name in ("lora-a", None, "lora-b", "lora-a"):
         adapters = ov_genai.AdapterConfig(handle.adapter(name), 1.0) if name else ov_genai.AdapterConfig()
-        again = suite.load(entry, "CPU")
+        again = suite.load(entry, "CPU", batched=False)
         assert again.loaded is handle.loaded and not again.built_now
         text = again.pipeline.generate("Tell me a story", config, adapters=adapters)
         outputs.setdefault(name, text)

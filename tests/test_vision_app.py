@@ -114,6 +114,13 @@ def test_second_turn_with_a_new_image(client, chat, tmp_path):
     follow = "And what is in this one?"
     answer, metrics = client.predict(handle_file(second_file), follow, MODEL, history, N, api_name="/ask_image")
     assert answer == _converse(chat, [(QUESTION, [first], None), (follow, [second], None)])
+    # The first question was answered on the batched pipeline, which keeps no ChatHistory: the second turn
+    # rebuilds the first on the VLMPipeline; from then on the server continues its own ChatHistory.
+    assert metrics["context_rebuild_ms"] > 0
+    own = history + [{"role": "user", "content": [handle_file(second_file), follow]},
+                     {"role": "assistant", "content": answer}]
+    third, metrics = client.predict(None, "Compare them.", MODEL, own, N, api_name="/ask_image")
+    assert third == _converse(chat, [(QUESTION, [first], None), (follow, [second], None), ("Compare them.", [], None)])
     assert "context_rebuild_ms" not in metrics, "the server continued its own ChatHistory"
 
     # A history the server never produced (a client's own reply text): rebuilt, and still exact.
@@ -209,13 +216,20 @@ def test_stop_mid_stream_keeps_the_partial_answer_and_the_app_usable(long_app, p
 
 
 def test_two_clients_at_once(tiny_app, plain, tmp_path):
+    """Two first questions at once are stepped together by the batched pipeline (their ``batch`` figure: the most
+    requests genai scheduled in one step) and each still equals its direct call."""
     pictures = [_picture(9), _picture(10)]
     paths = [_png(tmp_path, f"c{i}.png", p) for i, p in enumerate(pictures)]
     results: dict[int, str] = {}
+    batches: list[int] = []
+    clients = [Client(tiny_app.url, verbose=False) for _ in pictures]
+    start = threading.Barrier(len(pictures))
 
     def ask(index: int) -> None:
-        own = Client(tiny_app.url, verbose=False)
-        results[index] = own.predict(handle_file(paths[index]), QUESTION, MODEL, [], 200, api_name="/ask_image")[0]
+        start.wait()
+        results[index], metrics = clients[index].predict(handle_file(paths[index]), QUESTION, MODEL, [], 200,
+                                                         api_name="/ask_image")
+        batches.append(metrics["batch"])
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -223,6 +237,7 @@ def test_two_clients_at_once(tiny_app, plain, tmp_path):
     for thread in threads:
         thread.join(timeout=180)
     assert results == {i: _ask(plain, [p], tokens=200) for i, p in enumerate(pictures)}
+    assert max(batches) == 2, "the two questions were stepped together"
 
 
 def _header_only_png(path: Path, side: int) -> Path:

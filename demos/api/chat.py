@@ -210,7 +210,7 @@ def _prepare_vision(suite: Suite, entry: VisionEntry, request: ChatRequest, mess
             for turn in chat:
                 check_files(turn.files)
         answering.check_bounds(suite, entry, "", chat, settings)
-        handle, facts = answering.load(suite, entry, "")
+        handle, facts = answering.load(suite, entry, "", chat=chat)
     except BaseException:
         scratch.discard()
         raise

@@ -237,6 +237,9 @@ class Settings(_Strict):
     max_pipelines: int = Field(default=2, ge=1, le=64)
     # Requests one visitor (session) may have open at once across panels; past it a request is refused with a message.
     max_requests_per_session: int = Field(default=4, ge=1, le=1000)
+    # KV cache (GB) of each continuously batched chat / vision pipeline on CPU and GPU: what concurrent answers
+    # share. Requests that would not fit wait for room instead of failing.
+    kv_cache_gb: int = Field(default=1, ge=1, le=1024)
     title: str = "OpenVINO GenAI demos"
     # What a visitor can put on the server's disk: Gradio refuses larger uploads, panels their own kinds.
     max_upload_mb: float = Field(default=200, gt=0)

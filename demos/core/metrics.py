@@ -60,6 +60,7 @@ VOCABULARY: dict[str, Metric] = {
     "image_prep_ms": Metric("Image prep", "ms", 1, 0),
     "images": Metric("Images"),
     "context_rebuild_ms": Metric("Context rebuild", "ms", 1, 0),
+    "batch": Metric("Batch size"),  # the most requests a batched answer was stepped together with (itself included)
     "device": Metric("Device"),
     "npu_prompt": Metric("NPU prompt"),
 }

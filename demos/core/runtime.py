@@ -24,11 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from demos.core import checks, serving
+from demos.core import batching, checks, serving
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
                    "vision": "VLMPipeline"}
+BATCHED_PANELS = ("chat", "vision")  # served by a ContinuousBatchingPipeline on CPU and GPU (demos.core.batching)
+BATCHED_DEVICES = ("CPU", "GPU")
+
+
+def batchable(panel: str, device: str) -> bool:
+    """Whether ``panel`` on ``device`` runs continuously batched (NPU and AUTO serve one job at a time)."""
+    return panel in BATCHED_PANELS and device.split(".")[0] in BATCHED_DEVICES
 
 
 class DeviceError(UserError):
@@ -48,14 +55,15 @@ class PipelineKey:
     draft_dir: str | None = None
     draft_device: str | None = None
     properties: tuple[tuple[str, Any], ...] = ()
+    batched: bool = False  # a ContinuousBatchingPipeline (demos.core.batching) instead of the panel's pipeline
 
     @staticmethod
     def make(panel: str, model_dir: Path | str, device: str, adapters: list[Path | str] | tuple = (),
              draft_dir: Path | str | None = None, draft_device: str | None = None,
-             properties: dict[str, Any] | None = None) -> "PipelineKey":
+             properties: dict[str, Any] | None = None, batched: bool = False) -> "PipelineKey":
         return PipelineKey(panel, str(model_dir), device, tuple(sorted(str(a) for a in adapters)),
                            str(draft_dir) if draft_dir else None, draft_device if draft_dir else None,
-                           tuple(sorted((properties or {}).items())))
+                           tuple(sorted((properties or {}).items())), batched and batchable(panel, device))
 
 
 class Claim:
@@ -80,9 +88,11 @@ class Loaded:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     claims: "weakref.WeakSet[Claim]" = field(default_factory=weakref.WeakSet, repr=False)
+    kv_tokens: int | None = None      # batched pipelines: the tokens their KV cache holds (an estimate), if known
 
     def in_use(self) -> int:
-        """Requests holding this pipeline: live claims, jobs in its lane (waiting or running), an outside lock."""
+        """Requests holding this pipeline: live claims, jobs in its lane (waiting or running), an outside lock (a
+        batcher holds it while it has work)."""
         return max(len(self.claims), serving.in_use(self), 1 if self.lock.locked() else 0)
 
 
@@ -101,9 +111,10 @@ class Runtime:
     """A bounded LRU of compiled pipelines. Thread-safe."""
 
     def __init__(self, cache_dir: Path | str, max_pipelines: int = 2,
-                 devices: Callable[[], tuple[str, ...] | list[str]] = available_devices):
+                 devices: Callable[[], tuple[str, ...] | list[str]] = available_devices, kv_cache_gb: int = 1):
         self.compile_cache = Path(cache_dir).expanduser() / "compiled"
         self.max_pipelines = max(1, int(max_pipelines))
+        self.kv_cache_gb = max(1, int(kv_cache_gb))  # KV cache of each batched pipeline (SchedulerConfig.cache_size)
         self._devices = devices
         self._pool: OrderedDict[PipelineKey, Loaded] = OrderedDict()
         self._lock = threading.Lock()          # guards _pool and _building
@@ -289,15 +300,13 @@ class Runtime:
         adapters = {path: ov_genai.Adapter(path) for path in key.adapters}
         if adapters:
             properties["adapters"] = ov_genai.AdapterConfig(list(adapters.values()))
+        if key.batched:
+            pipeline = self._build_batched(key, properties, bool(adapters))
+            return Loaded(key, pipeline, adapters, time.perf_counter() - started,
+                          kv_tokens=batching.capacity_tokens(key.model_dir, self.kv_cache_gb))
         if key.panel == "chat":
             if key.draft_dir:
-                draft_props = {k: v for k, v in properties.items() if k != "adapters"}
-                draft_props.pop("MAX_PROMPT_LEN", None)
-                draft_props.pop("MIN_RESPONSE_LEN", None)
-                if adapters:  # a draft must not inherit the main model's adapters
-                    draft_props["adapters"] = ov_genai.AdapterConfig()
-                properties["draft_model"] = ov_genai.draft_model(key.draft_dir, key.draft_device or key.device,
-                                                                 **draft_props)
+                properties["draft_model"] = self._draft(key, properties, bool(adapters))
             if adapters and key.device.split(".")[0] != "NPU":
                 # LLMPipeline's default prefix caching reuses prompt KV computed under the previous call's
                 # adapter (measured: A then none answers "none" wrongly). SchedulerConfig() has it off. NPU
@@ -313,3 +322,25 @@ class Runtime:
         else:
             raise ValueError(f"unknown panel {key.panel!r}; panels are {', '.join(PANEL_PIPELINES)}")
         return Loaded(key, pipeline, adapters, time.perf_counter() - started)
+
+    @staticmethod
+    def _draft(key: PipelineKey, properties: dict[str, Any], with_adapters: bool) -> Any:
+        import openvino_genai as ov_genai
+        draft_props = {k: v for k, v in properties.items() if k not in ("adapters", "scheduler_config")}
+        draft_props.pop("MAX_PROMPT_LEN", None)
+        draft_props.pop("MIN_RESPONSE_LEN", None)
+        if with_adapters:  # a draft must not inherit the main model's adapters
+            draft_props["adapters"] = ov_genai.AdapterConfig()
+        return ov_genai.draft_model(key.draft_dir, key.draft_device or key.device, **draft_props)
+
+    def _build_batched(self, key: PipelineKey, properties: dict[str, Any], with_adapters: bool) -> Any:
+        """A ``ContinuousBatchingPipeline`` with a KV cache of ``kv_cache_gb`` (chat with its draft, or vision)."""
+        import openvino_genai as ov_genai
+        scheduler = ov_genai.SchedulerConfig()
+        scheduler.cache_size = self.kv_cache_gb
+        # Prefix caching reuses prompt KV across requests; with adapters it would reuse KV computed under another
+        # adapter setting (DESIGN §10), so only plain pipelines have it.
+        scheduler.enable_prefix_caching = not with_adapters
+        if key.draft_dir:
+            properties["draft_model"] = self._draft(key, properties, with_adapters)
+        return ov_genai.ContinuousBatchingPipeline(key.model_dir, scheduler, key.device, properties)

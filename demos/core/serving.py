@@ -12,7 +12,8 @@ A job stopped before it gets the pipeline never runs its work (``Done.started`` 
 requests cannot keep a pipeline busy.
 
 The serialisation per pipeline lives in ``Lane`` only, so the panels do not care whether a job has its pipeline
-alone: continuous batching (several jobs stepped together) can replace ``Lane.enter`` without touching them.
+alone. Jobs on a continuously batched pipeline (``demos.core.batching``) have no lane: their work hands its request
+to the pipeline's batcher, which steps it together with the others and reports ``Waiting`` through the context.
 No Gradio here.
 """
 from __future__ import annotations
@@ -49,9 +50,11 @@ log = logging.getLogger("demos.core.serving")
 
 @dataclass(frozen=True)
 class Waiting:
-    """The job waits for its pipeline: ``ahead`` requests are before it (the running one included)."""
+    """The job waits for its pipeline: ``ahead`` requests are before it (the running one included); ``reason`` says
+    why when it is not plain turn-taking (a batched pipeline: "another adapter setting is running")."""
 
     ahead: int
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -390,6 +393,10 @@ class JobContext:
     def emit(self, value: Any) -> None:
         """A value to deliver as is, in order (previews, saved files)."""
         self._job._events.put(Emitted(value))
+
+    def waiting(self, ahead: int, reason: str = "") -> None:
+        """The work waits for a scheduler of its own (``demos.core.batching``): the consumer sees ``Waiting``."""
+        self._job._events.put(Waiting(ahead, reason))
 
 
 Work = Callable[[JobContext], Any]

@@ -105,7 +105,8 @@ class Suite:
                      max_pipelines: int | None = None, device: str | None = None) -> "Suite":
         cache = Path(cache_dir or catalog.cache_path()).expanduser()
         return cls(catalog, Loader(catalog, cache, offline),
-                   Runtime(cache, max_pipelines or catalog.settings.max_pipelines), device)
+                   Runtime(cache, max_pipelines or catalog.settings.max_pipelines,
+                           kv_cache_gb=catalog.settings.kv_cache_gb), device)
 
     # ----------------------------------------------------------------------------------------------------
 
@@ -206,8 +207,12 @@ class Suite:
 
     def load(self, entry: Entry, device: str | None = None, draft: str | None = None,
              draft_device: str | None = None, extra_properties: dict[str, Any] | None = None,
-             progress: ProgressFn = _no_progress) -> Handle:
-        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused)."""
+             progress: ProgressFn = _no_progress, batched: bool | None = None) -> Handle:
+        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused).
+
+        ``batched``: a ``ContinuousBatchingPipeline`` (``demos.core.batching``) where the panel and device allow it
+        (``runtime.batchable``); None means the panel's default: chat is batched, vision only when asked (its
+        multi-turn chats keep their encoded images in a ``VLMPipeline``)."""
         device = self.runtime.check_device(device or self.default_device)
         if draft_device:
             self.runtime.check_device(draft_device)
@@ -221,8 +226,10 @@ class Suite:
             draft_dir = prepared.drafts[draft]
             draft_device = draft_device or draft_entry.device or device
         properties = {**self.properties(entry, device), **(extra_properties or {})}
+        if batched is None:
+            batched = entry.panel == "chat"
         key = PipelineKey.make(entry.panel, prepared.model_dir, device, list(prepared.adapters.values()),
-                               draft_dir, draft_device, properties)
+                               draft_dir, draft_device, properties, batched=batched)
         claim = Claim()
         loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message), claim=claim)
         return Handle(loaded, prepared, built, claim)

@@ -2,7 +2,9 @@
 
 The UI and the ``/chat`` endpoint both go through ``open_pipeline`` (which refuses what would fail late: an
 unknown adapter or draft, a draft with another tokenizer, a chat too long for an NPU) and ``stream_reply``
-(which runs ``LLMPipeline.generate`` on a worker thread and hands the growing reply back token by token).
+(which hands the growing reply back token by token). On CPU and GPU the pipeline is a
+``ContinuousBatchingPipeline``: concurrent answers are stepped together by its batcher (``demos.core.batching``),
+grouped by adapter setting. On NPU and AUTO it is an ``LLMPipeline`` that serves one answer at a time (its lane).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from demos.core import bounds
+from demos.core import batching, bounds
 
 from demos.core import serving
 from demos.core import metrics as perf_metrics
@@ -229,6 +231,12 @@ def prime_new_pipeline(opened: Opened, messages: list[dict[str, str]],
     import openvino_genai as ov_genai
     if not opened.handle.built_now:
         return
+    if is_batched(opened.handle):  # through its batcher: other jobs may already be stepping on it
+        primer = [{"role": "user", "content": "Hi"}]
+        settings = Settings(max_new_tokens=2)
+        for _ in stream_reply(opened, primer, settings, stop):
+            pass
+        return
     with opened.handle.loaded.lock:
         if stop is not None and stop.is_set():  # stopped while waiting for the pipeline
             return
@@ -243,9 +251,15 @@ def adapter_config(handle: Handle, settings: Settings) -> Any:
     return ov_genai.AdapterConfig([(handle.adapter(a), float(alpha)) for a, alpha in settings.adapters])
 
 
+def is_batched(handle: Handle) -> bool:
+    """Whether ``handle``'s pipeline is a ``ContinuousBatchingPipeline`` served by a batcher."""
+    return handle.loaded.key.batched
+
+
 def generation_config(handle: Handle, settings: Settings) -> Any:
     """A ``GenerationConfig`` from the model's own (eos and stop tokens) with the user's choices on top."""
-    config = handle.pipeline.get_generation_config()
+    pipeline = handle.pipeline
+    config = pipeline.get_config() if is_batched(handle) else pipeline.get_generation_config()
     config.max_new_tokens = int(settings.max_new_tokens)
     config.repetition_penalty = float(settings.repetition_penalty)
     if settings.temperature > 0:
@@ -257,7 +271,7 @@ def generation_config(handle: Handle, settings: Settings) -> Any:
         config.rng_seed = int(settings.seed)
     else:
         config.do_sample = False
-    if settings.draft:
+    if settings.draft or handle.loaded.key.draft_dir:  # every request on a drafting pipeline needs one of them
         # GenAI takes one or the other: a fixed number of draft tokens per step, or draft-while-confident.
         if settings.confidence_threshold > 0:
             config.assistant_confidence_threshold = float(settings.confidence_threshold)
@@ -286,10 +300,12 @@ class Reply:
 
 @dataclass(frozen=True)
 class Queued:
-    """Only with ``places=True``: the answer waits for its pipeline, ``ahead`` requests before it."""
+    """Only with ``places=True``: the answer waits for its pipeline, ``ahead`` requests before it; ``reason`` says
+    why when it is not plain turn-taking ("another adapter setting is running")."""
 
     ahead: int
     text: str = ""
+    reason: str = ""
 
 
 def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Settings,
@@ -302,11 +318,27 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
     stopped before it gets the pipeline never generates: its ``Reply`` is stopped and has no figures. Closing
     this generator before the reply is complete (a client that cancels) stops the job.
     """
-    import openvino_genai as ov_genai
-
     control = serving.Control.of(stop)
     handle = opened.handle
     config = generation_config(handle, settings)
+    if is_batched(handle):
+        work, lane = _batched_work(handle, messages, settings, config), None
+    else:
+        work, lane = _generate_work(handle, messages, config), serving.lane_for(handle.loaded)
+    job = serving.submit(work, lane, control, name="chat", logger=log)
+    with job.stream() as events:
+        for event in events:
+            if isinstance(event, serving.Done):
+                yield _final(opened, event.result, job.text, settings, control.event)
+            elif isinstance(event, serving.Waiting) and places:
+                yield Queued(event.ahead, job.text, event.reason)
+            else:
+                yield job.text
+
+
+def _generate_work(handle: Handle, messages: list[dict[str, str]], config: Any) -> serving.Work:
+    """One ``LLMPipeline.generate`` holding the pipeline (its lane): NPU and AUTO."""
+    import openvino_genai as ov_genai
 
     def work(ctx: serving.JobContext) -> Any:
         def on_text(piece: str) -> ov_genai.StreamingStatus:
@@ -319,23 +351,60 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
                  ", stopped" if ctx.stopped else "")
         return result
 
-    job = serving.submit(work, serving.lane_for(handle.loaded), control, name="chat", logger=log)
-    with job.stream() as events:
-        for event in events:
-            if isinstance(event, serving.Done):
-                yield _final(opened, event.result, job.text, settings, control.event)
-            elif isinstance(event, serving.Waiting) and places:
-                yield Queued(event.ahead, job.text)
-            else:
-                yield job.text
+    return work
+
+
+def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Settings,
+                  config: Any) -> serving.Work:
+    """The chat as one request to the pipeline's batcher, in the group of its adapter setting.
+
+    The prompt is templated and tokenized as ``LLMPipeline.generate(ChatHistory)`` does (template with the
+    generation prompt, no special tokens added), so the tokens and hence greedy answers are the same."""
+    def work(ctx: serving.JobContext) -> batching.Outcome | None:
+        tokenizer = handle.pipeline.get_tokenizer()
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        ids = tokenizer.encode(prompt, add_special_tokens=False).input_ids
+        registered = bool(handle.loaded.adapters)
+        prompt_tokens = int(ids.get_shape()[1])
+        request = batching.Request((ids,), config, ctx,
+                                   group=tuple(settings.adapters) if registered else batching.NO_GROUP,
+                                   adapters=adapter_config(handle, settings) if registered else None,
+                                   tokens=prompt_tokens + int(config.max_new_tokens), prompt_tokens=prompt_tokens)
+        batcher = batching.batcher_for(handle.loaded)
+        log.info("chat: batched request (max_new_tokens %d)", config.max_new_tokens)
+        outcome = batcher.run(request)
+        log.info("chat: batched request ended (%d new tokens%s, batch %d)", len(outcome.ids),
+                 ", stopped" if outcome.stopped else "", outcome.batch)
+        return outcome if outcome.started else None
+
+    return work
 
 
 def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: threading.Event) -> Reply:
-    """The ``Reply`` for a finished generate (``result`` None: it never ran, being stopped first)."""
+    """The ``Reply`` for a finished generate or batched request (``result`` None: it never ran, being stopped
+    first)."""
     if result is None:
         return Reply(text, {"device": opened.device}, True)
+    if isinstance(result, batching.Outcome):
+        return Reply(result.text, batched_metrics(opened, result, settings), stop.is_set())
     final = result.texts[0] if result.texts else text
     return Reply(final, reply_metrics(opened, result, settings), stop.is_set())
+
+
+def batched_metrics(opened: Opened, outcome: batching.Outcome, settings: Settings) -> dict[str, Any]:
+    """A batched answer's figures: genai's per-request ``PerfMetrics`` (the batcher's own timings of the request
+    where genai has none: a stopped answer), the draft tokens the batcher counted, and the largest batch the
+    answer was stepped in."""
+    figures = perf_metrics.generation_figures(outcome.perf) if outcome.perf is not None else dict(outcome.timings)
+    if settings.draft:
+        figures["accepted_draft_tokens"] = outcome.accepted
+        if outcome.drafted is not None:
+            figures["draft_tokens"] = outcome.drafted
+            figures["acceptance_rate"] = outcome.accepted / outcome.drafted if outcome.drafted else 0.0
+    figures["batch"] = outcome.batch
+    figures["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
+                                         if settings.draft else "")
+    return perf_metrics.build(figures, opened.handle.loaded.load_seconds, opened.handle.built_now)
 
 
 def reply_metrics(opened: Opened, result: Any, settings: Settings) -> dict[str, Any]:

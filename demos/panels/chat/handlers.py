@@ -224,8 +224,9 @@ class ChatPanel:
                         final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
                         yield final, "", reply_card(item), status
                     elif isinstance(item, Queued):  # the pipeline is busy with other requests
-                        yield shown + [{"role": "assistant", "content": item.text or f"_{queue_note(item.ahead)}_"}], \
-                            "", gr.update(), queue_note(item.ahead)
+                        note = queue_note(item.ahead, item.reason)
+                        yield shown + [{"role": "assistant", "content": item.text or f"_{note}_"}], \
+                            "", gr.update(), note
                     else:  # "" while the model reads the chat: keep showing the pending note
                         yield shown + [{"role": "assistant", "content": item or pending["content"]}], "", \
                             gr.update(), status
@@ -335,8 +336,10 @@ class ChatPanel:
 # Presentation
 
 
-def queue_note(ahead: int) -> str:
-    """The status line of an answer waiting for its pipeline."""
+def queue_note(ahead: int, reason: str = "") -> str:
+    """The status line of an answer waiting for its pipeline (and why, when a batched pipeline says)."""
+    if reason:
+        return f"Waiting: {reason} ({ahead} request{'s' if ahead != 1 else ''} ahead of you)…"
     return f"Waiting for the model: {ahead} request{'s' if ahead != 1 else ''} ahead of you…"
 
 

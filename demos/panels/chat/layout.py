@@ -24,7 +24,12 @@ from demos.core.suite import Suite
 from demos.ui import columns
 from demos.ui.widgets import code_view, device_picker, gradio_progress, guarded, metrics_card, model_picker
 
-CONCURRENCY_ID = "chat"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane orders its jobs
+CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline
+# No per-pipeline limit in Gradio: each pipeline's own scheduler decides what runs (a batcher steps concurrent
+# answers together on CPU/GPU, a lane serves one at a time on NPU). "No limit" here is bounded by
+# demos.ui.capacity (the panel's requests in progress at once). Gradio's smallest limit per id wins, so each
+# event says so.
+CONCURRENCY = dict(concurrency_id=CONCURRENCY_ID, concurrency_limit=None)
 SAME_DEVICE = "Same as model"
 
 
@@ -216,7 +221,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
 
     everything = {prompt, chatbot, model, device, compare_prompt, compare_mode, *setting_parts}
     chat_out = [chatbot, prompt, metrics, status]
-    shared = dict(concurrency_id=CONCURRENCY_ID, api_visibility="private")
+    shared = dict(**CONCURRENCY, api_visibility="private")
     code_out = [python_code, cpp_code]
 
     for trigger in (send_btn.click, prompt.submit):
@@ -319,4 +324,4 @@ def _declare_api(panel: ChatPanel) -> None:
     # gr.api derives one output per element of a tuple return annotation; a generator's Iterator[tuple[...]]
     # would count as a single output, so present the yielded pair to it as the return type.
     api_fn.__signature__ = inspect.signature(chat).replace(return_annotation=tuple[str, dict])
-    gr.api(api_fn, api_name="chat", concurrency_id=CONCURRENCY_ID)
+    gr.api(api_fn, api_name="chat", **CONCURRENCY)

@@ -35,9 +35,12 @@ def settings_for(entry: VisionEntry, max_new_tokens: float | None, temperature: 
     return Settings(tokens, temp, nucleus, tuple(stop))
 
 
-def load(suite: Suite, entry: Entry, device: str,
-         progress: ProgressFn = no_progress) -> tuple[Handle, vision_models.ModelFacts]:
-    handle = suite.load(entry, device or None, progress=progress)
+def load(suite: Suite, entry: Entry, device: str, progress: ProgressFn = no_progress,
+         chat: list[ChatTurn] | None = None) -> tuple[Handle, vision_models.ModelFacts]:
+    """The pipeline that answers ``chat``: a first question goes to the batched pipeline (CPU/GPU: answered
+    together with other first questions), a later turn to the VLMPipeline that keeps the conversation."""
+    batched = chat is not None and len(chat) == 1
+    handle = suite.load(entry, device or None, batched=batched, progress=progress)
     return handle, vision_models.facts(handle.prepared.model_dir)
 
 

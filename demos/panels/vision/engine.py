@@ -17,6 +17,12 @@ switching between conversations on one pipeline recomputes the cache instead of 
 Stop: the streamer returns ``StreamingStatus.STOP``; genai then rolls the history state back, so a stopped turn
 is never stored (the next turn rebuilds).
 
+Batching: a conversation's first question (no earlier turns, so nothing to keep) on CPU/GPU goes to a
+``ContinuousBatchingPipeline`` of the model (``demos.core.batching``), where concurrent first questions are stepped
+together; ``add_request(prompt, images)`` applies the chat template to the question as ``generate(ChatHistory)``
+does (measured: the same answers). Later turns need the ChatHistory kept above, so they run on the
+``VLMPipeline``, one at a time.
+
 Only ``generate(ChatHistory, ...)`` is ever called on a vision pipeline: measured on 2026.4.1, once a VLMPipeline
 has served a ChatHistory call, later plain ``generate(str)`` calls on it continue a hidden chat (their input grows
 with every call) instead of starting afresh.
@@ -36,6 +42,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from demos.core import batching
 from demos.core import metrics as perf_metrics
 from demos.core import serving
 from demos.core.errors import TooLong, UserError
@@ -140,7 +147,7 @@ STORE = HistoryStore()
 
 def generation_config(pipeline: Any, settings: Settings) -> Any:
     """The pipeline's own defaults with the request's length and sampling; temperature 0 means greedy."""
-    config = pipeline.get_generation_config()
+    config = pipeline.get_config() if hasattr(pipeline, "add_request") else pipeline.get_generation_config()
     config.max_new_tokens = int(settings.max_new_tokens)
     config.do_sample = settings.temperature > 0
     if config.do_sample:
@@ -186,14 +193,74 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings,
     """Answer the last of ``turns``: yields the reply text as it grows, then one ``Answer``. While no new text
     comes (a prefill, a wait for the pipeline) the text so far is yielded again every ``serving.WAKE_S``.
 
-    A ``serving`` job in the pipeline's lane (it holds the pipeline's lock while generating; text is throttled
-    there). Setting ``stop`` (or closing the iterator) ends the generation at the next token; the pipeline stays
+    A ``serving`` job: on a batched pipeline (``loaded.key.batched``, first questions only) a request to its
+    batcher, else a job in the pipeline's lane (it holds the pipeline's lock while generating); text is throttled
+    there. Setting ``stop`` (or closing the iterator) ends the generation at the next token; the pipeline stays
     usable. A job stopped before it gets the pipeline (or while it rebuilds the history) never generates.
     """
-    import openvino_genai as ov_genai
-
     control = serving.Control.of(stop)
     *earlier, current = turns
+    if loaded.key.batched:
+        if earlier:
+            raise ValueError("a batched vision pipeline answers first questions only; later turns need the VLMPipeline")
+        work, lane = _batched_work(loaded, current, settings), None
+    else:
+        work, lane = _chat_work(loaded, earlier, current, settings, store), serving.lane_for(loaded)
+    job = serving.submit(work, lane, control, name="vision", logger=log)
+    try:
+        with job.stream() as events:
+            for event in events:
+                if isinstance(event, serving.Done):
+                    final, stopped, perf, rebuild_s = event.result if event.started and event.result is not None \
+                        else ("", True, None, 0.0)
+                    yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
+                    return
+                yield job.text
+    except Exception as exc:  # noqa: BLE001 - genai's C++ errors become messages a person can act on
+        explained = explain(exc)
+        if explained is exc:
+            raise
+        raise explained from None
+
+
+def _batched_work(loaded: Loaded, current: Turn, settings: Settings) -> serving.Work:
+    """The question as one request to the batched pipeline's batcher; its result as ``_chat_work``'s."""
+    def work(ctx: serving.JobContext) -> tuple[str, bool, Any, float] | None:
+        config = generation_config(loaded.pipeline, settings)
+        # The KV need is estimated (the image tokens are only known once genai encodes them): generous per image.
+        need = len(current.text) + IMAGE_TOKENS_ESTIMATE * len(current.images) + int(config.max_new_tokens)
+        request = batching.Request((current.text, _tensors(current.images)), config, ctx, tokens=need, vision=True)
+        log.info("vision: batched request (max_new_tokens %d)", settings.max_new_tokens)
+        outcome = batching.batcher_for(loaded).run(request)
+        if not outcome.started:
+            return None
+        perf = outcome.perf if outcome.perf is not None else _Timings(outcome.timings, outcome.batch)
+        return outcome.text, outcome.stopped, _Batched(perf, outcome.batch), 0.0
+
+    return work
+
+
+IMAGE_TOKENS_ESTIMATE = 1024
+
+
+@dataclass(frozen=True)
+class _Batched:
+    """A batched answer's perf: genai's ``VLMPerfMetrics`` (or the batcher's timings) and its batch size."""
+
+    perf: Any
+    batch: int
+
+
+@dataclass(frozen=True)
+class _Timings:
+    figures: dict[str, Any]
+    batch: int
+
+
+def _chat_work(loaded: Loaded, earlier: list[Turn], current: Turn, settings: Settings,
+               store: HistoryStore) -> serving.Work:
+    """One ``VLMPipeline.generate(ChatHistory)`` holding the pipeline (its lane), continuing the kept history."""
+    import openvino_genai as ov_genai
 
     def work(ctx: serving.JobContext) -> tuple[str, bool, Any, float]:
         def streamer(chunk: str) -> Any:
@@ -221,20 +288,7 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings,
             store.put(loaded, fingerprint([*earlier, replace(current, reply=text)]), history)
         return text, stopped, result.perf_metrics, rebuild_s
 
-    job = serving.submit(work, serving.lane_for(loaded), control, name="vision", logger=log)
-    try:
-        with job.stream() as events:
-            for event in events:
-                if isinstance(event, serving.Done):
-                    final, stopped, perf, rebuild_s = event.result if event.started else ("", True, None, 0.0)
-                    yield Answer(final, stopped, metrics(loaded, perf, current, rebuild_s, stopped))
-                    return
-                yield job.text
-    except Exception as exc:  # noqa: BLE001 - genai's C++ errors become messages a person can act on
-        explained = explain(exc)
-        if explained is exc:
-            raise
-        raise explained from None
+    return work
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -247,6 +301,12 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
     Only the caller knows whether this request built the pipeline: ``stream_answer`` reports the load, and the panel
     drops it again (``metrics.with_load``) for a pipeline that was already live."""
     figures: dict[str, Any] = {}
+    batch = None
+    if isinstance(perf, _Batched):
+        perf, batch = perf.perf, perf.batch
+    if isinstance(perf, _Timings):
+        figures.update(perf.figures)
+        perf = None
     if perf is not None:
         figures.update(perf_metrics.generation_figures(perf))
     if turn.images:
@@ -256,6 +316,8 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
         figures["images"] = len(turn.images)
     if rebuild_s:
         figures["context_rebuild_ms"] = rebuild_s * 1000
+    if batch is not None:
+        figures["batch"] = batch
     figures["device"] = loaded.key.device
     if stopped:
         figures["stopped"] = True

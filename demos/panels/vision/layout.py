@@ -33,7 +33,11 @@ from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref,
 from demos.panels.vision.samples import sample_images
 
 PANEL = "vision"
-CONCURRENCY = "vision"  # the panel's events (demos.ui.capacity bounds them); a lane per pipeline
+CONCURRENCY = "vision"  # every event that generates on a vision pipeline
+# No per-pipeline limit in Gradio: each pipeline's scheduler decides (a batcher steps first questions together on
+# CPU/GPU, a lane serves a VLMPipeline one turn at a time); demos.ui.capacity bounds the panel's requests in
+# progress. Gradio's smallest limit per id wins, so each event says so.
+UNLIMITED = dict(concurrency_id=CONCURRENCY, concurrency_limit=None)
 STOPPED_MARK = " *(stopped)*"
 METRICS_HINT = "*TTFT, tokens/s, vision encoding and load time of each answer appear here.*"
 # Pictures in the conversation at a size that leaves the words readable (Gradio's Chatbot shows them as wide as
@@ -52,9 +56,12 @@ _answers = answering.answers
 _answers_metrics = answering.answers_metrics
 
 
-def _load(suite: Suite, entry: Entry, device: str, progress: Any = None) -> tuple[Handle, vision_models.ModelFacts]:
+def _load(suite: Suite, entry: Entry, device: str, progress: Any = None,
+          chat: list[ChatTurn] | None = None) -> tuple[Handle, vision_models.ModelFacts]:
+    """The pipeline that answers ``chat``: a first question goes to the batched pipeline (CPU/GPU: answered
+    together with other first questions), a later turn to the VLMPipeline that keeps the conversation."""
     report = gradio_progress(progress) if progress is not None else None
-    return answering.load(suite, entry, device, **({"progress": report} if report else {}))
+    return answering.load(suite, entry, device, chat=chat, **({"progress": report} if report else {}))
 
 
 def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
@@ -85,10 +92,10 @@ def warm_up(entry: Entry, suite: Suite) -> None:
     no first-inference work (image encoder and language model both run)."""
     if not isinstance(entry, VisionEntry):
         return
-    handle, facts = _load(suite, entry, "")
     picture = sample_images()[0]
     question = entry.examples[0] if entry.examples else "What is in the picture?"
     chat = [ChatTurn(question, (FileRef(str(picture), picture.name),))]
+    handle, facts = _load(suite, entry, "", chat=chat)
     for _ in _answers(handle, facts, chat, _settings(entry, 8)):
         pass
 
@@ -125,7 +132,7 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
                 question = _check_turn(entry, question, refs, earlier)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
             _check_bounds(suite, entry, device, chat, settings)
-            handle, facts = _load(suite, entry, device)
+            handle, facts = _load(suite, entry, device, chat=chat)
             with runs.request(serving.session_key(request)) as run:
                 for item in _answers(handle, facts, chat, settings, run):
                     yield (item.text, item.metrics) if isinstance(item, Answer) else (item, {})
@@ -290,7 +297,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
             _check_bounds(suite, entry, device_name, asked, settings)
             if not suite.is_loaded(entry):
                 yield skip, skip, skip, skip, skip, skip, f"Loading {entry.title}…"
-            handle, facts = _load(suite, entry, device_name, progress)
+            handle, facts = _load(suite, entry, device_name, progress, chat=asked)
             streaming = False
             for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
@@ -348,7 +355,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     answered = shown.success(reporting(respond, lambda message: (*(gr.skip(),) * 6, f"**Not answered:** {message}")),
                              [pending, chat_state, model, device, *settings_inputs],
                              [textbox, chatbot, chat_state, metrics, code_py, code_cpp, status],
-                             api_name="vision_respond", api_visibility="undocumented", concurrency_id=CONCURRENCY,
+                             api_name="vision_respond", api_visibility="undocumented", **UNLIMITED,
                              show_progress="full", show_progress_on=[metrics])
     keep_outputs_on_error(answered, [metrics, status])
     answered.then(lambda: gr.MultimodalTextbox(submit_btn=True, stop_btn=False), None, textbox, queue=False,
@@ -365,7 +372,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                   queue=False, api_visibility="private")
     gr.on([max_new.release, temperature.release, top_p.release], guarded(show_code),
           [model, device, chat_state, *settings_inputs], [code_py, code_cpp], queue=False, api_visibility="private")
-    gr.api(ask_image_api(suite, runs), api_name="ask_image", concurrency_id=CONCURRENCY)
+    gr.api(ask_image_api(suite, runs), api_name="ask_image", **UNLIMITED)
     # Show code is filled from the start, before any question.
     code_py.value, code_cpp.value = show_code(first.id, device.value, [], *_defaults(first))
 
