@@ -32,6 +32,7 @@ from demos.core.showcode import model_reference
 from demos.panels.speech.code import cpp_code, python_code
 from demos.core.suite import Handle, Suite
 from demos.panels.speech.transcriber import Options, Progress, Result, check_audible, check_request, run
+from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker)
 from demos.ui.uploads import checked_upload
@@ -293,8 +294,14 @@ def build(entries: list[Entry], suite: Suite) -> None:
         keep = gr.update()
         yield ("Reading the audio and loading the model…", "", [], [], None, "", keep, keep)
         entry, decoded = _read(suite, model_id, path)
-        handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
-                                   gradio_progress(progress))
+        if (device_name or suite.default_device) in suite.is_loaded(entry):
+            handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
+                                       gradio_progress(progress))
+        else:  # a first load: a progress bar with its stage and clock, in the status line
+            handle, options = yield from loading.follow(
+                f"**{entry.title}** on {device_name or suite.default_device}",
+                lambda report: _prepare(suite, entry, device_name, language_code, task_name, mode, report),
+                lambda tracker: (tracker.html(), "", [], [], None, "", keep, keep))
         if decoded.warning:
             gr.Warning(decoded.warning)
         model = model_reference(suite, entry, handle.loaded.key.device)

@@ -29,6 +29,7 @@ from demos.core.checks import finite, whole
 from demos.core.errors import TooLarge, UserError, check_text
 from demos.core.showcode import model_reference
 from demos.core.suite import Handle, Suite
+from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, load_note, metrics_card,
                  metrics_markdown, model_picker, numbers_only)
 from demos.panels.vision.engine import Answer, Settings, stream_answer
@@ -335,7 +336,14 @@ def build(entries: list[Entry], suite: Suite) -> None:
                  device_name: str, settings: Settings, run: serving.Control, progress: Any) -> Iterator[tuple]:
         try:
             _check_bounds(suite, entry, device_name, asked, settings)
-            handle, facts = _load(suite, entry, device_name, progress)
+            if (device_name or suite.default_device) in suite.is_loaded(entry):
+                handle, facts = _load(suite, entry, device_name, progress)
+            else:  # a first load: a progress bar with its stage and clock, where the figures will be
+                handle, facts = yield from loading.follow(
+                    f"**{entry.title}** on {device_name or suite.default_device}",
+                    lambda report: _load(suite, entry, device_name, report),
+                    lambda tracker: (gr.skip(), _chat_messages(asked, ""), gr.skip(), tracker.html(), gr.skip(),
+                                     gr.skip()))
             for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
                     idle = gr.MultimodalTextbox(submit_btn=True, stop_btn=False)
