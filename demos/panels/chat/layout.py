@@ -35,8 +35,9 @@ def _adapter_choices(entry: ChatEntry) -> list[tuple[str, str]]:
 
 
 def _draft_choices(entry: ChatEntry) -> list[tuple[str, str]]:
-    # Never an empty list: the page keeps a dropdown's old value when it is set to None, and the next event that
-    # sends it would fail Gradio's own check ("tiny-draft is not in the list of choices: []").
+    # Never an empty list. The page may still send the old entry's draft for a moment after a switch, which Gradio's
+    # own check would refuse with an HTTP 500 ("tiny-draft is not in the list of choices"): the dropdown takes any
+    # value, and an unknown draft is refused by the engine's validate(), in words, when speculative decoding is on.
     return [(d.title, d.id) for d in entry.drafts] or [("No draft for this model", "")]
 
 
@@ -134,7 +135,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                 with gr.Row():
                     draft = gr.Dropdown(_draft_choices(first), value=_first_draft(first),
                                         label="Draft", scale=3, min_width=160, elem_id="chat-draft",
-                                        interactive=False)
+                                        interactive=False, allow_custom_value=True)
                     draft_device = gr.Dropdown([(SAME_DEVICE, "")] + [(d, d) for d in devices], value="",
                                                label="Draft device", scale=2, min_width=170,
                                                elem_id="chat-draft-device", interactive=False)
@@ -263,9 +264,9 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     def loading() -> tuple:  # a load alone cannot be stopped half-way: Stop stays grey
         return (*[gr.update(interactive=False)] * len(run_buttons), *[gr.skip()] * len(stop_buttons))
 
-    def idle(request: gr.Request) -> tuple:
-        session = _session(request)
-        panel.stops.finish(session, panel.stops.begin(session))  # forget a reservation no request picked up
+    def idle() -> tuple:
+        # A reservation no request picked up (the request failed first) is left alone: the next busy() replaces
+        # it, and dropping it here could drop the one another chain of this page has just made.
         return (*[gr.update(interactive=True)] * len(run_buttons),
                 *[gr.update(interactive=False, variant="secondary")] * len(stop_buttons))
 
