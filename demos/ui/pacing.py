@@ -1,12 +1,12 @@
 """How often a streamed answer is sent to the browser: rarely enough that the page stays responsive.
 
 Every update of a Gradio generator event costs the browser far more than the server: the frontend refreshes the
-status of every output, re-renders the chat's Markdown and scrolls it. Measured on this machine with a tiny model
-at ~2000 tokens/s (bench/ui_pacing.py): with an update every 40 ms (``serving.UPDATE_INTERVAL_S``) a Compare kept
-Chromium's main thread busy for the whole answer and a Stop click waited up to 2 s; the cost of one update grows
-with the length of the text. So the UI sends at most one update per ``interval(text)``: 0.1 s for a short answer,
-growing with its length to 0.4 s, which keeps clicks handled well within half a second. The API routes stream at
-the serving throttle; only the page is paced.
+status of every output, re-renders the chat's Markdown and scrolls it. Measured with a tiny model at ~2000 tokens/s
+(bench/bench_ui_pacing.py, a shared 2-core machine): with an update every 40 ms (``serving.UPDATE_INTERVAL_S``) a
+Compare kept Chromium's main thread busy 83 % of the time and a Stop click waited up to 2 s; paced as below, 50 %.
+The cost of one update grows with the length of the text, so the UI sends at most one update per
+``interval(text)``: 0.1 s for a short answer, growing with its length to 0.4 s. The API routes stream at the
+serving throttle; only the page is paced.
 """
 from __future__ import annotations
 
