@@ -339,11 +339,11 @@ def test_compare_reports_speedup_and_identical_greedy_text(suite):
     assert left[1]["content"] == right[1]["content"]
     assert "identical text" in verdict and "draft tokens accepted" in verdict and "×" in verdict
     assert "Accepted draft tokens" in right_card and "Accepted" not in left_card
-    assert "Without draft" in left_title and "tiny-draft" in right_title
+    assert "Without draft" in left_title and "Tiny draft" in right_title
     with pytest.raises(gr.Error, match="Choose an adapter"):
         list(panel.compare(prompt, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(), "s"))
     *_, last = panel.compare(PROMPT, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(adapter="lora-a"), "s")
-    assert last[0][1]["content"] != last[1][1]["content"] and "With lora-a ×1" in last[6]
+    assert last[0][1]["content"] != last[1][1]["content"] and "With LoRA A ×1" in last[6]
 
 
 def test_clear_during_an_answer_leaves_the_chat_empty(suite):
@@ -405,4 +405,4 @@ def test_loading_note_knows_which_draft_is_live(suite):
     live = panel.loading_note("tiny-llm", "CPU", _choices(speculative=True))
     other = panel.loading_note("tiny-llm", "CPU", _choices(speculative=True, draft="foreign-draft"))
     assert "is loaded and ready" in live
-    assert other.startswith("Loading") and "foreign-draft" in other, "another draft means another pipeline to build"
+    assert other.startswith("Loading") and "Draft with another tokenizer" in other, "another draft means another pipeline to build"

@@ -288,9 +288,11 @@ class Loader:
         marker = _download_marker(self._hub_cache(), repo_id)
         _try_touch(marker)  # until sealed, a snapshot without a record is an interrupted download of ours
         try:
-            path = self._seal_snapshot(Path(snapshot_download(repo_id, revision=revision, ignore_patterns=ignore)),
+            bars = _download_bars(repo_id, progress)  # "Downloading repo: 3/7 files · 1.2/4.0 MB" as it goes
+            path = self._seal_snapshot(Path(snapshot_download(repo_id, revision=revision, ignore_patterns=ignore,
+                                                              tqdm_class=bars)),
                                        lambda: Path(snapshot_download(repo_id, revision=revision,
-                                                                      ignore_patterns=ignore)))
+                                                                      ignore_patterns=ignore, tqdm_class=bars)))
         except GatedRepoError:
             raise LoaderError(f"{what}: {repo_id} is gated. Accept its licence on the hub, then set HF_TOKEN to a "
                               "token of that account and restart.") from None
@@ -527,6 +529,43 @@ class Loader:
             finally:
                 tmp.unlink(missing_ok=True)
         return target
+
+
+def _megabytes(size: float) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+
+
+def _download_bars(repo_id: str, progress: ProgressFn) -> type:
+    """A tqdm class for ``snapshot_download(tqdm_class=...)`` that reports its two bars (files fetched, bytes) to
+    ``progress`` as one message, 'Downloading REPO: 3/7 files · 1.2/4.0 MB', with the fraction of bytes.
+
+    It prints nothing and reports even where huggingface_hub's own bars are disabled (HF_HUB_DISABLE_PROGRESS_BARS).
+    """
+    import io
+
+    from tqdm.auto import tqdm
+
+    counts = {"files": [0, 0], "bytes": [0, 0]}
+    lock = threading.Lock()
+
+    class Bars(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs.update(disable=False, file=io.StringIO(), mininterval=0.25)
+            super().__init__(*args, **kwargs)
+
+        def display(self, msg=None, pos=None):  # called by tqdm on refresh: report instead of printing
+            kind = "bytes" if self.unit == "B" else "files"
+            with lock:
+                counts[kind] = [self.n, self.total or 0]
+                (files, of_files), (done, of_bytes) = counts["files"], counts["bytes"]
+            parts = [f"{files}/{of_files} files"] if of_files else []
+            if of_bytes:
+                parts.append(f"{_megabytes(done)}/{_megabytes(of_bytes)}")
+            if parts:
+                progress(done / of_bytes if of_bytes else None, f"Downloading {repo_id}: {' · '.join(parts)}")
+            return True
+
+    return Bars
 
 
 def export_task(export: ExportOptions, panel: str) -> str | None:

@@ -36,6 +36,9 @@ class Metric:
 
 
 VOCABULARY: dict[str, Metric] = {
+    "model": Metric("Model"),        # what produced the answer, in the catalog's labels (DESIGN §9)
+    "adapters": Metric("Adapters"),  # 'LoRA A ×0.6 + LoRA B ×0.3', or 'none'
+    "draft": Metric("Draft"),        # 'FastDraft 50M on CPU', or 'none'
     "load_s": Metric("Load", "s", 3, 1),
     "ttft_ms": Metric("TTFT", "ms", 1, 0),
     "tpot_ms": Metric("TPOT", "ms", 2, 1),

@@ -184,3 +184,55 @@ def load_note(handle: Handle) -> str:
     if not handle.built_now:
         return ""
     return f"Loaded {handle.loaded.key.device} pipeline in {handle.loaded.load_seconds:.1f} s (first use)"
+
+
+def kept_on_error(outputs: int, status_at: int, now: Callable[..., str] | None = None) -> Callable[[Callable], Callable]:
+    """Wrap an event handler so that a failure leaves what is on screen as it is (DESIGN §9).
+
+    The handler is not failed in Gradio's sense (that paints a red "Error" over every output and can leave one
+    stuck there): its ``outputs`` are left unchanged (``gr.skip()``), except the status line at index
+    ``status_at``, which gets the message (``user_error``'s words, logged once) followed by ``now(*args)``, the
+    panel's line about what is true now; the message is also shown once as a toast. A generator handler may first
+    yield what it wants to restore (the chat as it was, the prompt back in its box), which then stays.
+    """
+    import functools
+    import inspect
+
+    def message_for(exc: Exception, what: str, args: tuple, kwargs: dict, last: Any = None) -> Any:
+        message = user_error(exc, what).message
+        gr.Warning(message, title="Error")
+        line = f"⚠️ {message}"
+        if now is not None:
+            try:
+                line += f"\n\n{now(*args, **kwargs)}"
+            except Exception:  # noqa: BLE001 - the message above is what matters; the rest is a courtesy
+                log.debug("status after an error failed", exc_info=True)
+        if outputs == 1:
+            return line
+        kept = list(last) if isinstance(last, (tuple, list)) and len(last) == outputs else [gr.skip()] * outputs
+        kept[status_at] = line
+        return tuple(kept)
+
+    def decorate(fn: Callable) -> Callable:
+        what = fn.__name__.strip("_").replace("_", " ")
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any):
+                # After a first update, outputs are kept by sending their last values again, not gr.skip():
+                # Gradio streams an output as a diff from its last value, and a diff into a skip breaks it.
+                last = None
+                try:
+                    for last in fn(*args, **kwargs):
+                        yield last
+                except Exception as exc:  # noqa: BLE001 - sorted by user_error; the screen is kept
+                    yield message_for(exc, what, args, kwargs, last)
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - sorted by user_error; the screen is kept
+                return message_for(exc, what, args, kwargs)
+        return wrapper
+    return decorate

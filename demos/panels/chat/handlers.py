@@ -6,6 +6,7 @@ partial reply stays, and the pipeline is ready for the next turn (each turn send
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -22,6 +23,8 @@ from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Queued, 
                           prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
 from demos.core.suite import ProgressFn, no_progress
 from demos.core.suite import Suite
+from demos.ui import loading
+from demos.ui.pacing import paced
 from demos.ui.widgets import entry_for, metrics_markdown
 
 SPEC_FIXED = "Fixed tokens per step"
@@ -142,11 +145,18 @@ class ChatPanel:
         live = [k for k in self.suite.runtime.loaded_keys()
                 if path is not None and k.panel == "chat" and k.model_dir == str(path)]
         if not live:
-            return (f"**{entry.title}** is not loaded yet — the first message (or **Load**) loads it on {device}; "
+            return (f"**{entry.title}** is not loaded yet: the first message (or **Load**) loads it on {device}; "
                     "a first load downloads or compiles and can take a while.")
-        parts = [f"{k.device}" + (" + draft" if k.draft_dir else "") for k in live]
-        adapters = f" · {len(entry.adapters)} LoRA adapter(s) registered" if entry.adapters else ""
-        return f"**{entry.title}** is loaded ({', '.join(parts)}){adapters}."
+        # The plain pipeline first, then those with a draft, each in a fixed order: the line must not reshuffle.
+        live.sort(key=lambda k: (k.draft_dir is not None, k.device, k.draft_dir or "", k.draft_device or ""))
+        drafts = {str(p): d.title for d in entry.drafts
+                  if (p := self.suite.loader.locate(d.source, d.revision, d.export, "chat").path) is not None}
+        parts = [f"on {k.device}" if not k.draft_dir else
+                 f"on {k.device} with the draft **{drafts.get(k.draft_dir, 'draft')}**"
+                 + (f" (on {k.draft_device})" if k.draft_device != k.device else "") for k in live]
+        adapters = (f" {len(entry.adapters)} LoRA adapter{'s' if len(entry.adapters) != 1 else ''} registered: "
+                    "switching them never recompiles." if entry.adapters else "")
+        return f"**{entry.title}** is loaded {', and '.join(parts)}.{adapters}"
 
     def loading_note(self, model_id: str, device: str, choices: Choices) -> str:
         """What the next load will do: nothing (already live) or a first load that may take a while."""
@@ -175,8 +185,23 @@ class ChatPanel:
             steps = ("" if status.downloaded else "downloading, ") + "exporting with optimum-intel, then compiling"
         else:
             steps = "downloading, then compiling"
-        what = f"**{entry.title}** on {device}" + (f" with draft {settings.draft}" if settings.draft else "")
-        return f"Loading {what} — first use: {steps}; this can take a while…"
+        return f"Loading {self._what(entry, device, settings)} — first use: {steps}; this can take a while…"
+
+    @staticmethod
+    def _what(entry: ChatEntry, device: str, settings: Settings) -> str:
+        """'**Tiny LLM** on CPU with the draft **Tiny draft**': a pipeline in the catalog's labels."""
+        draft = next((d.title for d in entry.drafts if d.id == settings.draft), settings.draft)
+        return f"**{entry.title}** on {device}" + (f" with the draft **{draft}**" if settings.draft else "")
+
+    def _open_shown(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
+                    view: Any) -> Iterator[Any]:
+        """``_open``, yielding ``view(status line)`` while a first load runs (its progress bar, stage and clock);
+        returns the ``Opened`` (``opened = yield from ...``). A live pipeline opens at once, without a view."""
+        if not self._load_note(entry, device, settings):
+            return self._open(entry, device, settings, messages, no_progress)
+        what = self._what(entry, device or self.suite.default_device, settings)
+        return (yield from loading.follow(what, lambda report: self._open(entry, device, settings, messages, report),
+                                          lambda tracker: view(tracker.html())))
 
     def _open(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
               progress: ProgressFn) -> Opened:
@@ -190,16 +215,24 @@ class ChatPanel:
         entry = self.entry(model_id)
         settings = choices.settings(entry)
         opened = self._open(entry, device, settings, [{"role": "user", "content": "Hi"}], progress)
-        what = f"{entry.title} on {opened.device}" + (f" with draft {settings.draft}" if settings.draft else "")
+        what = self._what(entry, opened.device, settings)
         if opened.handle.built_now:
-            return f"Loaded **{what}** in {opened.handle.loaded.load_seconds:.1f} s (first use)."
-        return f"**{what}** is loaded and ready."
+            return f"Loaded {what} in {opened.handle.loaded.load_seconds:.1f} s (first use)."
+        return f"{what} is loaded and ready."
+
+    def load_shown(self, model_id: str, device: str, choices: Choices) -> Iterator[str]:
+        """``load`` for the page: the status line with a progress bar while a first load runs, then what is
+        loaded now."""
+        entry = self.entry(model_id)
+        settings = choices.settings(entry)
+        yield from self._open_shown(entry, device, settings, [{"role": "user", "content": "Hi"}], lambda line: line)
+        yield self.status(model_id, device)
 
     # --------------------------------------------------------------------------------------------------------
     # Chat
 
     def respond(self, prompt: str, history: list[dict], model_id: str, device: str, choices: Choices,
-                session: str, progress: ProgressFn = no_progress) -> Iterator[tuple]:
+                session: str) -> Iterator[tuple]:
         """Stream an answer into the chat. Yields (history, prompt box, metrics card, status)."""
         prompt = (prompt or "").strip()
         if not prompt:
@@ -212,15 +245,19 @@ class ChatPanel:
         with self.stops.request(session) as control:  # from the start: a Stop during a long first load counts
             note = self._load_note(entry, device, settings)  # a first load must not look frozen
             pending = {"role": "assistant", "content": f"_{note}_" if note else PENDING}
-            yield shown + [pending], "", gr.update(), note or gr.update()
+            yield shown + [pending], "", gr.update(), note or self.status(model_id, device)
             try:
-                opened = self._open(entry, device, settings, messages, progress)
-                status = self.status(model_id, device) if opened.handle.built_now else gr.update()
-                for item in stream_reply(opened, messages, settings, control, places=True):
+                opened = yield from self._open_shown(entry, device, settings, messages,
+                                                     lambda line: (shown + [pending], "", gr.skip(), line))
+                # Always the line itself, never gr.update(): Gradio streams an output as a diff from its last value,
+                # and a diff from text into an update breaks the line on the page.
+                status = self.status(model_id, device)
+                for item in paced_reply(stream_reply(opened, messages, settings, control, places=True)):
                     if control.cleared:  # Clear was pressed: leave the emptied chat alone
                         yield [], "", "", status
                         return
                     if isinstance(item, Reply):
+                        item = named(item, entry, settings, opened)
                         final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
                         yield final, "", reply_card(item), status
                     elif isinstance(item, Queued):  # the pipeline is busy with other requests
@@ -236,8 +273,8 @@ class ChatPanel:
                 yield history, prompt, gr.update(), self._status_or_keep(model_id, device)
                 raise
 
-    def retry(self, history: list[dict], model_id: str, device: str, choices: Choices, session: str,
-              progress: ProgressFn = no_progress) -> Iterator[tuple]:
+    def retry(self, history: list[dict], model_id: str, device: str, choices: Choices,
+              session: str) -> Iterator[tuple]:
         """Answer the last user message again (with the current settings)."""
         history = list(history or [])
         last = max((i for i, m in enumerate(history) if m.get("role") == "user"
@@ -245,13 +282,13 @@ class ChatPanel:
         if last is None:
             raise gr.Error("Nothing to retry yet: send a message first.")
         yield from self.respond(text_of(history[last].get("content")), history[:last], model_id, device, choices,
-                                session, progress)
+                                session)
 
     # --------------------------------------------------------------------------------------------------------
     # Compare
 
-    def compare(self, prompt: str, mode: str, model_id: str, device: str, choices: Choices, session: str,
-                progress: ProgressFn = no_progress) -> Iterator[tuple]:
+    def compare(self, prompt: str, mode: str, model_id: str, device: str, choices: Choices,
+                session: str) -> Iterator[tuple]:
         """The same prompt answered twice, one after the other (each with the whole machine), side by side.
 
         Yields (left chat, right chat, left card, right card, verdict, left title, right title, status).
@@ -263,8 +300,16 @@ class ChatPanel:
         current = choices.settings(entry)
         left, right, left_title, right_title = self._compare_pair(entry, mode, choices, current)
         messages = to_messages([], choices.system_prompt, prompt)
+        keep = gr.skip()
         with self.stops.request(session) as control:  # from the start: a Stop while the two pipelines load counts
-            opened = [self._open(entry, device, s, messages, progress) for s in (left, right)]  # load both first
+            opened: list[Opened] = []
+            for settings in (left, right):  # load both first, so that neither answer's figures include a load
+                if control.stopped:
+                    yield (*[keep] * 4, "⏹ Stopped before the comparison started.", keep, keep,
+                           self.status(model_id, device))
+                    return
+                opened.append((yield from self._open_shown(entry, device, settings, messages,
+                                                           lambda line: (*[keep] * 7, line))))
             for pipe in opened:
                 prime_new_pipeline(pipe, messages, control.event)
             status = self.status(model_id, device)
@@ -272,17 +317,22 @@ class ChatPanel:
             panes: list[list[dict]] = [user + [{"role": "assistant", "content": PENDING}], list(user)]
             cards = ["", ""]
             replies: list[Reply | None] = [None, None]
+            yield (*panes, *cards, "", left_title, right_title, status)
             for side, (settings, pipe) in enumerate(zip((left, right), opened)):
+                if control.stopped:  # checked between the two answers too: Stop ends the whole comparison
+                    panes[side] = user + [{"role": "assistant", "content": "_Stopped before this answer started._"}]
+                    break
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
-                for item in stream_reply(pipe, messages, settings, control):
+                for item in paced_reply(stream_reply(pipe, messages, settings, control)):
                     waiting = f"_{serving.place_note(control.ahead)}_" if control.ahead else PENDING
                     text = item.text if isinstance(item, Reply) else (item or waiting)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
+                        item = named(item, entry, settings, pipe)
                         replies[side], cards[side] = item, reply_card(item)
+                    # Whole values: Gradio streams each output as a diff from its last value, so what did not change
+                    # costs nothing, while a skip in between would break the next diff.
                     yield (*panes, *cards, "", left_title, right_title, status)
-                if control.stopped:
-                    break
         yield (*panes, *cards, verdict(mode, replies[0], replies[1]), left_title, right_title, status)
 
     @staticmethod
@@ -292,7 +342,8 @@ class ChatPanel:
             if not current.adapters:
                 raise gr.Error("Choose an adapter under LoRA adapters first; Compare then answers with and "
                                "without it.")
-            named = " + ".join(f"{a} ×{alpha:g}" for a, alpha in current.adapters)
+            labels = {a.id: a.title for a in entry.adapters}
+            named = " + ".join(f"{labels.get(a, a)} ×{alpha:g}" for a, alpha in current.adapters)
             return current.replace(adapters=()), current, "**Without adapter**", f"**With {named}**"
         draft = choices.draft or (entry.drafts[0].id if entry.drafts else "")
         if not draft:
@@ -301,7 +352,7 @@ class ChatPanel:
         how = (f"confidence ≥ {with_draft.confidence_threshold:g}" if with_draft.confidence_threshold
                else f"{with_draft.assistant_tokens} tokens/step")
         return (with_draft.replace(draft="", draft_device=""), with_draft, "**Without draft**",
-                f"**With draft `{draft}`** ({how})")
+                f"**With the draft {next((d.title for d in entry.drafts if d.id == draft), draft)}** ({how})")
 
     # --------------------------------------------------------------------------------------------------------
     # API
@@ -327,6 +378,7 @@ class ChatPanel:
             opened = self._open(entry, device, settings, messages, no_progress)
             for item in stream_reply(opened, messages, settings, control):
                 if isinstance(item, Reply):
+                    item = named(item, entry, settings, opened)
                     yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
                 else:
                     yield item, {}
@@ -334,6 +386,29 @@ class ChatPanel:
 
 # ------------------------------------------------------------------------------------------------------------
 # Presentation
+
+
+def produced_by(entry: ChatEntry, settings: Settings, opened: Opened) -> dict[str, str]:
+    """What produced an answer, in the catalog's labels: model, adapters with their alphas, draft (DESIGN §9)."""
+    labels = {a.id: a.title for a in entry.adapters}
+    adapters = " + ".join(f"{labels.get(a, a)} ×{alpha:g}" for a, alpha in settings.adapters) or "none"
+    draft = "none"
+    if settings.draft:
+        title = next((d.title for d in entry.drafts if d.id == settings.draft), settings.draft)
+        draft = f"{title} on {opened.handle.loaded.key.draft_device or opened.device}"
+    return {"model": entry.title, "adapters": adapters, "draft": draft}
+
+
+def named(reply: Reply, entry: ChatEntry, settings: Settings, opened: Opened) -> Reply:
+    """``reply`` with what produced it first in its metrics (the card, the note, the ``/chat`` metrics)."""
+    return dataclasses.replace(reply, metrics={**produced_by(entry, settings, opened), **reply.metrics})
+
+
+def paced_reply(items: Iterator[Any]) -> Iterator[Any]:
+    """``stream_reply``'s items thinned for the browser (``demos.ui.pacing``); queue places and the final reply
+    always pass."""
+    return paced(items, size=lambda item: len(item if isinstance(item, str) else item.text),
+                 passes=lambda item: isinstance(item, (Reply, Queued)))
 
 
 def queue_note(ahead: int, reason: str = "") -> str:
@@ -356,6 +431,9 @@ def metrics_message(reply: Reply) -> dict:
         return {"role": "assistant", "content": "Stopped before the answer started.",
                 "metadata": {"title": "⏹ stopped", "status": "done"}}
     title = [f"{m['tokens_per_s']:.1f} tokens/s", f"TTFT {m['ttft_ms']:.0f} ms", f"{m['output_tokens']} tokens"]
+    # What produced it, when it is more than the plain model: the headline feature is switching these per answer.
+    title[:0] = [f"{m[k]}" if k == "adapters" else f"draft {m[k]}" for k in ("adapters", "draft")
+                 if m.get(k, "none") != "none"]
     if "acceptance_rate" in m:
         title.append(f"{m['accepted_draft_tokens']}/{m['draft_tokens']} draft tokens accepted")
     if "load_s" in m:

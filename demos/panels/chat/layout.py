@@ -12,17 +12,19 @@ Layout and wiring live here; what the buttons do is in ``chat_handlers``, the pi
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any, Iterator
 
 import gradio as gr
 
 from demos.core import serving
 from demos.core.catalog import ChatEntry
+from demos.core.errors import UserError
 from demos.panels.chat.engine import DEFAULT_ASSISTANT_TOKENS, DEFAULT_SEED, text_of
 from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CONFIDENCE, SPEC_FIXED, ChatPanel, Choices)
 from demos.core.suite import Suite
 from demos.ui import columns
-from demos.ui.widgets import code_view, device_picker, gradio_progress, guarded, metrics_card, model_picker
+from demos.ui.widgets import code_view, device_picker, guarded, kept_on_error, metrics_card, model_picker
 
 CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline
 # No per-pipeline limit in Gradio: each pipeline's own scheduler decides what runs (a batcher steps concurrent
@@ -31,6 +33,7 @@ CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline
 # event says so.
 CONCURRENCY = dict(concurrency_id=CONCURRENCY_ID, concurrency_limit=None)
 SAME_DEVICE = "Same as model"
+log = logging.getLogger("demos.panels.chat")
 
 
 def _adapter_choices(entry: ChatEntry) -> list[tuple[str, str]]:
@@ -38,7 +41,14 @@ def _adapter_choices(entry: ChatEntry) -> list[tuple[str, str]]:
 
 
 def _draft_choices(entry: ChatEntry) -> list[tuple[str, str]]:
-    return [(d.title, d.id) for d in entry.drafts]
+    # Never an empty list. The page may still send the old entry's draft for a moment after a switch, which Gradio's
+    # own check would refuse with an HTTP 500 ("tiny-draft is not in the list of choices"): the dropdown takes any
+    # value, and an unknown draft is refused by the engine's validate(), in words, when speculative decoding is on.
+    return [(d.title, d.id) for d in entry.drafts] or [("No draft for this model", "")]
+
+
+def _first_draft(entry: ChatEntry) -> str:
+    return entry.drafts[0].id if entry.drafts else ""
 
 
 def _examples(entry: ChatEntry) -> list[list[str]]:
@@ -61,7 +71,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         model = model_picker(entries, scale=3, elem_id="chat-model")
         device = device_picker(devices, suite.default_device, scale=1, elem_id="chat-device")
         load_btn = gr.Button("Load", scale=0, min_width=90, elem_id="chat-load")
-    status = gr.Markdown(panel.status(first.id, device.value), elem_id="chat-status")
+    # A callable value is computed at every page load: a page opened after a load says it is loaded.
+    status = gr.Markdown(lambda: panel.status(first.id, device.value), elem_id="chat-status")
 
     with gr.Row():
         with columns.results(scale=3):
@@ -76,7 +87,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                         prompt = gr.Textbox(placeholder="Type a message and press Enter", show_label=False,
                                             lines=1, max_lines=6, scale=6, elem_id="chat-prompt", autofocus=True)
                         send_btn = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="chat-send")
-                        stop_btn = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_id="chat-stop")
+                        stop_btn = gr.Button("Stop", interactive=False, scale=1, min_width=80, elem_id="chat-stop")
                     with gr.Row():
                         retry_btn = gr.Button("↻ Retry", size="sm", elem_id="chat-retry")
                         clear_btn = gr.Button("Clear", size="sm", elem_id="chat-clear")
@@ -96,7 +107,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                                                 elem_id="chat-compare-mode")
                     with gr.Row():
                         compare_btn = gr.Button("Compare", variant="primary", elem_id="chat-compare-run")
-                        compare_stop = gr.Button("Stop", variant="stop", elem_id="chat-compare-stop")
+                        compare_stop = gr.Button("Stop", interactive=False, elem_id="chat-compare-stop")
                     verdict = gr.Markdown(elem_id="chat-compare-verdict")
                     with gr.Row():
                         with gr.Column():
@@ -120,24 +131,28 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                     adapter = gr.Dropdown(_adapter_choices(first), value=shown_adapter.id if shown_adapter else "",
                                           label="Adapter", scale=2, elem_id="chat-adapter")
                     alpha = gr.Slider(0, 2, value=shown_adapter.alpha if shown_adapter else 1.0, step=0.05,
-                                      label="Alpha", scale=2, elem_id="chat-alpha")
+                                      label="Alpha", scale=2, elem_id="chat-alpha", interactive=bool(shown_adapter))
                 with gr.Row():
                     adapter2 = gr.Dropdown(_adapter_choices(first), value="", label="Blend with", scale=2,
                                            elem_id="chat-adapter2")
-                    alpha2 = gr.Slider(0, 2, value=1.0, step=0.05, label="Alpha", scale=2, elem_id="chat-alpha2")
+                    alpha2 = gr.Slider(0, 2, value=1.0, step=0.05, label="Alpha", scale=2, elem_id="chat-alpha2",
+                                       interactive=False)
             with gr.Accordion("Speculative decoding", open=True, visible=bool(first.drafts)) as spec_box:
                 speculative = gr.Checkbox(label="Use a draft model", value=False, elem_id="chat-speculative")
                 with gr.Row():
-                    draft = gr.Dropdown(_draft_choices(first), value=first.drafts[0].id if first.drafts else None,
-                                        label="Draft", scale=2, elem_id="chat-draft")
+                    draft = gr.Dropdown(_draft_choices(first), value=_first_draft(first),
+                                        label="Draft", scale=3, min_width=160, elem_id="chat-draft",
+                                        interactive=False, allow_custom_value=True)
                     draft_device = gr.Dropdown([(SAME_DEVICE, "")] + [(d, d) for d in devices], value="",
-                                               label="Draft device", scale=1, elem_id="chat-draft-device")
+                                               label="Draft device", scale=2, min_width=170,
+                                               elem_id="chat-draft-device", interactive=False)
                 spec_mode = gr.Radio([SPEC_FIXED, SPEC_CONFIDENCE], value=SPEC_FIXED, show_label=False,
-                                     elem_id="chat-spec-mode")
-                assistant_tokens = gr.Slider(1, 16, value=DEFAULT_ASSISTANT_TOKENS, step=1,
+                                     elem_id="chat-spec-mode", interactive=False)
+                assistant_tokens = gr.Slider(1, 16, value=DEFAULT_ASSISTANT_TOKENS, step=1, interactive=False,
                                              label="Assistant tokens per step", elem_id="chat-assistant-tokens")
-                threshold = gr.Slider(0.05, 0.95, value=0.4, step=0.05, visible=False,
+                threshold = gr.Slider(0.05, 0.95, value=0.4, step=0.05, visible=False, interactive=False,
                                       label="Draft while its confidence is at least", elem_id="chat-threshold")
+            draft_parts = [draft, draft_device, spec_mode, assistant_tokens, threshold]
             gen = first.generation
             with gr.Accordion("Generation", open=False):
                 max_new_tokens = gr.Slider(1, 4096, value=gen.max_new_tokens, step=1, label="Max new tokens",
@@ -168,31 +183,42 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                          first.examples[0] if first.examples else "")
     python_code.value, cpp_code.value = initial
 
-    @guarded
-    def send(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
+    # Errors leave the screen as it is: the message goes to the status line (with what is true now) and one toast.
+    def now(data: dict, *_: Any) -> str:
+        return panel.status(data[model], data[device])
+
+    @kept_on_error(outputs=4, status_at=3, now=now)
+    def send(data: dict, request: gr.Request) -> Iterator[tuple]:
         yield from panel.respond(data[prompt], data[chatbot], data[model], data[device], choices(data),
-                                 _session(request), gradio_progress(progress))
+                                 _session(request))
 
-    @guarded
-    def retry(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
-        yield from panel.retry(data[chatbot], data[model], data[device], choices(data), _session(request),
-                               gradio_progress(progress))
+    @kept_on_error(outputs=4, status_at=3, now=now)
+    def retry(data: dict, request: gr.Request) -> Iterator[tuple]:
+        yield from panel.retry(data[chatbot], data[model], data[device], choices(data), _session(request))
 
-    @guarded
-    def compare(data: dict, request: gr.Request, progress=gr.Progress(track_tqdm=True)) -> Iterator[tuple]:
+    @kept_on_error(outputs=8, status_at=7, now=now)
+    def compare(data: dict, request: gr.Request) -> Iterator[tuple]:
         yield from panel.compare(data[compare_prompt], data[compare_mode], data[model], data[device],
-                                 choices(data), _session(request), gradio_progress(progress))
+                                 choices(data), _session(request))
 
-    @guarded
-    def load(data: dict, progress=gr.Progress(track_tqdm=True)) -> str:
-        return panel.load(data[model], data[device], choices(data), gradio_progress(progress))
+    @kept_on_error(outputs=1, status_at=0, now=now)
+    def load(data: dict) -> Iterator[str]:
+        yield from panel.load_shown(data[model], data[device], choices(data))
 
-    def load_if_speculative(data: dict, progress=gr.Progress(track_tqdm=True)) -> Any:
-        return load(data, progress) if data[speculative] else gr.update()
+    def load_if_speculative(data: dict) -> Iterator[Any]:
+        if data[speculative]:
+            yield from load(data)
+        else:
+            yield gr.skip()
 
-    @guarded
     def code(data: dict) -> tuple[str, str]:
-        return panel.code(data[model], data[device], choices(data), _shown_prompt(data[prompt], data[chatbot]))
+        # A background refresh: a value that cannot make code yet (a half-typed number) keeps the last code;
+        # Send says what is wrong with it.
+        try:
+            return panel.code(data[model], data[device], choices(data), _shown_prompt(data[prompt], data[chatbot]))
+        except Exception as exc:  # noqa: BLE001 - logged below; the code view keeps what it showed
+            log.info("show code kept its last text: %s", exc, exc_info=not isinstance(exc, (gr.Error, UserError)))
+            return gr.skip(), gr.skip()
 
     def stop(request: gr.Request) -> None:
         panel.stops.stop(_session(request))
@@ -201,71 +227,100 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         panel.stops.clear(_session(request))
         return [], "", ""
 
-    @guarded
-    def model_changed(model_id: str) -> tuple:
-        entry = panel.entry(model_id)
+    def model_changed(data: dict) -> tuple:
+        """Every control that depends on the entry follows it, and Show code is made from the new values at once
+        (a code refresh of its own would race this update and see the old model's draft)."""
+        entry = panel.entry(data[model])
         g = entry.generation
-        return (gr.update(choices=_adapter_choices(entry), value=""), gr.update(value=1.0),
-                gr.update(choices=_adapter_choices(entry), value=""), gr.update(value=1.0),
-                gr.update(choices=_draft_choices(entry), value=entry.drafts[0].id if entry.drafts else None),
+        first_draft = _first_draft(entry)
+        fresh = {**data, adapter: "", alpha: 1.0, adapter2: "", alpha2: 1.0, speculative: False, draft: first_draft,
+                 max_new_tokens: g.max_new_tokens, temperature: g.temperature, top_p: g.top_p, top_k: g.top_k,
+                 repetition_penalty: g.repetition_penalty, system: entry.system_prompt}
+        python, cpp = panel.code(entry.id, data[device], choices(fresh), _shown_prompt(data[prompt], data[chatbot]))
+        return (gr.update(choices=_adapter_choices(entry), value=""), gr.update(value=1.0, interactive=False),
+                gr.update(choices=_adapter_choices(entry), value=""), gr.update(value=1.0, interactive=False),
+                gr.update(choices=_draft_choices(entry), value=first_draft, interactive=False),
                 gr.update(value=False), gr.update(visible=bool(entry.adapters)), gr.update(visible=bool(entry.drafts)),
                 g.max_new_tokens, g.temperature, g.top_p, g.top_k, g.repetition_penalty, entry.system_prompt,
                 gr.update(samples=_examples(entry), visible=bool(entry.examples)),
-                COMPARE_DRAFT if entry.drafts else COMPARE_ADAPTER)
+                COMPARE_DRAFT if entry.drafts else COMPARE_ADAPTER, python, cpp,
+                *[gr.update(interactive=False)] * (len(draft_parts) - 1))
 
-    @guarded
     def adapter_alpha(model_id: str, adapter_id: str) -> Any:
-        if not model_id or not adapter_id:
-            return gr.update()
-        return next((a.alpha for a in panel.entry(model_id).adapters if a.id == adapter_id), 1.0)
+        """The chosen adapter's own alpha from the catalog; back to 1 and locked when the adapter goes to None."""
+        if not adapter_id:
+            return gr.update(value=1.0, interactive=False)
+        return gr.update(value=next((a.alpha for a in panel.entry(model_id).adapters if a.id == adapter_id), 1.0),
+                         interactive=True)
 
     everything = {prompt, chatbot, model, device, compare_prompt, compare_mode, *setting_parts}
     chat_out = [chatbot, prompt, metrics, status]
-    shared = dict(**CONCURRENCY, api_visibility="private")
+    shared = dict(**CONCURRENCY, api_visibility="private", show_progress="hidden")
+    quick = dict(api_visibility="private", queue=False, show_progress="hidden")
     code_out = [python_code, cpp_code]
 
+    # While a request of this page runs (a load, an answer, a comparison), what cannot act is disabled and Stop
+    # is live; otherwise Stop is a plain grey button. ``idle`` follows with .then, which runs after a failure too.
+    run_buttons, stop_buttons = [send_btn, retry_btn, compare_btn, load_btn], [stop_btn, compare_stop]
+
+    def busy(request: gr.Request) -> tuple:
+        panel.stops.reserve(_session(request))  # Stop is red from here on: a click before the job begins counts
+        return (*[gr.update(interactive=False)] * len(run_buttons),
+                *[gr.update(interactive=True, variant="stop")] * len(stop_buttons))
+
+    def loading() -> tuple:  # a load alone cannot be stopped half-way: Stop stays grey
+        return (*[gr.update(interactive=False)] * len(run_buttons), *[gr.skip()] * len(stop_buttons))
+
+    def idle() -> tuple:
+        # A reservation no request picked up (the request failed first) is left alone: the next busy() replaces
+        # it, and dropping it here could drop the one another chain of this page has just made.
+        return (*[gr.update(interactive=True)] * len(run_buttons),
+                *[gr.update(interactive=False, variant="secondary")] * len(stop_buttons))
+
+    def running(event: Any, fn: Any, inputs: Any, outputs: Any, stoppable: bool = True) -> Any:
+        """``event`` -> busy -> ``fn`` (queued in the chat line) -> idle."""
+        return event(busy if stoppable else loading, None, run_buttons + stop_buttons, **quick) \
+            .then(fn, inputs, outputs, **shared) \
+            .then(idle, None, run_buttons + stop_buttons, **quick)
+
+    @kept_on_error(outputs=1, status_at=0, now=now)
+    def announce(data: dict) -> str:
+        """Say what is about to load before it loads, so a first (slow) load never looks frozen."""
+        return panel.loading_note(data[model], data[device], choices(data))
+
+    def announce_if_speculative(data: dict) -> Any:
+        return announce(data) if data[speculative] else gr.skip()
+
     for trigger in (send_btn.click, prompt.submit):
-        trigger(send, everything, chat_out, show_progress="minimal", **shared) \
-            .then(code, everything, code_out, api_visibility="private")
-    examples.click(lambda sample: sample[0], examples, prompt, api_visibility="private", queue=False) \
-        .then(send, everything, chat_out, show_progress="minimal", **shared) \
-        .then(code, everything, code_out, api_visibility="private")
-    retry_btn.click(retry, everything, chat_out, show_progress="minimal", **shared)
+        running(trigger, send, everything, chat_out).then(code, everything, code_out, **quick)
+    running(examples.click(lambda sample: sample[0], examples, prompt, **quick).then, send, everything, chat_out) \
+        .then(code, everything, code_out, **quick)
+    running(retry_btn.click, retry, everything, chat_out)
     # Undocumented but callable (tests and API users stop their own session's answers, /chat included).
     stop_btn.click(stop, None, None, queue=False, api_name="stop_chat", api_visibility="undocumented")
     compare_stop.click(stop, None, None, queue=False, api_visibility="private")
     clear_btn.click(clear, None, [chatbot, metrics, prompt], queue=False, api_visibility="private")
     compare_out = [left, right, left_card, right_card, verdict, left_title, right_title, status]
-    compare_btn.click(compare, everything, compare_out,
-                      show_progress="minimal", **shared)
+    running(compare_btn.click, compare, everything, compare_out)
 
-    @guarded
-    def announce(data: dict) -> str:
-        """Say what is about to load before it loads, so a first (slow) load never looks frozen."""
-        return panel.loading_note(data[model], data[device], choices(data))
-
-    @guarded
-    def announce_if_speculative(data: dict) -> Any:
-        return announce(data) if data[speculative] else gr.update()
-
-    model.input(model_changed, model,
-                [adapter, alpha, adapter2, alpha2, draft, speculative, lora_box, spec_box, max_new_tokens,
-                 temperature, top_p, top_k, repetition_penalty, system, examples, compare_mode],
-                api_visibility="private", queue=False) \
-        .then(announce, everything, status, api_visibility="private", queue=False) \
-        .then(load, everything, status, **shared)
+    entry_parts = [adapter, alpha, adapter2, alpha2, draft, speculative, lora_box, spec_box, max_new_tokens,
+                   temperature, top_p, top_k, repetition_penalty, system, examples, compare_mode, python_code,
+                   cpp_code, *draft_parts[1:]]
+    running(model.input(kept_on_error(outputs=len(entry_parts), status_at=-1)(model_changed), everything,
+                        entry_parts, **quick).then(announce, everything, status, **quick).then, load, everything,
+            status, stoppable=False)
     for trigger in (device.input, load_btn.click):
-        trigger(announce, everything, status, api_visibility="private", queue=False) \
-            .then(load, everything, status, **shared)
+        running(trigger(announce, everything, status, **quick).then, load, everything, status, stoppable=False)
     for part in (speculative, draft, draft_device):
-        part.input(announce_if_speculative, everything, status, api_visibility="private", queue=False) \
-            .then(load_if_speculative, everything, status, **shared)
-    adapter.input(adapter_alpha, [model, adapter], alpha, api_visibility="private", queue=False)
-    adapter2.input(adapter_alpha, [model, adapter2], alpha2, api_visibility="private", queue=False)
+        running(part.input(announce_if_speculative, everything, status, **quick).then, load_if_speculative,
+                everything, status, stoppable=False)
+    speculative.change(lambda on: [gr.update(interactive=on)] * len(draft_parts), speculative, draft_parts, **quick)
+    adapter.input(adapter_alpha, [model, adapter], alpha, **quick)
+    adapter2.input(adapter_alpha, [model, adapter2], alpha2, **quick)
     spec_mode.change(lambda mode: (gr.update(visible=mode == SPEC_FIXED), gr.update(visible=mode == SPEC_CONFIDENCE)),
-                     spec_mode, [assistant_tokens, threshold], api_visibility="private", queue=False)
-    gr.on([c.change for c in (model, device, *setting_parts)], code, everything, code_out,
-          api_visibility="private", queue=False, show_progress="hidden")
+                     spec_mode, [assistant_tokens, threshold], **quick)
+    # Not on the model's change: model_changed makes that code itself, from the new entry's values.
+    gr.on([c.change for c in (device, *setting_parts)], code, everything, code_out, **quick)
 
     _declare_api(panel)
 

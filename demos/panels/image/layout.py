@@ -31,7 +31,7 @@ from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_
     geometry, max_side, resolve
 from demos.core.showcode import file_reference, model_reference
 from demos.core.suite import Handle, Suite
-from demos.ui import columns
+from demos.ui import columns, loading
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error, \
     load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting
 
@@ -347,7 +347,13 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             images = f"{count} image{'s' if count != 1 else ''}"
             yield {ui.status: f"Generating {images} with {entry.title} on {settings.device}…" if loaded else
                    f"Loading {entry.title} on {settings.device}…", ui.slider: compare_view}
-            handle = panel.load(entry, settings.device, progress)
+            if loaded:
+                handle = panel.load(entry, settings.device, progress)
+            else:  # a first load: a progress bar with its stage and clock, in the status line
+                handle = yield from loading.follow(f"**{entry.title}** on {settings.device}",
+                                                   lambda report: panel.load(entry, settings.device, report),
+                                                   lambda tracker: {ui.status: tracker.html()})
+                yield {ui.status: f"Generating {images} with {entry.title} on {settings.device}…"}
             if panel.geometry(entry, settings.device) != geo:  # first download: snap to the real size factor
                 entry, geo, settings = settings_from(entry_id, device_name, prompt_text, negative_text, w, h,
                                                      n_steps, scale, settings.seed, weights)

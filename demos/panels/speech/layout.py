@@ -33,6 +33,7 @@ from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Suite
 from demos.panels.speech.transcriber import Progress, Result, check_audible, run
+from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, reporting)
 from demos.ui.uploads import checked_upload
@@ -263,10 +264,14 @@ def build(entries: list[Entry], suite: Suite) -> None:
         # the last transcript where it was (``reporting`` puts the reason in the status line).
         yield ("Reading the audio…", keep, keep, keep, keep, keep, keep, keep)
         entry, decoded = _read(suite, model_id, path)
-        if not suite.is_loaded(entry):
-            yield (f"Loading {entry.title}…", keep, keep, keep, keep, keep, keep, keep)
-        handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
-                                   gradio_progress(progress))
+        if (device_name or suite.default_device) in suite.is_loaded(entry):
+            handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
+                                       gradio_progress(progress))
+        else:  # a first load: a progress bar with its stage and clock, in the status line; the rest stays
+            handle, options = yield from loading.follow(
+                f"**{entry.title}** on {device_name or suite.default_device}",
+                lambda report: _prepare(suite, entry, device_name, language_code, task_name, mode, report),
+                lambda tracker: (tracker.html(), keep, keep, keep, keep, keep, keep, keep))
         if decoded.warning:
             gr.Warning(decoded.warning)
         # The new transcript starts: what belonged to the previous one goes.

@@ -25,6 +25,7 @@ from demos.core.catalog import Entry, VisionEntry
 from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
 from demos.core.suite import Handle, Suite
+from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting)
 from demos.panels.vision.engine import Answer, Settings
@@ -295,9 +296,13 @@ def build(entries: list[Entry], suite: Suite) -> None:
         skip = gr.skip()
         try:
             _check_bounds(suite, entry, device_name, asked, settings)
-            if not suite.is_loaded(entry):
-                yield skip, skip, skip, skip, skip, skip, f"Loading {entry.title}…"
-            handle, facts = _load(suite, entry, device_name, progress, chat=asked)
+            if (device_name or suite.default_device) in suite.is_loaded(entry):
+                handle, facts = _load(suite, entry, device_name, progress, chat=asked)
+            else:  # a first load: a progress bar with its stage and clock, in the status line under the box
+                handle, facts = yield from loading.follow(
+                    f"**{entry.title}** on {device_name or suite.default_device}",
+                    lambda report: _load(suite, entry, device_name, report, chat=asked),
+                    lambda tracker: (skip, _chat_messages(asked, ""), skip, skip, skip, skip, tracker.html()))
             streaming = False
             for item in _answers(handle, facts, asked, settings, run):
                 if run.cleared:  # Clear was pressed: leave the emptied chat alone
