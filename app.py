@@ -57,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _select(catalog, ids: list[str]) -> list:
-    """Entries named on the command line (all when none); exits with the valid ids on a typo."""
+    """Entries named on the command line (all with a local pipeline when none); exits with the valid ids on a typo."""
     if not ids:
-        return catalog.entries()
+        return [entry for entry in catalog.entries() if entry.backend is None]  # a model server holds the others
     try:
         return [catalog.entry(entry_id) for entry_id in ids]
     except KeyError as exc:

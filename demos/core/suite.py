@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from demos.core.catalog import Catalog, ChatEntry, Entry, ImageEntry
-from demos.core.errors import UnknownId
+from demos.core import remote
+from demos.core.errors import UnknownId, UserError
 from demos.core.loader import Loader, ProgressFn, Status, _no_progress, folder_size
 from demos.core.runtime import Loaded, PipelineKey, Runtime
 
@@ -114,6 +115,9 @@ class Suite:
         record check (one ``stat`` per file), so a folder damaged or deleted since is still noticed and prepared
         again. ``repair`` always asks the loader.
         """
+        if entry.source is None:
+            raise UserError(f"{entry.title} is served by {entry.backend.url} and has no source: there is nothing to "  # type: ignore[union-attr]
+                            "fetch here (add a source to fetch it for --ovms-config or a local run)")
         key = (entry.id, device, drafts and bool(getattr(entry, "drafts", [])))  # no drafts: the same either way
         with self._lock_for(key):
             memo = self._memo.pop(key, None)
@@ -177,7 +181,10 @@ class Suite:
     def load(self, entry: Entry, device: str | None = None, draft: str | None = None,
              draft_device: str | None = None, extra_properties: dict[str, Any] | None = None,
              progress: ProgressFn = _no_progress) -> Handle:
-        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused)."""
+        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused); for an entry with a
+        ``backend``, a client of its model server shaped as that pipeline (``demos.core.remote``)."""
+        if entry.backend is not None:
+            return self._remote_handle(entry, device, draft)
         device = self.runtime.check_device(device or self.default_device)
         if draft_device:
             self.runtime.check_device(draft_device)
@@ -196,8 +203,17 @@ class Suite:
         loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message))
         return Handle(loaded, prepared, built)
 
+    def _remote_handle(self, entry: Entry, device: str | None, draft: str | None) -> Handle:
+        if device and device != self.default_device:
+            raise UserError(remote.unavailable(entry, f"the device (asked: {device})"), param="device")
+        if draft:
+            raise UserError(remote.unavailable(entry, "speculative decoding (a draft model)"), param="draft")
+        return Handle(remote.loaded(entry), Prepared(Path(), {}, {}), False)  # type: ignore[arg-type]
+
     def locate(self, entry: Entry, device: str | None = None) -> Status:
         """Whether ``entry`` is here, where, and in which state (no network, no size: see ``status``)."""
+        if entry.source is None:  # served by its backend only: nothing of it is on this machine
+            return Status("remote", False, False, False, None, None)
         source, revision, export = entry.source_for(device or self.default_device)
         return self.loader.locate(source, revision, export, entry.panel)
 

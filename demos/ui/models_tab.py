@@ -5,6 +5,7 @@ import time
 
 import gradio as gr
 
+from demos.core import remote
 from demos.core.catalog import Entry
 from demos.core.suite import Suite
 from demos.ui.widgets import device_picker, format_bytes, gradio_progress, guarded
@@ -31,10 +32,26 @@ def _state(suite: Suite, entry: Entry) -> tuple[str, str, str]:
     return state, format_bytes(status.size_bytes), loaded
 
 
+def server_state(entry: Entry, answers: dict[str, str]) -> str:
+    """Whether the entry's model server answers (asked once per URL per table: ``answers`` remembers)."""
+    backend = entry.backend
+    assert backend is not None
+    if backend.url not in answers:
+        answers[backend.url] = remote.ping(backend)
+    problem = answers[backend.url]
+    return "server answers" if not problem else f"server: {problem}"
+
+
 def table_rows(suite: Suite, hub_sizes: dict[str, int | None] | None = None) -> list[list[str]]:
-    """One row per catalog entry, read from the cache only (no network)."""
+    """One row per catalog entry, read from the cache only (no hub request; model servers are asked if they
+    answer, with a short timeout)."""
     rows = []
+    answers: dict[str, str] = {}
     for entry in suite.catalog.entries():
+        if entry.backend is not None:  # served remotely: its URL and whether the server answers
+            source = f"server: {entry.backend.url} (model {entry.backend.model})"
+            rows.append([entry.panel, entry.id, entry.title, source, "–", server_state(entry, answers), "server"])
+            continue
         state, size, loaded = _state(suite, entry)
         if size == "–" and hub_sizes and hub_sizes.get(entry.id) is not None:
             size = f"{format_bytes(hub_sizes[entry.id])} on the hub"
@@ -55,6 +72,12 @@ def _short_source(suite: Suite, source: str) -> str:
 
 def _details(suite: Suite, entry: Entry) -> str:
     shown = (lambda source: source) if suite.expose_paths else (lambda source: _short_source(suite, source))
+    if entry.backend is not None:
+        lines = [f"**{entry.title}** · served by the model server at `{entry.backend.url}` as "
+                 f"`{entry.backend.model}` (OpenAI-compatible API; no local pipeline)"]
+        if entry.source is not None:
+            lines.append(f"Source (for `--ovms-config`): `{shown(entry.source)}`")
+        return "  \n".join(lines)
     lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{shown(entry.source)}`"]
     if entry.export:
         options = ", ".join(f"{k}={v}" for k, v in entry.export.model_dump(exclude_none=True).items())
@@ -114,6 +137,9 @@ def build(suite: Suite) -> None:
     @guarded
     def load(entry_id: str, device_name: str, progress=gr.Progress(track_tqdm=True)):
         entry = suite.catalog.entry(entry_id)
+        if entry.backend is not None:  # nothing to load here: say whether the server answers
+            return (f"**{entry.title}** is served by `{entry.backend.url}`: "
+                    f"{server_state(entry, {})}."), table_rows(suite, hub_sizes)
         started = time.perf_counter()
         handle = suite.load(entry, device_name, progress=gradio_progress(progress))
         verb = f"compiled in {handle.loaded.load_seconds:.1f} s" if handle.built_now else "was already loaded"
@@ -129,7 +155,7 @@ def build(suite: Suite) -> None:
 
     def check_sizes(progress=gr.Progress()):
         for entry in progress.tqdm(entries, desc="Asking the hub"):
-            if suite.catalog.local_path(entry.source) is None:
+            if entry.source is not None and suite.catalog.local_path(entry.source) is None:
                 hub_sizes[entry.id] = suite.loader.hub_size(entry.source, entry.revision)
         return table_rows(suite, hub_sizes)
 
