@@ -235,18 +235,31 @@ class RemoteChat:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._images: dict[int, list[str]] = {}  # user message index -> its images as PNG data URLs
 
     def get_generation_config(self) -> Any:
         import openvino_genai as ov_genai
         return ov_genai.GenerationConfig()
 
     def generate(self, history: Any, config: Any = None, streamer: Callable[[str], Any] | None = None,
-                 **kwargs: Any) -> TextResult:
-        if config is None:
-            config = self.get_generation_config()
+                 images: list[Any] | None = None, generation_config: Any = None, **kwargs: Any) -> TextResult:
+        """As genai's: ``images`` belong to the last user message of ``history`` (and stay with it, as a
+        ``VLMPipeline`` remembers them for a ``ChatHistory``); the request sends every message with its images."""
+        config = generation_config or config or self.get_generation_config()
         for name, value in kwargs.items():
             setattr(config, name, value)
-        return self.stream(_messages_of(history), _sampling(config), streamer)
+        messages = _messages_of(history)
+        if images:
+            self._images[len(messages) - 1] = [_png_data_url(image) for image in images]
+        wire = [self._with_images(index, message) for index, message in enumerate(messages)]
+        return self.stream(wire, _sampling(config), streamer)
+
+    def _with_images(self, index: int, message: dict[str, Any]) -> dict[str, Any]:
+        urls = self._images.get(index)
+        if not urls:
+            return {"role": message["role"], "content": message.get("content", "")}
+        parts = [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+        return {"role": message["role"], "content": [*parts, {"type": "text", "text": message.get("content", "")}]}
 
     def stream(self, messages: list[dict[str, Any]], fields: dict[str, Any],
                streamer: Callable[[str], Any] | None) -> TextResult:
@@ -272,6 +285,21 @@ class RemoteChat:
         if not perf.output_tokens:
             perf.output_tokens = len(pieces)  # no usage (stopped, or a server without it): one piece per token
         return TextResult(["".join(pieces)], perf)
+
+
+def _png_data_url(image: Any) -> str:
+    """An ``ov.Tensor`` [1, H, W, 3] / [H, W, 3] u8 (or an array) as a lossless PNG data URL."""
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(getattr(image, "data", image), dtype=np.uint8)
+    if array.ndim == 4:
+        array = array[0]
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _chunks(backend: Backend, stream: Any) -> Iterable[Any]:
@@ -378,6 +406,64 @@ def wav_bytes(samples: Any, rate: int = 16000) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class ImageTensor:
+    """What ``Text2ImagePipeline.generate`` returns, as far as the image panel reads it: ``data[0]`` is HxWx3."""
+
+    data: Any  # numpy uint8 [1, H, W, 3]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+
+class RemoteImage:
+    """``Text2ImagePipeline``-shaped: ``generate(prompt, width=, height=, ...)`` asks ``/images/generations`` for one
+    PNG. The server reports no steps: ``callback`` is told once, at the end, that all steps are done."""
+
+    remote = True
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def generate(self, prompt: str, width: int = 0, height: int = 0, num_inference_steps: int = 0,
+                 guidance_scale: float | None = None, rng_seed: int | None = None, negative_prompt: str = "",
+                 callback: Callable[[int, int, Any], bool] | None = None, adapters: Any = None,
+                 **_: Any) -> ImageTensor:
+        import base64
+
+        import numpy as np
+        from PIL import Image
+
+        backend = self.backend
+        # OVMS names its extensions after genai (num_inference_steps, rng_seed); this app's /v1 takes steps and seed
+        # (DESIGN §6b). Both are sent: each server reads its own and ignores the other's.
+        extra: dict[str, Any] = {}
+        if num_inference_steps:
+            extra.update(num_inference_steps=int(num_inference_steps), steps=int(num_inference_steps))
+        if rng_seed is not None:
+            extra.update(rng_seed=int(rng_seed), seed=int(rng_seed))
+        if guidance_scale is not None:
+            extra["guidance_scale"] = float(guidance_scale)
+        if negative_prompt:
+            extra["negative_prompt"] = negative_prompt
+        size = f"{int(width)}x{int(height)}" if width and height else None
+        answer = _call(backend, lambda: client(backend).images.generate(
+            model=backend.model, prompt=prompt, n=1, response_format="b64_json", extra_body=extra,
+            **({"size": size} if size else {})))
+        try:
+            png = base64.b64decode(answer.data[0].b64_json)
+            pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.uint8)
+        except (AttributeError, IndexError, TypeError, ValueError, OSError):
+            raise BackendError(f"the model server at {backend.url} answered without a PNG image in data[0].b64_json")
+        if callback is not None and num_inference_steps:
+            callback(int(num_inference_steps) - 1, int(num_inference_steps), None)
+        return ImageTensor(pixels[None])
+
+    def get_performance_metrics(self) -> Any:
+        raise BackendError("a model server reports no step times")  # the panel shows none
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Handles
 
@@ -404,7 +490,7 @@ class RemoteLoaded:
     load_seconds: float = 0.0
 
 
-PIPELINES = {"chat": RemoteChat, "vision": RemoteChat, "speech": RemoteSpeech}
+PIPELINES = {"chat": RemoteChat, "vision": RemoteChat, "speech": RemoteSpeech, "image": RemoteImage}
 
 
 def loaded(entry: Entry) -> RemoteLoaded:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +209,8 @@ class Suite:
             raise UserError(remote.unavailable(entry, f"the device (asked: {device})"), param="device")
         if draft:
             raise UserError(remote.unavailable(entry, "speculative decoding (a draft model)"), param="draft")
-        return Handle(remote.loaded(entry), Prepared(Path(), {}, {}), False)  # type: ignore[arg-type]
+        # No folder: os.devnull is a path under which nothing can be read, so folder-reading helpers get defaults.
+        return Handle(remote.loaded(entry), Prepared(Path(os.devnull), {}, {}), False)  # type: ignore[arg-type]
 
     def locate(self, entry: Entry, device: str | None = None) -> Status:
         """Whether ``entry`` is here, where, and in which state (no network, no size: see ``status``)."""
@@ -239,7 +241,9 @@ class Suite:
         return known[1]
 
     def is_loaded(self, entry: Entry, status: Status | None = None) -> list[str]:
-        """Devices on which a pipeline of ``entry`` is live."""
+        """Devices on which a pipeline of ``entry`` is live (none for an entry served by its backend)."""
+        if entry.backend is not None:
+            return []
         status = status or self.locate(entry)
         if status.path is None:
             return []

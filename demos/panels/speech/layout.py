@@ -29,6 +29,7 @@ from demos.core.catalog import Entry, SpeechEntry
 from demos.core.checks import flag
 from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
+from demos.ui.remote import remote_code
 from demos.panels.speech.code import cpp_code, python_code
 from demos.core.suite import Suite
 from demos.panels.speech.transcriber import Progress, Result, check_audible, run
@@ -260,8 +261,11 @@ def build(entries: list[Entry], suite: Suite) -> None:
                                    gradio_progress(progress))
         if decoded.warning:
             gr.Warning(decoded.warning)
-        model = model_reference(suite, entry, handle.loaded.key.device)
-        py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
+        if entry.backend is not None:  # served by a model server: no pipeline code to show
+            py, cpp = remote_code(entry)
+        else:
+            model = model_reference(suite, entry, handle.loaded.key.device)
+            py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
         for item in run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control):
