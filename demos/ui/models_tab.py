@@ -32,13 +32,14 @@ def _state(suite: Suite, entry: Entry) -> tuple[str, str, str]:
     return state, format_bytes(status.size_bytes), loaded
 
 
-def server_state(entry: Entry, answers: dict[str, str]) -> str:
-    """Whether the entry's model server answers (asked once per URL per table: ``answers`` remembers)."""
+def server_state(entry: Entry, answers: dict[tuple[str, str], str]) -> str:
+    """Whether the entry's model server answers and lists its model (asked once per table: ``answers``)."""
     backend = entry.backend
     assert backend is not None
-    if backend.url not in answers:
-        answers[backend.url] = remote.ping(backend)
-    problem = answers[backend.url]
+    key = (backend.url, backend.model)
+    if key not in answers:
+        answers[key] = remote.ping(backend)
+    problem = answers[key]
     return "server answers" if not problem else f"server: {problem}"
 
 
@@ -46,7 +47,7 @@ def table_rows(suite: Suite, hub_sizes: dict[str, int | None] | None = None) -> 
     """One row per catalog entry, read from the cache only (no hub request; model servers are asked if they
     answer, with a short timeout)."""
     rows = []
-    answers: dict[str, str] = {}
+    answers: dict[tuple[str, str], str] = {}
     for entry in suite.catalog.entries():
         if entry.backend is not None:  # served remotely: its URL and whether the server answers
             source = f"server: {entry.backend.url} (model {entry.backend.model})"
