@@ -29,8 +29,8 @@ CONNECT_S = 5.0      # a server that does not accept the connection in this long
 PING_S = 3.0         # the Models tab's "does it answer" probe
 MAX_ERROR_CHARS = 300  # what a server said, quoted in the message
 
-UNAVAILABLE = ("{title} is served by the model server at {url} (model {model!r}): {what} is chosen by that server, "
-               "not here")
+UNAVAILABLE = ("{title} is served by the model server at {url} (model {model!r}), which runs its pipeline; "
+               "not available for it here: {what}")
 
 log = logging.getLogger("demos.core.remote")
 

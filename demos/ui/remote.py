@@ -3,6 +3,8 @@ the status line that says where it runs and what is not offered, and the code vi
 pipeline code (there is no local pipeline to reproduce: the call that is made is the OpenAI client's)."""
 from __future__ import annotations
 
+import textwrap
+
 from demos.core import remote
 from demos.core.catalog import Entry
 
@@ -24,7 +26,7 @@ def remote_code(entry: Entry) -> tuple[str, str]:
     """(Python, C++) for the code view: the OpenAI client call the panel makes, and why there is no pipeline code."""
     backend = entry.backend
     assert backend is not None
-    why = remote.unavailable(entry, "the pipeline and its code")
+    why = remote.unavailable(entry, "the pipeline's own code")
     key = f'os.environ["{backend.api_key_env}"]' if backend.api_key_env else '"none"'
     call = _ROUTES.get(entry.panel, "chat.completions.create")
     if call == "chat.completions.create":
@@ -33,8 +35,9 @@ def remote_code(entry: Entry) -> tuple[str, str]:
         args = 'file=open("audio.wav", "rb")'
     else:
         args = 'prompt="a red square", response_format="b64_json"'
-    python = (f"# {why}.\n# The panel sends this request (openai SDK):\nimport os\n\nfrom openai import OpenAI\n\n"
+    comment = "\n".join(f"# {line}" for line in textwrap.wrap(why + ".", 100))
+    python = (f"{comment}\n# The panel sends this request (openai SDK):\nimport os\n\nfrom openai import OpenAI\n\n"
               f'client = OpenAI(base_url="{backend.url}", api_key={key})\n'
               f'result = client.{call}(model="{backend.model}", {args})\n')
-    cpp = f"// {why}.\n// No OpenVINO GenAI pipeline runs in this app for it: see the Python tab for the request.\n"
+    cpp = "\n".join(f"// {line}" for line in textwrap.wrap(why + ".", 100)) + "\n// No OpenVINO GenAI pipeline runs in this app for it: see the Python tab for the request.\n"
     return python, cpp
