@@ -100,6 +100,27 @@ def test_remote_chat_streams_and_its_deltas_join_to_the_whole_answer(apps):
     assert all(final.startswith(part) for part in growing), "each update is the answer so far"
 
 
+def test_stop_ends_a_remote_answer_at_the_next_piece(apps):
+    """The panels' streamer answering STOP (their Stop button) closes the stream: the answer ends there."""
+    import openvino_genai as ov_genai
+
+    from demos.core import remote
+    from demos.core.catalog import Backend
+
+    _, _, server_v1 = apps
+    pieces: list[str] = []
+
+    def streamer(piece: str):
+        pieces.append(piece)
+        return ov_genai.StreamingStatus.STOP if len(pieces) == 2 else ov_genai.StreamingStatus.RUNNING
+
+    result = remote.RemoteChat(Backend(url=server_v1, model="tiny-llm")).generate(
+        ov_genai.ChatHistory([{"role": "user", "content": PROMPT}]), ov_genai.GenerationConfig(max_new_tokens=400),
+        streamer)
+    assert len(pieces) == 2 and result.texts[0] == "".join(pieces)
+    assert result.perf_metrics.get_num_generated_tokens() < 400
+
+
 def test_remote_speech_transcript_equals_the_servers_own(apps, tmp_path):
     server, client, _ = apps
     clip = media.espeak(tmp_path / "hello.wav", "hello world, this is a test of the speech panel")
