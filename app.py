@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mcp", action="store_true",
                         help="also serve the Gradio endpoints (/chat, /generate_image, /transcribe, /ask_image) as MCP "
                              "tools at /gradio_api/mcp/")
+    parser.add_argument("--ovms-config", nargs="?", const="-", default=None, metavar="DIR",
+                        help="write the OpenVINO Model Server configuration serving the catalog's local entries into "
+                             "DIR (without DIR: print it) with the docker run line, and exit")
+    parser.add_argument("--ovms-url", default=None, metavar="URL",
+                        help="with --ovms-config: where this app will reach OVMS (default http://ovms:8000/v3)")
     from demos.core.catalog import PANELS  # yaml and pydantic only: nothing that reads the environment set in main()
     parser.add_argument("--only", choices=PANELS, default=None,
                         help="build only this panel's tab (development: python -m demos.panels.<panel>)")
@@ -57,9 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _select(catalog, ids: list[str]) -> list:
-    """Entries named on the command line (all when none); exits with the valid ids on a typo."""
+    """Entries named on the command line (all with a local pipeline when none); exits with the valid ids on a typo."""
     if not ids:
-        return catalog.entries()
+        return [entry for entry in catalog.entries() if entry.backend is None]  # a model server holds the others
     try:
         return [catalog.entry(entry_id) for entry_id in ids]
     except KeyError as exc:
@@ -104,6 +109,28 @@ def preload(suite, ids: list[str]) -> None:
         handle = suite.load(entry, progress=_cli_progress)
         print(f"{entry.id}: loaded on {handle.loaded.key.device} in {time.perf_counter() - started:.1f} s",
               file=sys.stderr, flush=True)
+
+
+def write_ovms_config(catalog, directory: str, url: str | None, device: str | None) -> int:
+    """``--ovms-config``: the files into ``directory`` ('-': to standard output), then the docker run line."""
+    from demos.core import ovms_config
+    url = url or ovms_config.DEFAULT_URL
+    if directory == "-":
+        print(ovms_config.dump(catalog, url, device), end="")
+        print(f"# Start OVMS on this configuration (after {ovms_config.FETCH} filled the folder):\n# "
+              + ovms_config.docker_run("<this folder>"))
+        return 0
+    folder = Path(directory).expanduser().resolve()
+    try:
+        written = ovms_config.write(catalog, folder, url, device)
+    except OSError as exc:
+        print(f"error: --ovms-config {directory}: cannot write there ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    print(f"Wrote {len(written)} files into {folder}:", *(f"  {p.relative_to(folder)}" for p in written), sep="\n")
+    print(f"Fill the model repository:  sh {folder / ovms_config.FETCH}")
+    print(f"Start OVMS:                 {ovms_config.docker_run(str(folder))}")
+    print(f"Point this app at it:       python app.py --models {folder / ovms_config.REMOTE_CATALOG}")
+    return 0
 
 
 def build_app(suite, only: str | None = None):
@@ -170,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.ovms_config is not None:
+        return write_ovms_config(catalog, args.ovms_config, args.ovms_url, args.device)
     _limits(catalog.settings)
     if args.only and args.only not in catalog.panels():
         print(f"error: --only {args.only}: {args.models} lists no {args.only} entries", file=sys.stderr)

@@ -28,11 +28,14 @@ def body(message: str, kind: str = "invalid_request_error", param: str | None = 
 
 
 def status_of(exc: UserError) -> int:
-    """404 for a model that is not in the catalog (as OpenAI answers), 413 for a payload over a limit, else 400."""
+    """404 for a model that is not in the catalog (as OpenAI answers), 413 for a payload over a limit, 502 for a model
+    server that failed, else 400."""
     if isinstance(exc, UnknownId) and exc.param == "model":
         return 404
     if isinstance(exc, TooLarge):
         return 413
+    if exc.kind == "backend":  # the model server behind the entry failed (demos.core.remote): a bad gateway
+        return 502
     return 400
 
 

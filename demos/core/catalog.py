@@ -159,6 +159,40 @@ class NpuOptions(_Strict):
     min_response_len: int = Field(default=128, ge=1)
 
 
+class Backend(_Strict):
+    """A server that serves this entry (OpenVINO Model Server, or any OpenAI-compatible one) instead of a local
+    pipeline: its base URL (``http://ovms:8000/v3``), the model name it serves, and the environment variable
+    holding its API key (never the key itself: models.yaml is shared, keys are not)."""
+
+    url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=120, gt=0, le=3600)  # bound on one read: a stalled server ends the job
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(f"{_shown(value)} is not an http(s) URL: write the server's base URL, e.g. "
+                             "http://ovms:8000/v3 (OpenVINO Model Server) or http://host:7860/v1 (this app)")
+        return value.rstrip("/")
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty: write the name the server serves the model under (its /models list)")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise ValueError(f"{_shown(value)} is not an environment variable name (letters, digits, '_'): name "
+                             "the variable that holds the key, e.g. OVMS_API_KEY, not the key itself")
+        return value
+
+
 class Entry(_Strict):
     """Fields shared by every panel's entries."""
 
@@ -167,10 +201,11 @@ class Entry(_Strict):
 
     id: str = Field(pattern=ID_PATTERN)
     label: str = ""
-    source: str
+    source: str | None  # required unless ``backend`` serves the entry (then None when left out)
     revision: str | None = None
     export: ExportOptions | None = None
     variants: dict[str, Variant] = {}
+    backend: Backend | None = None
     properties: dict[str, str | int | float | bool] = {}
     examples: list[str] = []
     description: str = ""
@@ -184,9 +219,27 @@ class Entry(_Strict):
                 raise ValueError(f"variant key {device!r} is not a device: use CPU, GPU, GPU.<n>, NPU or AUTO")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _source_optional_with_backend(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("backend") is not None and "source" not in data:
+            return {**data, "source": None}
+        return data
+
+    @model_validator(mode="after")
+    def _source_or_backend(self) -> "Entry":
+        if self.source is None and self.backend is None:
+            raise ValueError("source is empty: give a hub repo id or a local folder, or a backend: {url, model}")
+        return self
+
     @property
     def title(self) -> str:
         return self.label or self.id
+
+    @property
+    def remote(self) -> bool:
+        """Served by ``backend`` (a model server), not by a pipeline of this app."""
+        return self.backend is not None
 
     def source_for(self, device: str) -> tuple[str, str | None, ExportOptions | None]:
         """The (source, revision, export) to use on ``device``: its variant if one is listed."""
@@ -561,7 +614,7 @@ _PANEL_ONLY_FIELDS = {
 
 _FIELDS_BY_CONTAINER = {
     "export": ExportOptions, "generation": None, "npu": NpuOptions, "settings": Settings, "adapters": Adapter,
-    "drafts": Draft, "variants": Variant,
+    "drafts": Draft, "variants": Variant, "backend": Backend,
 }
 
 
@@ -619,7 +672,8 @@ def _cross_check(catalog: Catalog) -> list[str]:
                 problems.append(f"{where}.id: {_shown(entry.id)} is already used by {seen[entry.id]}; ids must be "
                                 "unique")
             seen.setdefault(entry.id, where)
-            problems += _check_source(catalog, f"{where}.source", entry.source, entry.export)
+            if entry.source is not None:
+                problems += _check_source(catalog, f"{where}.source", entry.source, entry.export)
             for device, variant in entry.variants.items():
                 problems += _check_source(catalog, f"{where}.variants[{device}].source", variant.source, variant.export)
             for adapter in getattr(entry, "adapters", []):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["bad-input", "unknown-id", "not-cached", "device", "draft", "too-long", "too-large", "limit"]
+Kind = Literal["bad-input", "unknown-id", "not-cached", "device", "draft", "too-long", "too-large", "limit", "backend"]
 
 
 class UserError(ValueError):

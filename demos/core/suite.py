@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, TypeVar
 
 from demos.core.catalog import Catalog, ChatEntry, Entry, ImageEntry
-from demos.core.errors import UnknownId
+from demos.core import remote
+from demos.core.errors import UnknownId, UserError
 from demos.core.loader import Loader, ProgressFn, Status, _no_progress, folder_size
 from demos.core.runtime import Claim, Loaded, PipelineKey, Runtime
 
@@ -120,6 +122,9 @@ class Suite:
         record check (one ``stat`` per file), so a folder damaged or deleted since is still noticed and prepared
         again. ``repair`` always asks the loader.
         """
+        if entry.source is None:
+            raise UserError(f"{entry.title} is served by {entry.backend.url} and has no source: there is nothing to "  # type: ignore[union-attr]
+                            "fetch here (add a source to fetch it for --ovms-config or a local run)")
         key = (entry.id, device, drafts and bool(getattr(entry, "drafts", [])))  # no drafts: the same either way
         with self._turn(key, progress):
             progress = self._shared(key, progress)
@@ -208,11 +213,14 @@ class Suite:
     def load(self, entry: Entry, device: str | None = None, draft: str | None = None,
              draft_device: str | None = None, extra_properties: dict[str, Any] | None = None,
              progress: ProgressFn = _no_progress, batched: bool | None = None) -> Handle:
-        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused).
+        """A compiled pipeline for ``entry`` on ``device`` (built once, then reused); for an entry with a
+        ``backend``, a client of its model server shaped as that pipeline (``demos.core.remote``).
 
         ``batched``: a ``ContinuousBatchingPipeline`` (``demos.core.batching``) where the panel and device allow it
         (``runtime.batchable``); None means the panel's default: chat is batched, vision only when asked (its
         multi-turn chats keep their encoded images in a ``VLMPipeline``)."""
+        if entry.backend is not None:
+            return self._remote_handle(entry, device, draft)
         device = self.runtime.check_device(device or self.default_device)
         if draft_device:
             self.runtime.check_device(draft_device)
@@ -234,8 +242,18 @@ class Suite:
         loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message), claim=claim)
         return Handle(loaded, prepared, built, claim)
 
+    def _remote_handle(self, entry: Entry, device: str | None, draft: str | None) -> Handle:
+        if device and device != self.default_device:
+            raise UserError(remote.unavailable(entry, f"the device (asked: {device})"), param="device")
+        if draft:
+            raise UserError(remote.unavailable(entry, "speculative decoding (a draft model)"), param="draft")
+        # No folder: os.devnull is a path under which nothing can be read, so folder-reading helpers get defaults.
+        return Handle(remote.loaded(entry), Prepared(Path(os.devnull), {}, {}), False)  # type: ignore[arg-type]
+
     def locate(self, entry: Entry, device: str | None = None) -> Status:
         """Whether ``entry`` is here, where, and in which state (no network, no size: see ``status``)."""
+        if entry.source is None:  # served by its backend only: nothing of it is on this machine
+            return Status("remote", False, False, False, None, None)
         source, revision, export = entry.source_for(device or self.default_device)
         return self.loader.locate(source, revision, export, entry.panel)
 
@@ -261,7 +279,9 @@ class Suite:
         return known[1]
 
     def is_loaded(self, entry: Entry, status: Status | None = None) -> list[str]:
-        """Devices on which a pipeline of ``entry`` is live."""
+        """Devices on which a pipeline of ``entry`` is live (none for an entry served by its backend)."""
+        if entry.backend is not None:
+            return []
         status = status or self.locate(entry)
         if status.path is None:
             return []

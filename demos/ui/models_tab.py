@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from demos.core import remote
 from demos.core.catalog import Entry
 from demos.core.suite import Suite
 from demos.core.errors import UserError
@@ -35,10 +36,27 @@ def _state(suite: Suite, entry: Entry) -> tuple[str, str, str]:
     return state, format_bytes(status.size_bytes), loaded
 
 
+def server_state(entry: Entry, answers: dict[tuple[str, str], str]) -> str:
+    """Whether the entry's model server answers and lists its model (asked once per table: ``answers``)."""
+    backend = entry.backend
+    assert backend is not None
+    key = (backend.url, backend.model)
+    if key not in answers:
+        answers[key] = remote.ping(backend)
+    problem = answers[key]
+    return "server answers" if not problem else f"server: {problem}"
+
+
 def table_rows(suite: Suite, hub_sizes: dict[str, int | None] | None = None) -> list[list[str]]:
-    """One row per catalog entry, read from the cache only (no network)."""
+    """One row per catalog entry, read from the cache only (no hub request; model servers are asked if they
+    answer, with a short timeout)."""
     rows = []
+    answers: dict[tuple[str, str], str] = {}
     for entry in suite.catalog.entries():
+        if entry.backend is not None:  # served remotely: its URL and whether the server answers
+            source = f"server: {entry.backend.url} (model {entry.backend.model})"
+            rows.append([entry.panel, entry.id, entry.title, source, "–", server_state(entry, answers), "server"])
+            continue
         state, size, loaded = _state(suite, entry)
         if size == "–" and hub_sizes and hub_sizes.get(entry.id) is not None:
             size = f"{format_bytes(hub_sizes[entry.id])} on the hub"
@@ -59,6 +77,12 @@ def _short_source(suite: Suite, source: str) -> str:
 
 def _details(suite: Suite, entry: Entry) -> str:
     shown = (lambda source: source) if suite.expose_paths else (lambda source: _short_source(suite, source))
+    if entry.backend is not None:
+        lines = [f"**{entry.title}** · served by the model server at `{entry.backend.url}` as "
+                 f"`{entry.backend.model}` (OpenAI-compatible API; no local pipeline)"]
+        if entry.source is not None:
+            lines.append(f"Source (for `--ovms-config`): `{shown(entry.source)}`")
+        return "  \n".join(lines)
     lines = [f"**{entry.title}** · `{entry.pipeline}` · source `{shown(entry.source)}`"]
     if entry.export:
         options = ", ".join(f"{k}={v}" for k, v in entry.export.model_dump(exclude_none=True).items())
@@ -122,6 +146,9 @@ def build(suite: Suite) -> None:
     def load(entry_id: str, device_name: str, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         presenter_only(request)
         entry = suite.catalog.entry(entry_id)
+        if entry.backend is not None:  # nothing to load here: say whether the server answers
+            return (f"**{entry.title}** is served by `{entry.backend.url}`: "
+                    f"{server_state(entry, {})}."), table_rows(suite, hub_sizes)
         started = time.perf_counter()
         before = suite.runtime.loaded_keys()
         handle = suite.load(entry, device_name, progress=gradio_progress(progress))
@@ -141,7 +168,8 @@ def build(suite: Suite) -> None:
 
     def check_sizes(request: gr.Request, progress=gr.Progress()):
         presenter_only(request)
-        on_hub = [e for e in entries if suite.catalog.local_path(e.source) is None]
+        # Entries served by a model server have no source to ask about.
+        on_hub = [e for e in entries if e.source is not None and suite.catalog.local_path(e.source) is None]
         for entry in progress.tqdm(on_hub, desc="Asking the hub"):
             hub_sizes[entry.id] = suite.loader.hub_size(entry.source, entry.revision)
         return sizes_note(on_hub, hub_sizes), table_rows(suite, hub_sizes)

@@ -41,6 +41,8 @@ def replacements(suite: Suite) -> list[tuple[str, str]]:
                    *(a.source for a in getattr(entry, "adapters", [])),
                    *(d.source for d in getattr(entry, "drafts", []))]
         for source in sources:
+            if source is None:  # an entry served by its backend only
+                continue
             local = catalog.local_path(source)
             if local is not None:
                 pairs[str(local)] = pairs[str(local.resolve())] = _short(local)

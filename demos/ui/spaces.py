@@ -50,7 +50,7 @@ def preload_list(catalog: Catalog) -> list[str]:
             repos.setdefault(source, set()).add(file)
 
     for entry in catalog.entries():
-        if entry.export is not None:
+        if entry.export is not None or entry.source is None or entry.backend is not None:  # no local pipeline
             continue
         add(entry.source)
         for draft in getattr(entry, "drafts", []):

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from demos.core import batching, bounds
 
-from demos.core import serving
+from demos.core import remote, serving
 from demos.core import metrics as perf_metrics
 from demos.core.catalog import ChatEntry
 from demos.core.checks import finite, whole
@@ -188,7 +188,12 @@ def is_npu(device: str) -> bool:
 
 def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
                   messages: list[dict[str, str]], progress: ProgressFn = no_progress) -> Opened:
-    """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late."""
+    """Check, then fetch and compile (once) the pipeline for ``settings``; refuse early what would fail late.
+
+    An entry with a ``backend`` opens a client of its model server instead (``Suite.load``); what only a local
+    pipeline does (LoRA, drafts, devices) is refused with the reason."""
+    if entry.backend is not None:
+        return _open_remote(suite, entry, device, settings, messages)
     validate(entry, settings)
     check_bounds(entry, settings, messages, None)  # what the catalog alone bounds, before anything is fetched
     device = suite.runtime.check_device(device or suite.default_device)
@@ -210,6 +215,18 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
                         progress=progress)
     return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
+
+
+def _open_remote(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
+                 messages: list[dict[str, str]]) -> Opened:
+    if settings.adapters:
+        raise UserError(remote.unavailable(entry, "LoRA adapters"), param="adapter")
+    if settings.draft:
+        raise UserError(remote.unavailable(entry, "speculative decoding (a draft model)"), param="draft")
+    validate(entry, settings)
+    check_bounds(entry, settings, messages, None)  # the catalog's own limits; the server counts the tokens
+    handle = suite.load(entry, device or None, draft=settings.draft or None)
+    return Opened(handle, handle.loaded.key.device)
 
 
 def check_bounds(entry: ChatEntry, settings: Settings, messages: list[dict[str, str]],

@@ -25,6 +25,7 @@ from demos.core.suite import ProgressFn, no_progress
 from demos.core.suite import Suite
 from demos.ui import loading
 from demos.ui.pacing import paced
+from demos.ui.remote import remote_code, remote_note
 from demos.ui.widgets import entry_for, metrics_markdown
 
 SPEC_FIXED = "Fixed tokens per step"
@@ -119,6 +120,8 @@ class ChatPanel:
         if not model_id:
             return "", ""
         entry = self.entry(model_id)
+        if entry.backend is not None:
+            return remote_code(entry)
         settings = choices.settings(entry)
         device = device or self.suite.default_device
         draft_device = settings.draft_device or next((d.device for d in entry.drafts if d.id == settings.draft),
@@ -140,6 +143,8 @@ class ChatPanel:
         if not model_id:
             return ""
         entry = self.entry(model_id)
+        if entry.backend is not None:
+            return remote_note(entry)
         device = device or self.suite.default_device
         path = self.suite.locate(entry, device).path
         live = [k for k in self.suite.runtime.loaded_keys()
@@ -166,6 +171,8 @@ class ChatPanel:
 
     def _load_note(self, entry: ChatEntry, device: str, settings: Settings) -> str:
         """'' when the pipeline for these settings is live, else what loading it will involve."""
+        if entry.backend is not None:
+            return ""  # nothing loads here: the model server holds the model
         device = device or self.suite.default_device
         status = self.suite.locate(entry, device)
         draft_dir, draft_device = None, None

@@ -30,6 +30,7 @@ from demos.core.errors import UserError
 from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_STEPS, Geometry, ImageSettings, defaults, \
     geometry, max_side, resolve
 from demos.core.showcode import file_reference, model_reference
+from demos.ui.remote import remote_code
 from demos.core.suite import Handle, Suite
 from demos.ui import columns, loading
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error, \
@@ -91,6 +92,8 @@ class ImagePanel:
 
     def code(self, settings: ImageSettings) -> tuple[str, str]:
         entry = self.entry(settings.model)
+        if entry.backend is not None:  # served by a model server: no pipeline code to show
+            return remote_code(entry)
         model = model_reference(self.suite, entry, settings.device)
         adapters = {}
         known = self._adapter_paths.get(entry.id, {})  # as last loaded: converted files where a layout needed it

@@ -29,6 +29,7 @@ from demos.core.catalog import Entry, SpeechEntry
 from demos.core.checks import flag
 from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
+from demos.ui.remote import remote_code
 from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Suite
@@ -276,8 +277,11 @@ def build(entries: list[Entry], suite: Suite) -> None:
             gr.Warning(decoded.warning)
         # The new transcript starts: what belonged to the previous one goes.
         yield (f"Transcribing {decoded.seconds:.1f} s of audio…", "", [], [], None, "", keep, keep)
-        model = model_reference(suite, entry, handle.loaded.key.device)
-        py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
+        if entry.backend is not None:  # served by a model server: no pipeline code to show
+            py, cpp = remote_code(entry)
+        else:
+            model = model_reference(suite, entry, handle.loaded.key.device)
+            py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
         for item in run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control):

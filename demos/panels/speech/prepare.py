@@ -33,6 +33,8 @@ def load(suite: Suite, entry: SpeechEntry, device: str, timestamps: str, progres
 
 
 def model_codes(handle: Handle) -> tuple[list[str], bool]:
+    if getattr(handle.pipeline, "remote", False):  # a model server (demos.core.remote): it knows its languages
+        return list(languages.WHISPER_LANGUAGES), True
     config = handle.pipeline.get_generation_config()
     return languages.model_languages(dict(config.lang_to_id)), bool(config.is_multilingual)
 

@@ -77,6 +77,8 @@ def check_bounds(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatT
         bounds.check_prompt(messages, model_dir, limits, param="question", what="this conversation")
 
     check(None)
+    if entry.backend is not None:  # served by a model server: it counts the tokens against its own context
+        return
     check(suite.prepare(entry, suite.runtime.check_device(device or suite.default_device)).model_dir)
 
 

@@ -310,7 +310,7 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
     if perf is not None:
         figures.update(perf_metrics.generation_figures(perf))
     if turn.images:
-        if perf is not None:
+        if perf is not None and hasattr(perf, "get_vision_encoding_duration"):  # not over a model server's API
             figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
         figures["image_prep_ms"] = sum(i.prep_seconds for i in turn.images) * 1000
         figures["images"] = len(turn.images)

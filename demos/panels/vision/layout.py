@@ -24,6 +24,7 @@ from demos.panels.vision import models as vision_models
 from demos.core.catalog import Entry, VisionEntry
 from demos.core.errors import TooLarge, UserError
 from demos.core.showcode import model_reference
+from demos.ui.remote import remote_code, remote_note
 from demos.core.suite import Handle, Suite
 from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
@@ -154,6 +155,8 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
 def _constraints(suite: Suite, entry: VisionEntry, device: str) -> str:
     """What this model and device can and cannot do, from the model's files when they are already here."""
     lines = [f"**{entry.title}** · up to {entry.max_images} image(s) per conversation"]
+    if entry.backend is not None:
+        return "\n".join(lines + [f"- {remote_note(entry)}"])
     status = suite.locate(entry, device)
     if status.path is not None and (status.path / "config.json").exists():
         facts = vision_models.facts(status.path)
@@ -183,6 +186,8 @@ def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dic
 
 def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], settings: Settings,
           facts: vision_models.ModelFacts | None = None) -> tuple[str, str]:
+    if entry.backend is not None:  # served by a model server: no pipeline code to show
+        return remote_code(entry)
     status = suite.locate(entry, device)
     if facts is None and status.path is not None and (status.path / "config.json").exists():
         facts = vision_models.facts(status.path)  # the scaling the demo applies, once the model is here
