@@ -67,7 +67,7 @@ STAGE = """
 /* Chat's Compare: prompt, verdict, both answers and their figures in the first screen (1400x1000 and 1080p). The
    presenter tells what Compare does; the page shows it. */
 #chat-compare-about { display: none !important; }
-#chat-compare-left, #chat-compare-right { height: 190px !important; max-height: 190px !important; }
+#chat-compare-left, #chat-compare-right { height: 150px !important; max-height: 150px !important; }
 .panel-results .metrics-card, .panel-results .metrics-card .prose {
   font-size: 18px !important; line-height: 1.35 !important;
 }
