@@ -333,6 +333,7 @@ class Batcher:
         request.outcome = Outcome(list(request.ids), self.tokenizer.decode(request.ids) if request.ids else "",
                                   perf, started, request.ctx.stopped, request.batch, request.accepted, drafted,
                                   self._timings(request) if started else {})
+        self._release(request)
         request.done.set()
 
     @staticmethod
@@ -350,10 +351,20 @@ class Batcher:
             figures["tokens_per_s"] = 1 / tpot if tpot > 0 else None
         return figures
 
-    @staticmethod
-    def _fail(request: Request, error: BaseException) -> None:
+    @classmethod
+    def _fail(cls, request: Request, error: BaseException) -> None:
         request.error = error
+        cls._release(request)
         request.done.set()
+
+    @staticmethod
+    def _release(request: Request) -> None:
+        """Drop the native objects of an ended request. Its ``TextStreamer`` holds the Python callback that refers
+        back to the request (its job, the job's work and so the panel's ``Handle`` with its pool ``Claim``): a cycle
+        through C++ that Python's garbage collector cannot see, so kept, it would keep the pipeline "in use" for
+        ever and a pool with no free slot would wait for it for ever."""
+        request.streamer = None
+        request.handle = None
 
 
 # ------------------------------------------------------------------------------------------------------------
