@@ -373,8 +373,9 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
         batcher = batching.batcher_for(handle.loaded)
         log.info("chat: batched request (max_new_tokens %d)", config.max_new_tokens)
         outcome = batcher.run(request)
-        log.info("chat: batched request ended (%d new tokens%s, batch %d)", len(outcome.ids),
-                 ", stopped" if outcome.stopped else "", outcome.batch)
+        log.info("chat: batched request ended (batch %d)", outcome.batch)
+        # The same end line as the unbatched path: what a stopped (or disconnected) answer is checked by.
+        log.info("chat: generate ended (%d new tokens%s)", len(outcome.ids), ", stopped" if outcome.stopped else "")
         return outcome if outcome.started else None
 
     return work
