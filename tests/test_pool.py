@@ -7,7 +7,7 @@ import threading
 import pytest
 import yaml
 
-from demos.core import serving
+from demos.core import batching, serving
 from demos.core.catalog import load_catalog
 from demos.core.errors import UserError
 from demos.core.runtime import Claim, DeviceError, PipelineKey, Runtime
@@ -38,20 +38,37 @@ def _direct(folder, max_new_tokens: int) -> str:
     return pipe.generate(chat, max_new_tokens=max_new_tokens, do_sample=False).texts[0]
 
 
+class _Hooked:
+    """A job's context that calls ``on_token`` before each text piece: the batcher streams through ``ctx.text``
+    on its stepping thread, so a hook that blocks there holds the batched job in the middle of its answer."""
+
+    def __init__(self, ctx: serving.JobContext, on_token) -> None:
+        self._ctx, self._on_token = ctx, on_token
+
+    def text(self, piece: str) -> None:
+        if self._on_token is not None:
+            self._on_token()
+        self._ctx.text(piece)
+
+    def __getattr__(self, name: str):
+        return getattr(self._ctx, name)
+
+
 def _answer_job(handle, max_new_tokens: int, on_token=None) -> serving.Job:
-    """A greedy answer as a serving job on the handle's lane (as every panel runs one)."""
-    import openvino_genai as ov_genai
+    """A greedy answer as a serving job, as the chat panel runs one on CPU: a request to the pipeline's batcher
+    (``Suite.load`` gives chat a ContinuousBatchingPipeline), prompt templated as ``LLMPipeline`` does."""
+    assert handle.loaded.key.batched, "chat on CPU is batched"
 
     def work(ctx: serving.JobContext) -> str:
-        def streamer(piece: str) -> ov_genai.StreamingStatus:
-            if on_token is not None:
-                on_token()
-            return ov_genai.StreamingStatus.RUNNING
-
-        chat = ov_genai.ChatHistory([{"role": "user", "content": PROMPT}])
-        return handle.pipeline.generate(chat, max_new_tokens=max_new_tokens, do_sample=False,
-                                        streamer=streamer).texts[0]
-    return serving.submit(work, serving.lane_for(handle.loaded), name="pool-test")
+        tokenizer = handle.pipeline.get_tokenizer()
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True)
+        ids = tokenizer.encode(prompt, add_special_tokens=False).input_ids
+        config = handle.pipeline.get_config()
+        config.max_new_tokens, config.do_sample = max_new_tokens, False
+        request = batching.Request((ids,), config, _Hooked(ctx, on_token),
+                                   tokens=int(ids.get_shape()[1]) + max_new_tokens)
+        return batching.batcher_for(handle.loaded).run(request).text
+    return serving.submit(work, None, name="pool-test")
 
 
 def _result(job: serving.Job) -> str:

@@ -30,7 +30,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 from demos.core.errors import TooLong
 from demos.core.serving import POLL_S, JobContext
@@ -72,6 +72,7 @@ class Request:
     adapters: Any = None
     tokens: int = 0
     vision: bool = False
+    on_start: Callable[[], None] | None = None  # called once, on the stepping thread, when it joins the pipeline
     # Stepping state, owned by the batcher's thread
     handle: Any = None
     streamer: Any = None
@@ -256,6 +257,8 @@ class Batcher:
             return ov_genai.StreamingStatus.RUNNING
 
         request.handle = self.pipeline.add_request(next(self._ids), *request.inputs, request.config)
+        if not request.added_at and request.on_start is not None:  # not again when re-added after a drop
+            request.on_start()
         request.added_at = request.added_at or time.perf_counter()
         if request.streamer is None:
             request.streamer = ov_genai.TextStreamer(self.tokenizer, on_text)
@@ -333,6 +336,7 @@ class Batcher:
         request.outcome = Outcome(list(request.ids), self.tokenizer.decode(request.ids) if request.ids else "",
                                   perf, started, request.ctx.stopped, request.batch, request.accepted, drafted,
                                   self._timings(request) if started else {})
+        self._release(request)
         request.done.set()
 
     @staticmethod
@@ -350,10 +354,20 @@ class Batcher:
             figures["tokens_per_s"] = 1 / tpot if tpot > 0 else None
         return figures
 
-    @staticmethod
-    def _fail(request: Request, error: BaseException) -> None:
+    @classmethod
+    def _fail(cls, request: Request, error: BaseException) -> None:
         request.error = error
+        cls._release(request)
         request.done.set()
+
+    @staticmethod
+    def _release(request: Request) -> None:
+        """Drop the native objects of an ended request. Its ``TextStreamer`` holds the Python callback that refers
+        back to the request (its job, the job's work and so the panel's ``Handle`` with its pool ``Claim``): a cycle
+        through C++ that Python's garbage collector cannot see, so kept, it would keep the pipeline "in use" for
+        ever and a pool with no free slot would wait for it for ever."""
+        request.streamer = None
+        request.handle = None
 
 
 # ------------------------------------------------------------------------------------------------------------
