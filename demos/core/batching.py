@@ -72,7 +72,9 @@ class Request:
     adapters: Any = None
     tokens: int = 0
     vision: bool = False
-    on_start: Callable[[], None] | None = None  # called once, on the stepping thread, when it joins the pipeline
+    # Called (on the stepping thread) once, when the request really joins the pipeline: a job stopped before never
+    # joins, so what this says is what ran.
+    on_start: Callable[[], None] | None = None
     # Stepping state, owned by the batcher's thread
     handle: Any = None
     streamer: Any = None
@@ -173,6 +175,8 @@ class Batcher:
                     continue
                 self._holding = True
             with self._cond:
+                # Again now: a job stopped while the lock was awaited never joins the pipeline.
+                self._drop_stopped_pending()
                 admitted = self._admit()
                 self._report_waiting(admitted)
             try:
@@ -257,7 +261,7 @@ class Batcher:
             return ov_genai.StreamingStatus.RUNNING
 
         request.handle = self.pipeline.add_request(next(self._ids), *request.inputs, request.config)
-        if not request.added_at and request.on_start is not None:  # not again when re-added after a drop
+        if not request.added_at and request.on_start is not None:  # not again when re-added after IGNORED
             request.on_start()
         request.added_at = request.added_at or time.perf_counter()
         if request.streamer is None:

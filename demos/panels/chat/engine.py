@@ -387,17 +387,20 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
                                    group=tuple(settings.adapters) if registered else batching.NO_GROUP,
                                    adapters=adapter_config(handle, settings) if registered else None,
                                    tokens=prompt_tokens + int(config.max_new_tokens), prompt_tokens=prompt_tokens,
-                                   # the unbatched path's start line, only once it really runs (a job stopped
-                                   # while waiting never generates)
-                                   on_start=lambda: log.info("chat: generate started (max_new_tokens %d)",
+                                   # The unbatched path's start line, said when the request really joins the
+                                   # pipeline (a job stopped while it waited never does).
+                                   on_start=lambda: log.info("chat: generate started (batched, max_new_tokens %d)",
                                                              config.max_new_tokens))
         batcher = batching.batcher_for(handle.loaded)
         log.info("chat: batched request (max_new_tokens %d)", config.max_new_tokens)
         outcome = batcher.run(request)
+        if not outcome.started:  # stopped while it waited: it never joined the pipeline, so no figures
+            log.info("chat: a job stopped before it started was skipped")
+            return None
         log.info("chat: batched request ended (batch %d)", outcome.batch)
-        if outcome.started:  # the same end line as the unbatched path: what a stopped answer is checked by
-            log.info("chat: generate ended (%d new tokens%s)", len(outcome.ids), ", stopped" if outcome.stopped else "")
-        return outcome if outcome.started else None
+        # The same end line as the unbatched path: what a stopped (or disconnected) answer is checked by.
+        log.info("chat: generate ended (%d new tokens%s)", len(outcome.ids), ", stopped" if outcome.stopped else "")
+        return outcome
 
     return work
 

@@ -232,7 +232,8 @@ def _batched_work(loaded: Loaded, current: Turn, settings: Settings) -> serving.
         request = batching.Request((current.text, _tensors(current.images)), config, ctx, tokens=need, vision=True)
         log.info("vision: batched request (max_new_tokens %d)", settings.max_new_tokens)
         outcome = batching.batcher_for(loaded).run(request)
-        if not outcome.started:
+        if not outcome.started:  # stopped while it waited: it never joined the pipeline
+            log.info("vision: a job stopped before it started was skipped")
             return None
         perf = outcome.perf if outcome.perf is not None else _Timings(outcome.timings, outcome.batch)
         return outcome.text, outcome.stopped, _Batched(perf, outcome.batch), 0.0
