@@ -71,8 +71,11 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
         model = model_picker(entries, scale=3, elem_id="chat-model")
         device = device_picker(devices, suite.default_device, scale=1, elem_id="chat-device")
         load_btn = gr.Button("Load", scale=0, min_width=90, elem_id="chat-load")
-    # A callable value is computed at every page load: a page opened after a load says it is loaded.
-    status = gr.Markdown(lambda: panel.status(first.id, device.value), elem_id="chat-status")
+    # Computed at every page load: a page opened after a load says it is loaded. An event rather than a callable
+    # value, which would add an unnamed public "/lambda_N" endpoint to the API page.
+    status = gr.Markdown(elem_id="chat-status")
+    gr.on(None, lambda: panel.status(first.id, device.value), None, status, api_visibility="private",
+          show_progress="hidden")
 
     with gr.Row():
         with columns.results(scale=3):
