@@ -72,7 +72,8 @@ def test_chat_tab_answers_switches_adapters_stops_compares_and_clears(tiny_app):
             # Checking Speculative loads the draft's pipeline in its own event; the answers are no longer queued
             # behind it (each pipeline's scheduler decides), so wait until the status line says it is live, as a
             # user would: a Stop during that load would cancel the answer before it starts.
-            page.wait_for_function("/Loaded .*with draft|with draft .*loaded and ready/"
+            # ("… is loaded on CPU, and on CPU with the draft Tiny draft."; while it loads: "Loading … with the draft").
+            page.wait_for_function("/is loaded .*with the draft/"
                                    ".test(document.querySelector('#chat-status').innerText)", timeout=60_000)
             _send(page, "Tell me about France")
             # Stop as soon as it turns red (the answer is reserved from then on, so the click counts however busy

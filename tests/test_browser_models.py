@@ -28,8 +28,10 @@ def test_models_tab_fetches_from_hub_with_progress_bar_then_loads(kit, tmp_path)
             page.locator("#models-result", has_text="The hub reported the size of 1 of 1").wait_for(timeout=30_000)
             assert "on the hub" in table.inner_text()
             page.locator("#models-fetch").click()
-            progress = page.locator(".progress-level", has_text="Fetching").first
-            progress.wait_for(state="visible", timeout=20_000)  # huggingface_hub's tqdm bar, shown by Gradio
+            # The loader's report of huggingface_hub's bars ("Downloading tiny/llm-ov: 3/11 files · 0.2 MB/0.8 MB"),
+            # sent from the hub's worker threads, shown by Gradio.
+            progress = page.locator(".progress-level", has_text="Downloading tiny/llm-ov").first
+            progress.wait_for(state="visible", timeout=20_000)
             screenshot(page, "models-fetch-progress")
             page.locator("#models-result", has_text="is ready in").wait_for(timeout=60_000)
             assert "downloaded" in table.inner_text() and "not downloaded" not in table.inner_text()

@@ -131,7 +131,9 @@ def build(suite: Suite) -> None:
         if not presenter.may_control(suite, request):
             raise UserError(presenter.REFUSED, param="request")
 
-    def fetch(entry_id: str, device_name: str, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    # Not track_tqdm: the loader reports the download itself ('Downloading REPO: 3/7 files · 1.2/4.0 MB', through
+    # its own tqdm class); Gradio's copies of those bars would show '0/0 B | 0/11 steps' instead, frozen.
+    def fetch(entry_id: str, device_name: str, request: gr.Request, progress=gr.Progress()):
         presenter_only(request)
         entry = suite.catalog.entry(entry_id)
         started = time.perf_counter()
@@ -184,7 +186,7 @@ def build(suite: Suite) -> None:
     # makes Gradio list device as optional.
     @guarded  # an API caller gets the failure as an error (gradio_client raises it), not as a status line
     def fetch_model(model: str, device: str | None = None, request: gr.Request = None,  # type: ignore[assignment]
-                    progress=gr.Progress(track_tqdm=True)):
+                    progress=gr.Progress()):
         return fetch(model, device or "", request, progress)
 
     @guarded

@@ -67,9 +67,11 @@ STAGE = """
 /* Chat's Compare: prompt, verdict, both answers and their figures in the first screen (1400x1000 and 1080p). The
    presenter tells what Compare does; the page shows it. */
 #chat-compare-about { display: none !important; }
-#chat-compare-left, #chat-compare-right { height: 150px !important; max-height: 150px !important; }
+/* The boxes hold the question and the start of each answer; the figures under them (model, adapters, draft,
+   batch size …: up to five lines on the draft's side) must end above the fold too. */
+#chat-compare-left, #chat-compare-right { height: 175px !important; max-height: 175px !important; }
 .panel-results .metrics-card, .panel-results .metrics-card .prose {
-  font-size: 18px !important; line-height: 1.35 !important;
+  font-size: 18px !important; line-height: 1.3 !important;
 }
 #chat-compare-verdict { font-size: 24px !important; }
 /* Settings under the results, one closed accordion wide: the results take the whole width. */

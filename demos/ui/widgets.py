@@ -1,6 +1,7 @@
 """Widgets and helpers every panel shares: pickers, progress, errors, metrics and code views."""
 from __future__ import annotations
 
+import contextvars
 import logging
 import types
 from typing import Any, Callable, TypeVar
@@ -70,9 +71,16 @@ def _numbers_only_preprocess(component: Any, payload: Any) -> Any:
 
 
 def gradio_progress(progress: gr.Progress) -> ProgressFn:
-    """Adapt a ``gr.Progress`` to the loader's ``progress(fraction, message)`` callback."""
+    """Adapt a ``gr.Progress`` to the loader's ``progress(fraction, message)`` callback.
+
+    ``gr.Progress`` finds its event through context variables, which threads do not inherit: huggingface_hub
+    reports a download from its worker threads, where a bare call was silently dropped. Each report runs in (a copy
+    of) the context of the handler that made this callback; a copy, because one context cannot be entered by two
+    threads at once."""
+    context = contextvars.copy_context()
+
     def report(fraction: float | None, message: str) -> None:
-        progress(fraction if fraction is not None else None, desc=message)
+        context.copy().run(progress, fraction if fraction is not None else None, desc=message)
     return report
 
 
