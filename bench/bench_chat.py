@@ -251,7 +251,7 @@ def app_run(client, tokens: int, **arguments) -> Run:
     return Run(first - started, last - started, metrics["output_tokens"], text, metrics)
 
 
-def sse_run(url: str, tokens: int) -> Run:
+def sse_run(url: str, tokens: int, prompt: str = PROMPT) -> Run:
     """``/chat`` over Gradio's plain HTTP API (POST, then the server-sent events), without gradio_client.
 
     gradio_client polls its message queue every 50 ms, which a client-side TTFT includes; this reader sees
@@ -262,7 +262,7 @@ def sse_run(url: str, tokens: int) -> Run:
     first = last = None
     text, metrics = "", {}
     with httpx.Client(timeout=None) as http:
-        body = {"data": [PROMPT, "bench-llm", [], "", "", 1.0, "", "", tokens, 0.0]}
+        body = {"data": [prompt, "bench-llm", [], "", "", 1.0, "", "", tokens, 0.0]}
         event_id = http.post(f"{url}gradio_api/call/chat", json=body).json()["event_id"]
         with http.stream("GET", f"{url}gradio_api/call/chat/{event_id}") as events:
             for line in events.iter_lines():

@@ -38,27 +38,7 @@ PROMPTS = ["Write a short story about a lighthouse keeper who finds a message in
 
 def ask(url: str, prompt: str, tokens: int) -> bench_chat.Run:
     """One streamed ``/chat`` answer over Gradio's HTTP API, timed where the client sees text arrive."""
-    import json
-
-    import httpx
-    started = time.perf_counter()
-    first = last = None
-    text, metrics = "", {}
-    with httpx.Client(timeout=None) as http:
-        body = {"data": [prompt, "bench-llm", [], "", "", 1.0, "", "", tokens, 0.0]}
-        event_id = http.post(f"{url}gradio_api/call/chat", json=body).json()["event_id"]
-        with http.stream("GET", f"{url}gradio_api/call/chat/{event_id}") as events:
-            for line in events.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = json.loads(line[5:])
-                if isinstance(data, list) and data and isinstance(data[0], str):
-                    now = time.perf_counter()
-                    text, metrics = data[0], data[1] or metrics
-                    if text and first is None:
-                        first = now
-                    last = now
-    return bench_chat.Run(first - started, last - started, metrics["output_tokens"], text, metrics)
+    return bench_chat.sse_run(url, tokens, prompt)
 
 
 def level(url: str, clients: int, tokens: int) -> tuple[list[bench_chat.Run], float]:
