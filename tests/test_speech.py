@@ -99,7 +99,9 @@ def test_transcribe_equals_direct_generate(client, direct, tmp_path, settings):
     else:
         assert segments == []
     assert metrics["audio_s"] == 6.0
-    assert metrics["real_time_factor"] == pytest.approx(metrics["processing_s"] / 6.0, rel=1e-2)
+    # Both figures are rounded for display (processing_s to ms, the factor to 4 places): on a fast machine a 50 ms
+    # run makes that rounding more than 1 %, hence the absolute bound of the two roundings.
+    assert metrics["real_time_factor"] == pytest.approx(metrics["processing_s"] / 6.0, rel=1e-2, abs=2e-4)
     assert {"ttft_ms", "processing_s", "decode_ms", "language", "device"} <= metrics.keys()
 
 
