@@ -54,13 +54,17 @@ def direct(kit):
 
 
 def transcribe(client, path: Path, **kwargs):
+    """``/transcribe`` with silence skipping off unless asked: most clips here are tones with noise (which the tiny
+    Whisper turns into words), not speech, and the comparisons are with a direct call on the whole clip."""
     from gradio_client import handle_file
+    kwargs.setdefault("skip_silence", False)
     return client.predict(handle_file(str(path)), kwargs.pop("model", MODEL), **kwargs, api_name="/transcribe")
 
 
-def ui_args(path: Path, timestamps: str = "segments", language: str = "auto", task: str = "transcribe") -> list:
+def ui_args(path: Path, timestamps: str = "segments", language: str = "auto", task: str = "transcribe",
+            prompt: str = "", hotwords: str = "", skip_silence: bool = False) -> list:
     from gradio_client import handle_file
-    return [handle_file(str(path)), None, MODEL, "CPU", language, task, timestamps]
+    return [handle_file(str(path)), None, MODEL, "CPU", language, task, timestamps, prompt, hotwords, skip_silence]
 
 
 def expected_segments(raw, seconds: float) -> list[dict]:

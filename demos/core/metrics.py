@@ -56,6 +56,10 @@ VOCABULARY: dict[str, Metric] = {
     "real_time_factor": Metric("RTF", "", 4, 3),
     "processing_s": Metric("Processing", "s", 3, 2),
     "decode_ms": Metric("Audio decoding", "ms", 1, 0),
+    "vad_ms": Metric("VAD", "ms", 1, 0),  # the voice-activity detector's own time (Speech: skip silence)
+    "speech_s": Metric("Speech", "s", 3, 1),
+    "silence_skipped_s": Metric("Silence skipped", "s", 3, 1),
+    "vad": Metric("VAD"),  # a note when the detector could not run
     "language": Metric("Language"),
     "stopped_after_windows": Metric("Stopped after", "window(s)"),
     "warning": Metric("Note"),
