@@ -43,7 +43,8 @@ def check_prompt_length(initial_prompt: str, hotwords: str) -> None:
     ("max_length should be bigger than number of prompt tokens"), and Whisper was trained on at most 223."""
     for param, text in (("initial_prompt", initial_prompt), ("hotwords", hotwords)):
         if len(text or "") > MAX_PROMPT_CHARS:
-            raise TooLong(f"{_PROMPT_NAMES[param]} is {len(text):,} characters long; Whisper reads at most "
+            raise TooLong(f"{_PROMPT_NAMES[param]} {'are' if param == 'hotwords' else 'is'} {len(text):,} characters "
+                          "long; Whisper reads at most "
                           f"{MAX_PROMPT_TOKENS} tokens of prompt: keep it under {MAX_PROMPT_CHARS:,} characters",
                           param=param)
 
@@ -59,7 +60,8 @@ def check_prompt_tokens(handle: Handle, initial_prompt: str, hotwords: str) -> N
     total = sum(counts.values())
     if total > MAX_PROMPT_TOKENS:
         what = " and ".join(_PROMPT_NAMES[param] for param in counts)
-        raise TooLong(f"{what} {'make' if len(counts) > 1 else 'is'} {total} tokens; Whisper reads at most "
+        verb = "make" if len(counts) > 1 else "are" if "hotwords" in counts else "is"
+        raise TooLong(f"{what} {verb} {total} tokens; Whisper reads at most "
                       f"{MAX_PROMPT_TOKENS} tokens of prompt: shorten {'them' if len(counts) > 1 else 'it'}",
                       param=max(counts, key=counts.__getitem__))
 
@@ -90,7 +92,11 @@ def prepare(suite: Suite, entry: SpeechEntry, device: str, language: str, task: 
     handle = load(suite, entry, device, timestamps, progress)
     check_prompt_tokens(handle, initial_prompt, hotwords)
     codes, multilingual = model_codes(handle)
-    resolved = options(entry, language, task, timestamps, codes, initial_prompt, hotwords, skip_silence)
+    # A model server gets the whole audio and decides for itself (this app's /v1 skips silence by default): skipping
+    # here too would hand it clips whose joins its own detector reads differently.
+    remote = getattr(handle.pipeline, "remote", False)
+    resolved = options(entry, language, task, timestamps, codes, initial_prompt, hotwords,
+                       skip_silence and not remote)
     check_request(resolved, multilingual)
     return handle, resolved
 
