@@ -238,6 +238,29 @@ def test_transcriptions_equal_whisper_text_and_subtitles_parse(client, whisper, 
     assert translated.text == whisper.generate(_samples(clip), task="translate").texts[0]
 
 
+def test_transcriptions_take_hotwords_and_skip_silence_and_cap_the_prompt(client, whisper, clip, v1):
+    with open(clip, "rb") as audio:
+        hot = client.audio.transcriptions.create(model="tiny-whisper", file=audio, prompt="the red house",
+                                                 extra_body={**WHOLE, "hotwords": "tiny moon"})
+    assert hot.text == whisper.generate(_samples(clip), initial_prompt="the red house", hotwords="tiny moon").texts[0]
+
+    def post(**fields: str) -> httpx.Response:
+        with open(clip, "rb") as audio:
+            return httpx.post(f"{v1}/audio/transcriptions", headers=_headers(), timeout=60,
+                              data={"model": "tiny-whisper", **fields}, files={"file": ("clip.wav", audio)})
+
+    refused = post()  # skipping silence is on by default, and a tone is no speech
+    assert refused.status_code == 400 and "no speech found" in _error(refused)
+    assert refused.json()["error"]["param"] == "audio"
+    long = post(prompt="x" * 1001, skip_silence="false")
+    assert long.status_code == 400 and long.json()["error"]["param"] == "prompt"
+    assert _error(long).startswith("prompt is 1,001 characters long") and "1,000 characters" in _error(long)
+    tokens = post(prompt="the cat sat on the mat " * 40, skip_silence="false")
+    assert tokens.status_code == 400 and "223 tokens" in _error(tokens) and tokens.json()["error"]["param"] == "prompt"
+    odd = post(skip_silence="maybe")
+    assert odd.status_code == 400 and "skip_silence must be true or false" in _error(odd)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Errors, key, origins, disconnects
 

@@ -183,7 +183,7 @@ def check_audible(audio: Audio) -> None:
 def find_speech(audio: Audio, options: Options) -> vad.Speech | None:
     """Where ``audio`` holds speech, when ``options.skip_silence`` asks (None otherwise); ``NoSpeech`` if nowhere.
 
-    Runs in the caller's thread, outside the pipeline's lane: it needs no Whisper and holds up no one."""
+    Runs in the caller's thread before the job is queued: it needs no Whisper pipeline."""
     if not options.skip_silence:
         return None
     speech = vad.find_speech(audio.samples)
