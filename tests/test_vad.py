@@ -119,3 +119,13 @@ def test_times_map_back_onto_the_original_timeline():
     everything = vad.whole(5 * RATE)
     assert not everything.skips and everything.gather(samples[:5 * RATE]) is not None
     assert everything.to_original(1.25) == 1.25
+
+
+@pytest.mark.unit
+def test_without_the_package_nothing_is_skipped_and_the_note_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(vad, "model_path", lambda: None)
+    speech = vad.find_speech(np.ones(RATE, np.float32))
+    assert speech.found and not speech.skips and speech.speech_s == 1.0
+    assert "silero-vad package is not installed" in speech.note and vad.INSTALL in speech.note
+    from demos.panels.speech.transcriber import speech_note
+    assert speech_note(speech) == speech.note
