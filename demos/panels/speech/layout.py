@@ -33,7 +33,8 @@ from demos.ui.remote import remote_code
 from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Suite
-from demos.panels.speech.transcriber import MAX_PROMPT_CHARS, Progress, Result, check_audible, find_speech, run, speech_note
+from demos.panels.speech.transcriber import (MAX_PROMPT_CHARS, Progress, Result, check_audible, find_speech, run,
+                                             speech_note)
 from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, reporting)
@@ -300,7 +301,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 lambda report: _prepare(suite, entry, device_name, language_code, task_name, mode, report,
                                         **settings),
                 lambda tracker: (tracker.html(), keep, keep, keep, keep, keep, keep, keep))
-        if skipping:
+        if options.skip_silence:
             yield (f"Finding speech in {decoded.seconds:.1f} s of audio…", keep, keep, keep, keep, keep, keep, keep)
         speech = find_speech(decoded, options)  # no speech: refused here, and the last transcript stays
         skipped = speech_note(speech)
