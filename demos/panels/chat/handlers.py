@@ -20,8 +20,9 @@ from demos.core.catalog import ChatEntry
 from demos.core.checks import finite, shown, whole
 from demos.core.errors import UserError, check_text
 from demos.panels.chat.structured import split_thinking
-from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, DEFAULT_LOOKUP_TOKENS, DEFAULT_NGRAM, Opened, Queued, Reply, Settings, default_settings, open_pipeline,
-                          prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
+from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, DEFAULT_LOOKUP_TOKENS, DEFAULT_NGRAM, Opened,
+                                      Queued, Reply, Settings, default_settings, open_pipeline, prime_new_pipeline,
+                                      speedup, stream_reply, text_of, to_messages)
 from demos.core.suite import ProgressFn, no_progress
 from demos.core.suite import Suite
 from demos.ui import loading
