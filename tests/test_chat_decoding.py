@@ -152,7 +152,7 @@ def test_thinking_is_split_from_the_answer(text, expected):
 @pytest.mark.unit
 def test_thinking_is_shown_apart_and_left_out_of_the_history():
     shown = [{"role": "user", "content": "Hi"}, *answer_messages("hmm", "Hello!", done=True)]
-    assert shown[1]["metadata"]["title"] == "💭 Thinking" and shown[2]["content"] == "Hello!"
+    assert shown[1]["metadata"]["title"] == "Thinking" and shown[2]["content"] == "Hello!"
     # What the next turn sends: the thinking message (titled) and any <think> inside an answer are left out.
     sent = to_messages(shown + [{"role": "assistant", "content": "<think>x</think>Bye"}], "", "Next")
     assert [m["content"] for m in sent] == ["Hi", "Hello!", "Bye", "Next"]

@@ -41,7 +41,7 @@ DECODE_LOOKUP = "Prompt lookup"
 OUTPUT_FREE = "Free text"
 OUTPUT_SCHEMA = "JSON schema"
 OUTPUT_REGEX = "Regex"
-THINKING_TITLE = "💭 Thinking"
+THINKING_TITLE = "Thinking"  # no emoji: the fonts of many browsers lack this one
 PENDING = "…"
 
 
