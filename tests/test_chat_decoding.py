@@ -164,3 +164,27 @@ def test_a_real_thinking_answer_is_split(suite, entry):
     reply = _answer(suite, entry, settings, "Hello")
     assert reply.thinking and "<think>" not in reply.text and "</think>" not in reply.text
     assert reply.metrics["structured_output"] == "matches the regex" or reply.metrics["output_tokens"] == 40
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Show code
+
+
+def test_show_code_reproduces_a_prompt_lookup_answer_with_structured_output(suite, entry, tmp_path):
+    import subprocess
+    import sys
+    from demos.panels.chat import code as chat_code
+    settings = Settings(max_new_tokens=30, prompt_lookup=True, max_ngram_size=2, assistant_tokens=4,
+                        regex=r"[a-z ]{1,40}")
+    reply = _answer(suite, entry, settings, QUOTING)
+    refs = chat_code.refs_for(suite, entry, "CPU", settings)
+    script = tmp_path / "chat.py"
+    script.write_text(chat_code.python_code(entry, "CPU", "CPU", settings, refs, "", QUOTING))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    streamed, _, figures = run.stdout.partition("\nTTFT ")
+    assert streamed == reply.text and "tokens/s" in figures
+    cpp = chat_code.cpp_code(entry, "CPU", "CPU", settings, refs, "", QUOTING)
+    for line in ("ov::genai::prompt_lookup(true)", "config.max_ngram_size = 2;", "structured.regex = R\"__(",
+                 "config.structured_output_config = structured;"):
+        assert line in cpp
