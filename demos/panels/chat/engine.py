@@ -475,7 +475,7 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
         if not outcome.started:  # stopped while it waited: it never joined the pipeline, so no figures
             log.info("chat: a job stopped before it started was skipped")
             return None
-        if outcome.draft_off:
+        if outcome.draft_off and not outcome.stopped:  # (a stopped answer ends here, draft or not)
             if plain is not None:
                 outcome = _without_draft(plain(), ids, outcome, settings.replace(draft=""), ctx)
             else:  # no room for the plain pipeline: the same one, one draft token per step
@@ -504,7 +504,11 @@ def _without_draft(plain: Handle, prompt_ids: Any, drafted: batching.Outcome, se
         return dataclasses.replace(drafted, streamer=None, draft_off_at=len(drafted.ids))
     prefix = np.concatenate([np.asarray(prompt_ids.data, dtype=np.int64).reshape(-1),
                              np.asarray(drafted.ids, dtype=np.int64)]).reshape(1, -1)
-    request = batching.Request((ov.Tensor(prefix),), config, ctx, tokens=int(prefix.shape[1]) + config.max_new_tokens,
+    registered = bool(plain.loaded.adapters)  # in its adapter setting's group, as the first part was
+    request = batching.Request((ov.Tensor(prefix),), config, ctx,
+                               group=tuple(settings.adapters) if registered else batching.NO_GROUP,
+                               adapters=adapter_config(plain, settings) if registered else None,
+                               tokens=int(prefix.shape[1]) + config.max_new_tokens,
                                prompt_tokens=int(prefix.shape[1]), streamer=drafted.streamer)
     rest = batching.batcher_for(plain.loaded).run(request)
     ids = drafted.ids + rest.ids
