@@ -188,3 +188,36 @@ def test_show_code_reproduces_a_prompt_lookup_answer_with_structured_output(suit
     for line in ("ov::genai::prompt_lookup(true)", "config.max_ngram_size = 2;", "structured.regex = R\"__(",
                  "config.structured_output_config = structured;"):
         assert line in cpp
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Compare and NPU
+
+
+def _choices(**changes):
+    from demos.panels.chat.handlers import SPEC_FIXED, Choices
+    values = dict(system_prompt="", adapter="", alpha=1.0, adapter2="", alpha2=1.0, speculative=False,
+                  draft="tiny-draft", draft_device="", spec_mode=SPEC_FIXED, assistant_tokens=4, threshold=0.1,
+                  max_new_tokens=30, temperature=0.0, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=42)
+    return Choices(**{**values, **changes})
+
+
+def test_compare_prompt_lookup_against_none(suite):
+    from demos.panels.chat.handlers import COMPARE_LOOKUP, ChatPanel
+    panel = ChatPanel(suite)
+    *_, last = panel.compare(QUOTING, COMPARE_LOOKUP, "tiny-llm", "CPU", _choices(max_ngram=2), "compare")
+    left, right, left_card, right_card, verdict, left_title, right_title, _ = last
+    assert "Without prompt lookup" in left_title and "With prompt lookup** (n-gram ≤ 2, 4 tokens/step)" in right_title
+    assert "with prompt lookup" in verdict and "identical text" in verdict, verdict
+    assert "Acceptance" in right_card and "Acceptance" not in left_card
+
+
+def test_prompt_lookup_on_npu_is_refused_before_anything_loads(tiny_catalog_path, tmp_path, entry):
+    from demos.core.loader import Loader
+    from demos.core.runtime import Runtime
+    catalog = load_catalog(tiny_catalog_path)
+    runtime = Runtime(tmp_path / "cache", devices=lambda: ["CPU", "NPU"])
+    suite = Suite(catalog, Loader(catalog, tmp_path / "cache"), runtime)
+    with pytest.raises(UserError, match="prompt lookup is not available on NPU"):
+        open_pipeline(suite, entry, "NPU", Settings(max_new_tokens=8, prompt_lookup=True), to_messages([], "", "Hi"))
+    assert runtime.loaded_keys() == []
