@@ -359,7 +359,7 @@ class ChatPanel:
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
                 for item in paced_reply(stream_reply(pipe, messages, settings, control)):
                     waiting = f"_{serving.place_note(control.ahead)}_" if control.ahead else PENDING
-                    text = item.text if isinstance(item, Reply) else (item or waiting)
+                    text = item.text if isinstance(item, Reply) else (split_thinking(item)[1] or waiting)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
                         item = named(item, entry, settings, pipe)
