@@ -3,17 +3,13 @@ since the tiny model never thinks by itself) shows its thinking collapsed above 
 next turn does not send it back; prompt lookup answers with its figures. Screenshots at desktop and phone width."""
 from __future__ import annotations
 
-import pytest
-
 from tests.browser import browser_page, open_tab, screenshot
 
 THINK_REGEX = "<think>[a-z ]{1,30}</think>[A-Za-z ]{1,30}"
 
 
-@pytest.mark.parametrize("width, height, name", [(1400, 1000, "chat-thinking-desktop"),
-                                                 (390, 844, "chat-thinking-phone")])
-def test_thinking_is_collapsed_above_the_answer_and_lookup_reports(tiny_app, width, height, name):
-    with browser_page(width, height) as page:
+def test_thinking_is_collapsed_above_the_answer_and_lookup_reports(tiny_app):
+    with browser_page(1400, 1000) as page:
         open_tab(page, tiny_app.url, "Chat")
         page.locator("#chat-structured").get_by_text("Structured output").first.click()
         page.locator("#chat-output-kind").get_by_text("Regex", exact=True).click()
@@ -30,4 +26,8 @@ def test_thinking_is_collapsed_above_the_answer_and_lookup_reports(tiny_app, wid
         shown = chat.inner_text()
         assert "think>" not in shown, shown  # the tags never reach the page: thinking is its own message
         assert "Prompt lookup" in page.locator(".metrics-card").first.inner_text()
-        screenshot(page, name)
+        screenshot(page, "chat-thinking-desktop")
+        page.set_viewport_size({"width": 390, "height": 844})  # the same answer at phone width
+        page.wait_for_timeout(300)
+        assert chat.get_by_text("Thinking", exact=True).first.is_visible()
+        screenshot(page, "chat-thinking-phone")
