@@ -1,8 +1,11 @@
 """The Chat panel: streaming multi-turn chat on ``openvino_genai.LLMPipeline``.
 
 LoRA adapters (one, or a blend of two, each with its alpha) switch per answer without recompiling;
-speculative decoding runs a draft model on its own device and reports accepted draft tokens; Compare answers
-one prompt twice side by side (draft vs none, adapter vs none) with the speedup; every answer carries its
+speculative decoding runs a draft model on its own device and reports accepted draft tokens (adaptive: a draft
+rarely accepted is turned off for the rest of the answer, and the answer says so), or prompt lookup copies
+candidates from the prompt with no draft model; structured output holds the answer to a JSON schema or a regex; a
+reasoning model's thinking shows collapsed above its answer; Compare answers one prompt twice side by side (draft
+vs none, prompt lookup vs none, adapter vs none) with the speedup; every answer carries its
 metrics, and Show code prints the Python and C++ that reproduce the current settings. The plain ``/chat``
 endpoint (DESIGN §6) streams the reply and ends with a metrics dict.
 
