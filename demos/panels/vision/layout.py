@@ -90,7 +90,7 @@ def _sampled(suite: Suite, entry: VisionEntry, device: str, turn: ChatTurn) -> C
         if status.path is not None and (status.path / "config.json").exists() else None
     ref = turn.videos[0]
     sampled = prepared_video(ref, turn.frames, budget, entry.max_video_seconds)
-    caption = (f"🎞 {ref.name} · {len(sampled.indices)} of {sampled.total} frames · "
+    caption = (f"Video {ref.name} · {len(sampled.indices)} of {sampled.total} frames · "
                f"{sampled.array.shape[2]}×{sampled.array.shape[1]} px")
     return replace(turn, strip=str(write_strip(sampled.array, sampled.digest)), caption=caption)
 
