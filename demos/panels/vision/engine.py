@@ -332,7 +332,7 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
             figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
         figures["image_prep_ms"] = sum(i.prep_seconds for i in turn.images) * 1000
         figures["images"] = len(turn.images)
-    if turn.videos:
+    if getattr(turn, "videos", ()):  # a Turn; callers with a plain record of text and images have none
         if perf is not None and hasattr(perf, "get_vision_encoding_duration"):
             figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
         figures["frames"] = sum(len(v.indices) for v in turn.videos)
