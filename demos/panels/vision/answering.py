@@ -54,7 +54,7 @@ def check_question(entry: VisionEntry, question: str, files: list[FileRef], earl
     if not question:
         raise UserError("Type a question about the image(s) or the video, e.g. “What is in the picture?”")
     if not files and not videos and not any(turn.files or turn.videos for turn in earlier):
-        raise UserError("Attach an image or a video first: upload, drop or paste it, or take a webcam snapshot")
+        raise UserError("Attach an image first (or a video): upload, drop or paste it, or take a webcam snapshot")
     check_videos(entry, videos)
     # The model sees every image of the conversation again, so the limit is on all of them, not the new message's.
     total = len(files) + sum(len(turn.files) for turn in earlier)
