@@ -179,6 +179,11 @@ def _tensors(images: tuple[ImageIn, ...] | tuple[VideoIn, ...]) -> list[Any]:
     return [ov.Tensor(image.array) for image in images]
 
 
+def _videos(turn: Turn) -> dict[str, list[Any]]:
+    """``videos=`` for a turn that has any; nothing otherwise (a model server's client takes images only)."""
+    return {"videos": _tensors(turn.videos)} if turn.videos else {}
+
+
 def _user(text: str) -> dict[str, str]:
     return {"role": "user", "content": text}
 
@@ -198,8 +203,7 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
     for turn in earlier:
         history.append(_user(turn.text))
         if (turn.images or turn.videos) and not stop.is_set():
-            pipeline.generate(history, images=_tensors(turn.images), videos=_tensors(turn.videos),
-                              generation_config=prime)
+            pipeline.generate(history, images=_tensors(turn.images), **_videos(turn), generation_config=prime)
         history.append(_assistant(turn.reply or ""))
     return history
 
@@ -297,7 +301,7 @@ def _chat_work(loaded: Loaded, earlier: list[Turn], current: Turn, settings: Set
             return "", True, None, rebuild_s
         history.append(_user(current.text))
         log.info("vision: generate started (max_new_tokens %d)", settings.max_new_tokens)
-        result = pipeline.generate(history, images=_tensors(current.images), videos=_tensors(current.videos),
+        result = pipeline.generate(history, images=_tensors(current.images), **_videos(current),
                                    generation_config=generation_config(pipeline, settings), streamer=streamer)
         text = result.texts[0]
         stopped = ctx.stopped
