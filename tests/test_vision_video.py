@@ -131,8 +131,12 @@ def _direct_chat(pipeline, turns: list[tuple[str, np.ndarray | None]], reply_tok
 
 
 def _frames(kit, path: Path, k: int) -> np.ndarray:
-    from demos.panels.vision.models import facts
-    return video.decode(path, path.name, k, facts(kit.qwen2vl.ov).budget).array
+    """The reference frames, independently of the app's code: every frame decoded with PyAV, then those at
+    round(linspace(0, N - 1, k)) (the test clips are within the tiny model's pixel budget: no scaling)."""
+    import av
+    with av.open(str(path)) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return np.stack([every[i] for i in np.rint(np.linspace(0, len(every) - 1, k)).astype(int)])
 
 
 def _ask(client, path, question=QUESTION, history=(), frames=8, model="tiny-qwen2vl"):
