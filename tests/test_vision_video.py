@@ -185,3 +185,25 @@ def test_bad_videos_and_requests_are_refused_with_messages(client, tmp_path, cli
         _ask(client, clip, frames=100)
     with pytest.raises(AppError, match=re.escape("Attach an image first (or a video)")):
         _ask(client, None)
+
+
+def test_show_code_python_reproduces_the_video_answer(client, kit, clip, tmp_path):
+    """'Show code' for a video turn is a runnable script that answers exactly what /ask_video answered."""
+    import shutil
+    import subprocess
+    import sys
+
+    from demos.core.catalog import VisionEntry
+    from demos.panels.vision.code import CodeRequest, python_code
+
+    expected, _ = _ask(client, clip, frames=6)
+    shutil.copy(clip, tmp_path / "clip.mp4")
+    entry = VisionEntry(id="tiny-qwen2vl", source=str(kit.qwen2vl.ov), generation={"max_new_tokens": N})
+    code = python_code(CodeRequest(entry=entry, device="CPU", model_dir=kit.qwen2vl.ov,
+                                   properties={"INFERENCE_PRECISION_HINT": "f32"}, turns=[(QUESTION, [])],
+                                   videos=[[("clip.mp4", 6)]], max_new_tokens=N, temperature=0.0, top_p=1.0,
+                                   local=True))
+    assert "videos=[read_video(v, k) for v, k in clips]" in code
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(expected + "\nTTFT "), run.stdout

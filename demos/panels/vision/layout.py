@@ -232,6 +232,7 @@ def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], s
     request = CodeRequest(entry=entry, device=device, model_dir=status.path,
                           properties=suite.properties(entry, device),
                           turns=[(t.text, [f.name for f in t.files]) for t in chat],
+                          videos=[[(v.name, t.frames) for v in t.videos] for t in chat],
                           max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, budget=facts.budget if facts else None,
                           local=status.kind == "local", model=model_reference(suite, entry, device))
