@@ -86,8 +86,13 @@ def _sampled(suite: Suite, entry: VisionEntry, device: str, turn: ChatTurn) -> C
     if not turn.videos:
         return turn
     status = suite.locate(entry, device or suite.default_device)
-    budget = vision_models.facts(status.path).budget \
+    facts = vision_models.facts(status.path) \
         if status.path is not None and (status.path / "config.json").exists() else None
+    if facts is not None and not vision_models.takes_video(entry.video, facts):  # refused before it is shown
+        raise UserError(f"{entry.title} takes no video (its model type, {facts.model_type}, has no video input in "
+                        "OpenVINO GenAI): choose a model that does (Qwen2-VL, Qwen2.5-VL …) or ask about images",
+                        param="video")
+    budget = facts.budget if facts is not None else None
     ref = turn.videos[0]
     sampled = prepared_video(ref, turn.frames, budget, entry.max_video_seconds)
     caption = (f"Video {ref.name} · {len(sampled.indices)} of {sampled.total} frames · "
