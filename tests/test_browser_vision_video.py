@@ -17,8 +17,7 @@ def test_browser_video_upload_strip_answer_and_follow_up(tiny_app, tmp_path):
             with browser_page(width, height) as page:
                 open_tab(page, tiny_app.url, "Vision")
                 choose(page, "vision-model", "Tiny Qwen2-VL (video)")
-                assert "Takes video" in page.locator("#vision-constraints").inner_text() or \
-                    "Video:" in page.locator("#vision-constraints").inner_text()
+                assert "Takes video" in page.locator("#vision-constraints").inner_text(), "known from its config"
                 page.locator("#vision-input input[type=file]").set_input_files(str(clip))
                 page.locator("#vision-input .thumbnail-item, #vision-input video").first.wait_for(timeout=30_000)
                 _ask(page, "What happens in the video?")
@@ -29,6 +28,8 @@ def test_browser_video_upload_strip_answer_and_follow_up(tiny_app, tmp_path):
                 assert "Frames 8" in metrics and "Video decoding" in metrics, metrics
                 assert _answers(page)[-1]
                 screenshot(page, f"vision-video-{name}")
+                if name == "phone":  # the phone shows the same flow; one answer is enough to look at its layout
+                    continue
 
                 _ask(page, "And at the end?")
                 assert len(_answers(page)) == 2 and _answers(page)[-1], "the follow-up was answered"
@@ -40,8 +41,6 @@ def test_browser_video_upload_strip_answer_and_follow_up(tiny_app, tmp_path):
                 assert len(_answers(page)) == 2 and strip.count() == 1, "the refused video left the chat as it was"
                 assert page.locator("#vision-input textarea").input_value() == "And this one?", "nothing to retype"
                 screenshot(page, f"vision-video-refused-{name}")
-                if name == "phone":
-                    continue
                 # A model that takes no video says so at once; the chat and the message stay.
                 choose(page, "vision-model", "Tiny LLaVA")
                 assert "Takes no video" in page.locator("#vision-constraints").inner_text()
@@ -51,6 +50,5 @@ def test_browser_video_upload_strip_answer_and_follow_up(tiny_app, tmp_path):
                 page.locator("#vision-input textarea").press("Enter")
                 page.locator("#vision-status").get_by_text("Tiny LLaVA takes no video").wait_for(timeout=30_000)
                 assert len(_answers(page)) == 2 and strip.count() == 1
-                Client(tiny_app.url, verbose=False).predict(api_name="/vision_clear")
     finally:
         Client(tiny_app.url, verbose=False).predict(api_name="/vision_clear")
