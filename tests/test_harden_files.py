@@ -119,7 +119,8 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Any], list]]] = {
         None, QUESTION, "tiny-vlm", [{"role": "user", "content": {"type": "file", "file": f}},
                                      {"role": "user", "content": QUESTION},
                                      {"role": "assistant", "content": "A picture."}], 8, ""]),
-    "vision_accept": ("vision_accept", "png", lambda f: [{"text": QUESTION, "files": [f]}, None, "tiny-vlm"]),
+    "vision_accept": ("vision_accept", "png", lambda f: [{"text": QUESTION, "files": [f]}, None, "tiny-vlm", "CPU", 8]),
+    "ask_video": ("ask_video", "png", lambda f: [f, QUESTION, "tiny-qwen2vl", [], 8, 16, ""]),
 }
 
 

@@ -278,6 +278,12 @@ class VisionEntry(Entry):
     pipeline: ClassVar[str] = "VLMPipeline"
     generation: VisionGeneration = VisionGeneration()
     max_images: int = Field(default=8, ge=1)
+    # Videos (issue 19): ``video`` says whether the model takes them; unset, the model's type in its config.json
+    # decides once the folder is here (demos.panels.vision.models.VIDEO_TYPES). Frames per video are bounded by
+    # ``max_frames`` and by the model's context; longer videos than ``max_video_seconds`` are refused.
+    video: bool | None = None
+    max_frames: int = Field(default=32, ge=2, le=512)
+    max_video_seconds: float = Field(default=1800, gt=0)
 
 
 ENTRY_TYPES: dict[str, type[Entry]] = {"chat": ChatEntry, "image": ImageEntry, "speech": SpeechEntry,

@@ -66,6 +66,9 @@ VOCABULARY: dict[str, Metric] = {
     "vision_encode_ms": Metric("Vision encoding", "ms", 1, 0),
     "image_prep_ms": Metric("Image prep", "ms", 1, 0),
     "images": Metric("Images"),
+    "frames": Metric("Frames"),  # video frames sent to the model
+    "video_frames": Metric("Video length", "frames"),  # frames in the uploaded video
+    "video_decode_ms": Metric("Video decoding", "ms", 1, 0),
     "context_rebuild_ms": Metric("Context rebuild", "ms", 1, 0),
     "batch": Metric("Batch size"),  # the most requests a batched answer was stepped together with (itself included)
     "device": Metric("Device"),

@@ -16,12 +16,14 @@ class Kit:
     whisper: object
     diffusion: object
     vlm: object
+    qwen2vl: object = None  # a tiny Qwen2-VL: the vision entry that takes videos
 
 
 def build_all() -> Kit:
     """Every tiny model (minutes the first time, a second on later runs)."""
-    from . import diffusion, llm, vlm, whisper
-    return Kit(llm=llm.build(), whisper=whisper.build(), diffusion=diffusion.build(), vlm=vlm.build())
+    from . import diffusion, llm, qwen2vl, vlm, whisper
+    return Kit(llm=llm.build(), whisper=whisper.build(), diffusion=diffusion.build(), vlm=vlm.build(),
+               qwen2vl=qwen2vl.build())
 
 
 def catalog_dict(kit: Kit, cache_dir: Path) -> dict:
@@ -55,7 +57,10 @@ def catalog_dict(kit: Kit, cache_dir: Path) -> dict:
                     "properties": exact}],
         "vision": [{"id": "tiny-vlm", "label": "Tiny LLaVA", "source": str(kit.vlm.ov), "properties": exact,
                     "generation": {"max_new_tokens": 16, "temperature": 0.0},
-                    "examples": ["What is in the picture?"]}],
+                    "examples": ["What is in the picture?"]}]
+                  + ([{"id": "tiny-qwen2vl", "label": "Tiny Qwen2-VL (video)", "source": str(kit.qwen2vl.ov),
+                       "properties": exact, "generation": {"max_new_tokens": 16, "temperature": 0.0},
+                       "examples": ["What happens in the video?"]}] if kit.qwen2vl is not None else []),
     }
 
 
