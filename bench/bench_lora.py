@@ -1,0 +1,306 @@
+"""LoRA adapter modes: what each ``openvino_genai.AdapterConfig.Mode`` costs and whether it can switch per call.
+
+    flock /tmp/heavy.lock python bench/bench_lora.py [--parts chat,image] [--rounds 2] [--tokens 64] [--steps 2]
+
+For every mode (AUTO, DYNAMIC, STATIC_RANK, STATIC, FUSE), one pipeline is built with two adapters registered, as
+the app registers an entry's adapters, and measured side by side with a pipeline without adapters:
+
+* chat: ``LLMPipeline`` (with ``SchedulerConfig()``, as the app builds pipelines with adapters) on bench_chat.py's
+  TinyLlama-1.1B shape, int4, with its rank-16 adapter on all 7 linear layers (A) and a second adapter of the same
+  shape (B: A's down factors rolled by one rank, so its product differs). Decode tokens/s with none / A / A+B
+  chosen, build time, what a switch costs (1-token calls, same setting vs switched), and whether A -> none -> B -> A
+  reproduces each answer (none compared with the plain pipeline's answer).
+* image: ``Text2ImagePipeline`` on bench_image.py's SD-1.5 shape at 512x512 (f32) with its two styles: genai's own
+  seconds per denoising step with none / A / A+B, build time, the switch cost at 128x128, and A -> none -> B -> A on
+  the pixels.
+
+Random weights cost what trained weights cost. Rounds alternate the settings (and the plain pipeline), so drift in
+a shared machine's load hits each alike; medians are printed. The verdict row names, per panel, the fastest mode
+whose switching was exact: the app's default (demos/core/lora_modes.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_chat  # noqa: E402  (the TinyLlama-shaped models and their adapter, built once)
+import bench_image  # noqa: E402  (the SD-1.5-shaped model and its two styles, built once)
+
+MODES = ("MODE_AUTO", "MODE_DYNAMIC", "MODE_STATIC_RANK", "MODE_STATIC", "MODE_FUSE")
+SETTINGS = ("none", "A", "A+B")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def second_adapter(first: Path, target: Path) -> Path:
+    """B: ``first`` with every down (A) factor's rank rows rolled by one. Same shapes and rank, another product.
+
+    Only the safetensors header and raw bytes are touched (numpy), so no torch is needed."""
+    if target.is_file() and target.stat().st_mtime >= first.stat().st_mtime:
+        return target
+    import json
+    raw = first.read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + size])
+    data = bytearray(raw[8 + size:])
+    dtypes = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+    for name, info in header.items():
+        if name == "__metadata__" or "lora_A" not in name and "lora_down" not in name:
+            continue
+        begin, end = info["data_offsets"]
+        tensor = np.frombuffer(bytes(data[begin:end]), dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        data[begin:end] = np.roll(tensor, 1, axis=0).tobytes()
+    target.write_bytes(raw[:8 + size] + bytes(data))
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chat
+
+
+class ChatSide:
+    """One LLMPipeline (a mode's, or the plain one) and the per-call settings it can be asked for."""
+
+    def __init__(self, model: Path, adapters: list[Path], mode: str | None):
+        import openvino_genai as ov_genai
+        self.g = ov_genai
+        self.adapters = [ov_genai.Adapter(str(p)) for p in adapters]
+        self.mode = mode
+        properties = {}
+        if mode is not None:
+            properties = {"adapters": ov_genai.AdapterConfig(self.adapters, getattr(ov_genai.AdapterConfig.Mode, mode)),
+                          "scheduler_config": ov_genai.SchedulerConfig()}
+        started = time.perf_counter()
+        self.pipe = ov_genai.LLMPipeline(str(model), "CPU", **properties)
+        self.build_s = time.perf_counter() - started
+
+    def config(self, setting: str):
+        """The per-call AdapterConfig of ``setting``. STATIC_RANK cannot change its rank per call (genai raises
+        "Can not clone with new dims"): every registered adapter is passed, the unchosen ones at alpha 0."""
+        a, b = self.adapters
+        chosen = {"none": [], "A": [(a, 1.0)], "B": [(b, 1.0)], "A+B": [(a, 1.0), (b, 1.0)]}[setting]
+        if self.mode == "MODE_STATIC_RANK":
+            weights = {id(x): w for x, w in chosen}
+            return self.g.AdapterConfig([(x, weights.get(id(x), 0.0)) for x in self.adapters])
+        return self.g.AdapterConfig(chosen) if chosen else self.g.AdapterConfig()
+
+    def run(self, setting: str | None, tokens: int) -> bench_chat.Run:
+        """bench_chat's own timed call (``direct_run``), with ``setting``'s adapters in the pipeline's config."""
+        config = self.pipe.get_generation_config()
+        if setting is not None:
+            config.adapters = self.config(setting)
+        self.pipe.set_generation_config(config)
+        return bench_chat.direct_run(self.pipe, tokens)
+
+    def one_token_ms(self, setting: str | None) -> float:
+        config = self.pipe.get_generation_config()
+        if setting is not None:
+            config.adapters = self.config(setting)
+        started = time.perf_counter()
+        self.pipe.generate("Hi", config, max_new_tokens=1)
+        return (time.perf_counter() - started) * 1000
+
+
+def chat_modes(args: argparse.Namespace) -> dict[str, dict]:
+    paths = bench_chat.build()
+    a = paths["lora"]
+    b = second_adapter(a, a.parent / "adapter_b.safetensors")
+    n = args.tokens
+    print(f"\nCHAT · LLMPipeline · TinyLlama-1.1B shape int4 · rank-{bench_chat.LORA_RANK} adapters on all 7 linear "
+          f"layers · {n} new tokens greedy · {args.rounds} rounds (medians) · CPU, {os.cpu_count()} logical cores, "
+          "shared with other work\n", flush=True)
+    plain = ChatSide(paths["main"], [], None)
+    plain.run(None, n)
+    reference = plain.run(None, 24).text
+    results: dict[str, dict] = {}
+    for mode in args.modes:
+        side = ChatSide(paths["main"], [a, b], mode)
+        try:
+            exact = chat_exactness(side, reference)
+            for setting in SETTINGS:  # warm-up
+                side.run(setting, 8)
+            rates: dict[str, list[float]] = {s: [] for s in (*SETTINGS, "plain")}
+            for _ in range(args.rounds):
+                rates["plain"].append(plain.run(None, n).tokens_per_s)
+                for setting in SETTINGS:
+                    rates[setting].append(side.run(setting, n).tokens_per_s)
+            same, switched = switch_ms(side, args.rounds + 1)
+        except RuntimeError as error:
+            print(f"   {mode:17s} failed: {str(error).splitlines()[0][:160]}", flush=True)
+            del side
+            continue
+        row = {s: _median(v) for s, v in rates.items()} | {"build_s": side.build_s, "switch_ms": switched - same,
+                                                           "same_ms": same, **exact}
+        results[mode] = row
+        print_chat_row(mode, row)
+        del side
+    return results
+
+
+def chat_exactness(side: ChatSide, reference: str) -> dict:
+    """A -> none -> B -> A, 24 tokens each: A twice alike, none equal to the plain pipeline, B unlike A."""
+    texts = [side.run(s, 24).text for s in ("A", "none", "B", "A")]
+    first_a, none, other, again = texts
+    return {"a_again": first_a == again, "none_plain": none == reference, "a_differs": first_a != none,
+            "b_differs": other != first_a}
+
+
+def switch_ms(side, repeats: int) -> tuple[float, float]:
+    """Median ms of a 1-token call with the same setting as the call before, and with another setting."""
+    same, switched = [], []
+    side.one_token_ms("A")
+    current = "A"
+    for _ in range(repeats):
+        same.append(side.one_token_ms(current))
+        current = "none" if current == "A" else "A"
+        switched.append(side.one_token_ms(current))
+    return _median(same), _median(switched)
+
+
+def print_chat_row(mode: str, row: dict) -> None:
+    none, one, two, plain = row["none"], row["A"], row["A+B"], row["plain"]
+    exact = row["a_again"] and row["none_plain"] and row["a_differs"] and row["b_differs"]
+    print(f"   {mode:17s} build {row['build_s']:5.1f} s · tokens/s: plain {plain:5.2f} · none {none:5.2f} "
+          f"({(1 - none / plain) * 100:+5.1f} %) · A {one:5.2f} ({(1 - one / none) * 100:+5.1f} % vs none) · "
+          f"A+B {two:5.2f} ({(1 - two / none) * 100:+5.1f} %) · switch {row['switch_ms']:+6.1f} ms · "
+          f"switching exact: {exact} (A again {row['a_again']}, none = plain {row['none_plain']}, "
+          f"A changes the answer {row['a_differs']}, B another {row['b_differs']})", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Image
+
+
+class ImageSide:
+    def __init__(self, paths: dict[str, Path], mode: str | None, cache: Path):
+        import openvino_genai as ov_genai
+        self.g = ov_genai
+        self.adapters = [ov_genai.Adapter(str(paths["style_a"])), ov_genai.Adapter(str(paths["style_b"]))]
+        self.mode = mode
+        properties = {"INFERENCE_PRECISION_HINT": "f32"}
+        if mode is not None:
+            properties["adapters"] = ov_genai.AdapterConfig(self.adapters, getattr(ov_genai.AdapterConfig.Mode, mode))
+        started = time.perf_counter()
+        self.pipe = ov_genai.Text2ImagePipeline(str(paths["ov"]), "CPU", **properties)
+        self.build_s = time.perf_counter() - started
+
+    def config(self, setting: str):
+        """As the app's image panel asks: none is the first adapter at weight 0 (demos/panels/image/run.py)."""
+        a, b = self.adapters
+        chosen = {"none": [(a, 0.0)], "A": [(a, 0.8)], "B": [(b, 0.8)], "A+B": [(a, 0.8), (b, 0.6)]}[setting]
+        if self.mode == "MODE_STATIC_RANK":
+            weights = {id(x): w for x, w in chosen}
+            chosen = [(x, weights.get(id(x), 0.0)) for x in self.adapters]
+        return self.g.AdapterConfig(chosen)
+
+    def run(self, setting: str | None, size: int, steps: int) -> tuple[float, np.ndarray]:
+        """genai's mean step duration (s) and the pixels."""
+        extra = {"adapters": self.config(setting)} if setting is not None else {}
+        tensor = self.pipe.generate(bench_image.PROMPT, width=size, height=size, num_inference_steps=steps,
+                                    guidance_scale=7.5, rng_seed=42, **extra)
+        durations = list(self.pipe.get_performance_metrics().raw_metrics.iteration_durations)
+        return statistics.mean(durations) / 1e6, tensor.data[0].copy()
+
+    def one_token_ms(self, setting: str) -> float:  # the name switch_ms() calls: one 1-step image
+        started = time.perf_counter()
+        self.run(setting, 128, 1)
+        return (time.perf_counter() - started) * 1000
+
+
+def image_modes(args: argparse.Namespace) -> dict[str, dict]:
+    paths = bench_image.build(args.cache)
+    print(f"\nIMAGE · Text2ImagePipeline · SD-1.5 shape f32 · {args.size}x{args.size}, {args.steps} steps, guidance "
+          f"7.5 · genai's own s/step, {args.image_rounds} round(s) · CPU shared with other work\n", flush=True)
+    plain = ImageSide(paths, None, args.cache)
+    plain.run(None, args.size, 1)
+    reference = plain.run(None, 128, 2)[1]
+    results: dict[str, dict] = {}
+    for mode in args.modes:
+        side = ImageSide(paths, mode, args.cache)
+        try:
+            pictures = [side.run(s, 128, 2)[1] for s in ("A", "none", "B", "A")]
+            exact = {"a_again": np.array_equal(pictures[0], pictures[3]),
+                     "none_plain": np.array_equal(pictures[1], reference),
+                     "a_differs": not np.array_equal(pictures[0], pictures[1]),
+                     "b_differs": not np.array_equal(pictures[2], pictures[0])}
+            side.run("none", args.size, 1)  # the first call at this size allocates
+            steps: dict[str, list[float]] = {s: [] for s in (*SETTINGS, "plain")}
+            for _ in range(args.image_rounds):
+                steps["plain"].append(plain.run(None, args.size, args.steps)[0])
+                for setting in SETTINGS:
+                    steps[setting].append(side.run(setting, args.size, args.steps)[0])
+            same, switched = switch_ms(side, 2)
+        except RuntimeError as error:
+            print(f"   {mode:17s} failed: {str(error).splitlines()[0][:160]}", flush=True)
+            del side
+            continue
+        row = {s: _median(v) for s, v in steps.items()} | {"build_s": side.build_s, "switch_ms": switched - same,
+                                                           "same_ms": same, **exact}
+        results[mode] = row
+        none, one, two, plain_s = row["none"], row["A"], row["A+B"], row["plain"]
+        ok = all(exact.values())
+        print(f"   {mode:17s} build {side.build_s:5.1f} s · s/step: plain {plain_s:5.2f} · none {none:5.2f} "
+              f"({(none / plain_s - 1) * 100:+5.1f} %) · A {one:5.2f} ({(one / none - 1) * 100:+5.1f} % vs none) · "
+              f"A+B {two:5.2f} ({(two / none - 1) * 100:+5.1f} %) · switch (128x128, 1 step) "
+              f"{switched - same:+6.0f} ms · switching exact: {ok} ({', '.join(f'{k} {v}' for k, v in exact.items())})",
+              flush=True)
+        del side
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def verdict(panel: str, results: dict[str, dict], faster: bool) -> None:
+    """The fastest mode (with an adapter chosen) whose switching was exact."""
+    exact = {m: r for m, r in results.items() if r["a_again"] and r["none_plain"] and r["a_differs"]
+             and r["b_differs"]}
+    if not exact:
+        print(f"   {panel}: no mode switched exactly")
+        return
+    speed = (lambda r: r["A"]) if faster else (lambda r: -r["A"])  # tokens/s: higher; s/step: lower
+    best = max(exact, key=lambda m: speed(exact[m]))
+    print(f"   {panel}: modes that switch exactly: {', '.join(exact)}; fastest with an adapter chosen: {best}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="chat,image")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, e.g. MODE_DYNAMIC,MODE_FUSE")
+    parser.add_argument("--rounds", type=int, default=2, help="chat rounds per setting")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--image-rounds", type=int, default=1)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ov-genai-demos-bench")
+    args = parser.parse_args()
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    chat = image = {}
+    if "chat" in args.parts:
+        chat = chat_modes(args)
+    if "image" in args.parts:
+        image = image_modes(args)
+    print("\nVERDICT (targets: adapter chosen <= 10 % slower than none; registered but unused <= 2 % slower than "
+          "plain)")
+    if chat:
+        verdict("chat", chat, faster=True)
+    if image:
+        verdict("image", image, faster=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
