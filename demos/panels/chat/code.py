@@ -139,7 +139,9 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
         lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp});")
     props = []
     if entry.adapters:
-        props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)})")
+        mode = lora_modes.MODES[lora_modes.mode_for(entry)]
+        props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)}, "
+                     f"ov::genai::AdapterConfig::{mode})")
         if not is_npu(device):
             props.append("ov::genai::scheduler_config(ov::genai::SchedulerConfig{})  // no prefix caching")
     if settings.draft and refs.draft is not None:
