@@ -303,7 +303,9 @@ class Runtime:
         properties.setdefault("CACHE_DIR", str(self.compile_cache))
         adapters = {path: ov_genai.Adapter(path) for path in key.adapters}
         if adapters:
-            properties["adapters"] = lora_modes.registration(list(adapters.values()), key.lora_mode)
+            # A key made without a mode (built directly, not through make) gets its panel's default.
+            mode = key.lora_mode or lora_modes.DEFAULTS.get(key.panel, "auto")
+            properties["adapters"] = lora_modes.registration(list(adapters.values()), mode)
         if key.batched:
             pipeline = self._build_batched(key, properties, bool(adapters))
             return Loaded(key, pipeline, adapters, time.perf_counter() - started,
