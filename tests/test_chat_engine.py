@@ -5,6 +5,7 @@ device this machine lacks (NPU) runs here with a faked device list, through a re
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -344,6 +345,9 @@ def test_compare_reports_speedup_and_identical_greedy_text(suite):
         list(panel.compare(prompt, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(), "s"))
     *_, last = panel.compare(PROMPT, COMPARE_ADAPTER, "tiny-llm", "CPU", _choices(adapter="lora-a"), "s")
     assert last[0][1]["content"] != last[1][1]["content"] and "With LoRA A ×1" in last[6]
+    # The adapter's cost as a slowdown of decoding, with the adapter mode the pipeline was built in.
+    assert re.search(r"(\d+ % slower|No measurable slowdown) with the adapter", last[4]), last[4]
+    assert "tokens/s decoding" in last[4] and "adapter mode dynamic" in last[4] and "different text" in last[4]
 
 
 def test_clear_during_an_answer_leaves_the_chat_empty(suite):

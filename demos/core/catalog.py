@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from demos.core import lora_modes
 from demos.core.errors import UnknownId
 
 PANELS = ("chat", "image", "speech", "vision")
@@ -253,6 +254,7 @@ class ChatEntry(Entry):
     panel: ClassVar[str] = "chat"
     pipeline: ClassVar[str] = "LLMPipeline"
     adapters: list[Adapter] = []
+    lora_mode: str | None = None  # AdapterConfig.Mode of its pipelines (demos/core/lora_modes.py); None: the default
     drafts: list[Draft] = []
     generation: ChatGeneration = ChatGeneration()
     npu: NpuOptions = NpuOptions()
@@ -263,6 +265,7 @@ class ImageEntry(Entry):
     panel: ClassVar[str] = "image"
     pipeline: ClassVar[str] = "Text2ImagePipeline"
     adapters: list[Adapter] = []
+    lora_mode: str | None = None  # AdapterConfig.Mode of its pipelines (demos/core/lora_modes.py); None: the default
     generation: ImageGeneration = ImageGeneration()
     negative_prompt: str = ""
 
@@ -611,6 +614,7 @@ def _child(node: Any, key: Any) -> Any:
 # Fields some panels have and others do not: say which pipelines support them instead of "did you mean".
 _PANEL_ONLY_FIELDS = {
     "adapters": "LoRA adapters are supported by the chat (LLMPipeline) and image (Text2ImagePipeline) panels only",
+    "lora_mode": "adapter modes apply to the chat and image panels only (the ones with LoRA adapters)",
     "drafts": "draft models (speculative decoding) are supported by the chat panel only",
     "npu": "NPU prompt bounds apply to chat entries only",
     "system_prompt": "only chat entries have a system prompt",
@@ -685,6 +689,8 @@ def _cross_check(catalog: Catalog) -> list[str]:
             for adapter in getattr(entry, "adapters", []):
                 problems += _check_adapter(catalog, f"{where}.adapters[{adapter.id}]", adapter)
             problems += _check_unique([a.id for a in getattr(entry, "adapters", [])], f"{where}.adapters")
+            if getattr(entry, "lora_mode", None) is not None:
+                problems += filter(None, [lora_modes.problem(where, panel, entry.lora_mode)])
             for draft in getattr(entry, "drafts", []):
                 problems += _check_source(catalog, f"{where}.drafts[{draft.id}].source", draft.source, draft.export)
                 if draft.device and not DEVICE_PATTERN.match(draft.device):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from demos.core import batching, checks, serving
+from demos.core import batching, checks, lora_modes, serving
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
@@ -56,14 +56,18 @@ class PipelineKey:
     draft_device: str | None = None
     properties: tuple[tuple[str, Any], ...] = ()
     batched: bool = False  # a ContinuousBatchingPipeline (demos.core.batching) instead of the panel's pipeline
+    lora_mode: str = ""    # the AdapterConfig mode the adapters are registered in (demos.core.lora_modes); "": none
 
     @staticmethod
     def make(panel: str, model_dir: Path | str, device: str, adapters: list[Path | str] | tuple = (),
              draft_dir: Path | str | None = None, draft_device: str | None = None,
-             properties: dict[str, Any] | None = None, batched: bool = False) -> "PipelineKey":
+             properties: dict[str, Any] | None = None, batched: bool = False,
+             lora_mode: str | None = None) -> "PipelineKey":
+        """``lora_mode`` None means the panel's default (``lora_modes.DEFAULTS``); it counts only with adapters."""
+        mode = (lora_mode or lora_modes.DEFAULTS.get(panel, "auto")) if adapters else ""
         return PipelineKey(panel, str(model_dir), device, tuple(sorted(str(a) for a in adapters)),
                            str(draft_dir) if draft_dir else None, draft_device if draft_dir else None,
-                           tuple(sorted((properties or {}).items())), batched and batchable(panel, device))
+                           tuple(sorted((properties or {}).items())), batched and batchable(panel, device), mode)
 
 
 class Claim:
@@ -299,7 +303,9 @@ class Runtime:
         properties.setdefault("CACHE_DIR", str(self.compile_cache))
         adapters = {path: ov_genai.Adapter(path) for path in key.adapters}
         if adapters:
-            properties["adapters"] = ov_genai.AdapterConfig(list(adapters.values()))
+            # A key made without a mode (built directly, not through make) gets its panel's default.
+            mode = key.lora_mode or lora_modes.DEFAULTS.get(key.panel, "auto")
+            properties["adapters"] = lora_modes.registration(list(adapters.values()), mode)
         if key.batched:
             pipeline = self._build_batched(key, properties, bool(adapters))
             return Loaded(key, pipeline, adapters, time.perf_counter() - started,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, TypeVar
 
 from demos.core.catalog import Catalog, ChatEntry, Entry, ImageEntry
-from demos.core import remote
+from demos.core import lora_modes, remote
 from demos.core.errors import UnknownId, UserError
 from demos.core.loader import Loader, ProgressFn, Status, _no_progress, folder_size
 from demos.core.runtime import Claim, Loaded, PipelineKey, Runtime
@@ -237,7 +237,8 @@ class Suite:
         if batched is None:
             batched = entry.panel == "chat"
         key = PipelineKey.make(entry.panel, prepared.model_dir, device, list(prepared.adapters.values()),
-                               draft_dir, draft_device, properties, batched=batched)
+                               draft_dir, draft_device, properties, batched=batched,
+                               lora_mode=lora_modes.mode_for(entry))
         claim = Claim()
         loaded, built = self.runtime.get(key, on_build=lambda message: progress(None, message), claim=claim)
         return Handle(loaded, prepared, built, claim)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from demos.core import remote
+from demos.core import lora_modes, remote
 from demos.core.catalog import Entry
 from demos.core.suite import Suite
 from demos.core.errors import UserError
@@ -92,9 +92,19 @@ def _details(suite: Suite, entry: Entry) -> str:
     for adapter in getattr(entry, "adapters", []):
         lines.append(f"LoRA adapter *{adapter.title}*: `{shown(adapter.source)}`"
                      + (f" / `{adapter.file}`" if adapter.file else ""))
+    if getattr(entry, "adapters", []):
+        lines.append(adapter_mode_line(entry))
     for draft in getattr(entry, "drafts", []):
         lines.append(f"Draft model *{draft.title}*: `{shown(draft.source)}`")
     return "  \n".join(lines)
+
+
+def adapter_mode_line(entry: Entry) -> str:
+    """The entry's LoRA adapter mode, whether the catalog chose it, and what it means."""
+    mode = lora_modes.mode_for(entry)
+    chosen = "set by the entry's `lora_mode`" if getattr(entry, "lora_mode", None) else "the panel's default"
+    return (f"LoRA adapter mode: **{mode}** ({chosen}; `AdapterConfig.Mode.{lora_modes.MODES[mode]}`): "
+            f"{lora_modes.DESCRIPTIONS.get(mode, '')}")
 
 
 def build(suite: Suite) -> None:

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from demos.core import lora_modes
 from demos.core.catalog import ChatEntry
 from demos.panels.chat.engine import Settings, is_npu
 from demos.core.showcode import ModelRef, draft_reference, file_reference, model_reference
@@ -67,7 +68,8 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
         lines.append(f"{_var(adapter.id)} = ov_genai.Adapter({refs.adapters[adapter.id].python})")
     args = [refs.model.python, json.dumps(device)]
     if entry.adapters:
-        args.append(f"adapters=ov_genai.AdapterConfig([{', '.join(_var(a.id) for a in entry.adapters)}])")
+        args.append(f"adapters=ov_genai.AdapterConfig([{', '.join(_var(a.id) for a in entry.adapters)}], "
+                    f"{lora_modes.python_mode(lora_modes.mode_for(entry), 'chat')})")
         if not is_npu(device):
             args.append("scheduler_config=ov_genai.SchedulerConfig()  # no prefix caching: adapters switch per call")
     if settings.draft and refs.draft is not None:
@@ -145,7 +147,9 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
         lines.append(f"    ov::genai::Adapter {_var(adapter.id)}({refs.adapters[adapter.id].cpp});")
     props = []
     if entry.adapters:
-        props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)})")
+        mode = lora_modes.MODES[lora_modes.mode_for(entry)]
+        props.append(f"ov::genai::adapters({', '.join(_var(a.id) for a in entry.adapters)}, "
+                     f"ov::genai::AdapterConfig::{mode})")
         if not is_npu(device):
             props.append("ov::genai::scheduler_config(ov::genai::SchedulerConfig{})  // no prefix caching")
     if settings.draft and refs.draft is not None:

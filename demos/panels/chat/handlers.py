@@ -15,7 +15,7 @@ import gradio as gr
 
 from demos.panels.chat import code as chat_code
 
-from demos.core import serving
+from demos.core import lora_modes, serving
 from demos.core.catalog import ChatEntry
 from demos.core.checks import finite, shown, whole
 from demos.core.errors import UserError, check_text
@@ -367,7 +367,8 @@ class ChatPanel:
                     # Whole values: Gradio streams each output as a diff from its last value, so what did not change
                     # costs nothing, while a skip in between would break the next diff.
                     yield (*panes, *cards, "", left_title, right_title, status)
-        yield (*panes, *cards, verdict(mode, replies[0], replies[1]), left_title, right_title, status)
+        yield (*panes, *cards, verdict(mode, replies[0], replies[1], lora_modes.mode_for(entry)), left_title,
+               right_title, status)
 
     @staticmethod
     def _compare_pair(entry: ChatEntry, mode: str, choices: Choices,
@@ -517,13 +518,15 @@ def metrics_message(reply: Reply) -> dict:
             "metadata": {"title": prefix + " · ".join(title), "status": "done"}}
 
 
-def verdict(mode: str, left: Reply | None, right: Reply | None) -> str:
-    """The comparison's one-line result: speedup, and whether the two texts agree."""
+def verdict(mode: str, left: Reply | None, right: Reply | None, lora_mode: str = "") -> str:
+    """The comparison's one-line result: speedup (for an adapter, its slowdown), and whether the texts agree."""
     if left is None or right is None or left.stopped or right.stopped:
         return "⏹ Stopped before both answers finished."
     ratio = speedup(left.metrics, right.metrics)
     if ratio is None:
         return ""
+    if mode == COMPARE_ADAPTER:
+        return adapter_verdict(left, right, lora_mode)
     rate = lambda m: m["output_tokens"] / m["generate_s"]  # noqa: E731 - end-to-end tokens/s
     what = {COMPARE_ADAPTER: "the adapter", COMPARE_LOOKUP: "prompt lookup"}.get(mode, "speculative decoding")
     headline = (f"{ratio:.2f}× faster with {what}" if ratio >= 1
@@ -537,3 +540,20 @@ def verdict(mode: str, left: Reply | None, right: Reply | None) -> str:
     return (f"### {headline}\n"
             f"{rate(left.metrics):.1f} → {rate(right.metrics):.1f} tokens/s end to end (TTFT included) · "
             f"{same}{extra}")
+
+
+def adapter_verdict(without: Reply, with_adapter: Reply, lora_mode: str) -> str:
+    """What the adapter costs: the decoding rate (tokens/s after the first) with vs without it, as a slowdown.
+
+    Decoding, not end to end: the adapter's extra matrix products are paid per token, and TTFT is shown apart."""
+    plain, lora = without.metrics.get("tokens_per_s", 0.0), with_adapter.metrics.get("tokens_per_s", 0.0)
+    if not plain or not lora:
+        return ""
+    slowdown = (1 - lora / plain) * 100
+    headline = (f"{slowdown:.0f} % slower with the adapter" if slowdown >= 0.5
+                else "No measurable slowdown with the adapter")
+    same = "identical text" if without.text == with_adapter.text else "different text"
+    mode = f" · adapter mode {lora_mode}" if lora_mode else ""
+    return (f"### {headline}\n"
+            f"{plain:.1f} → {lora:.1f} tokens/s decoding · TTFT {without.metrics.get('ttft_ms', 0):.0f} → "
+            f"{with_adapter.metrics.get('ttft_ms', 0):.0f} ms · {same}{mode}")

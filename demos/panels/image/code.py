@@ -9,6 +9,7 @@ import re
 from typing import Any, Sequence
 
 from demos.panels.image.settings import ImageSettings
+from demos.core import lora_modes
 from demos.core.snippets import cpp_string, cpp_value
 
 
@@ -22,7 +23,7 @@ def _py_value(value: Any) -> str:
 
 
 def python_code(settings: ImageSettings, model_path: str, adapter_paths: dict[str, str],
-                properties: dict[str, Any], setup: Sequence[str] = ()) -> str:
+                properties: dict[str, Any], setup: Sequence[str] = (), lora_mode: str | None = None) -> str:
     """Python that builds the pipeline (every style registered once) and generates this image; ``model_path`` and
     the adapter paths are Python expressions, ``setup`` the lines that go first (``showcode.ModelRef``)."""
     lines = [*setup, "import openvino_genai as ov_genai", "from PIL import Image", ""]
@@ -33,7 +34,7 @@ def python_code(settings: ImageSettings, model_path: str, adapter_paths: dict[st
     if adapter_paths:
         registered = ", ".join(_var(a) for a in adapter_paths)
         lines.append("# Register every style once: choosing styles and weights per image never recompiles.")
-        args.append(f"adapters=ov_genai.AdapterConfig([{registered}])")
+        args.append(f"adapters=ov_genai.AdapterConfig([{registered}], {lora_modes.python_mode(lora_mode, 'image')})")
     args += [f"{key}={_py_value(value)}" for key, value in properties.items()]
     lines.append(f"pipe = ov_genai.Text2ImagePipeline({', '.join(args)})")
     lines.append("")

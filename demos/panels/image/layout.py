@@ -23,7 +23,7 @@ from demos.panels.image import files as image_files
 
 from demos.panels.image import run as image_run
 
-from demos.core import serving
+from demos.core import lora_modes, serving
 from demos.core.catalog import Entry, ImageEntry
 from demos.core.checks import whole
 from demos.core.errors import UserError
@@ -105,7 +105,8 @@ class ImagePanel:
         refs = [model, *adapters.values()]
         properties = self.suite.properties(entry, settings.device)
         python = image_code.python_code(settings, model.python, {a: r.python for a, r in adapters.items()},
-                                        properties, list(dict.fromkeys(x for r in refs for x in r.python_setup)))
+                                        properties, list(dict.fromkeys(x for r in refs for x in r.python_setup)),
+                                        lora_modes.mode_for(entry))
         cpp = image_code.cpp_code(settings, model.cpp, {a: r.cpp for a, r in adapters.items()}, properties,
                                   list(dict.fromkeys(x for r in refs for x in r.cpp_setup)))
         return python, cpp
