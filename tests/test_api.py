@@ -266,7 +266,8 @@ CHAT = {"model": "tiny-llm", "messages": [{"role": "user", "content": "Hi"}], "m
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "size": "big"}, 400, "WIDTHxHEIGHT"),
     ("images/generations", {"model": "tiny-llm", "prompt": "a cat"}, 400, "chat model"),
     ("images/edits", {"model": "tiny-sd"}, 404, "image editing"),
-    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 404, "voice"),
+    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 400, "voice models"),
+    ("audio/speech", {"model": "tiny-tts", "input": "hi", "voice": "nobody"}, 400, "no voice 'nobody'"),
     ("no/such/route", {}, 404, "not a route"),
 ])
 def test_mistakes_get_their_4xx_with_a_message_naming_the_problem(v1, path, body, status, named):
