@@ -13,13 +13,13 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileData
 
-from demos.core import files, serving
+from demos.core import serving
 from demos.core.catalog import Entry, VoiceEntry
 from demos.core.checks import whole
 from demos.core.errors import UserError
 from demos.core.showcode import model_reference
 from demos.core.suite import Suite
-from demos.panels.voice import prepare, talk, wav
+from demos.panels.voice import live, prepare, talk
 from demos.panels.voice.code import cpp_code, python_code
 from demos.panels.voice.speaker import Queued, Speech, Spoken, speak
 from demos.ui import loading
@@ -53,12 +53,6 @@ def _code(suite: Suite, ready: prepare.Ready, text: str, voice_id: str) -> tuple
     model = model_reference(suite, ready.entry, key.device)
     voice_file = _voice_file(suite, ready.entry, voice_id)
     return python_code(model, key, text, voice_file), cpp_code(model, key, text, voice_file)
-
-
-def _chunk(spoken: Spoken) -> str:
-    """One sentence as a WAV file for the streaming player."""
-    return str(wav.write(files.run_folder("voice-chunks") / f"sentence-{spoken.index + 1}.wav", spoken.samples,
-                         spoken.rate))
 
 
 def _file_path(audio: Any) -> str:
@@ -161,9 +155,9 @@ def build(entries: list[Entry], suite: Suite) -> None:
                     stop = gr.Button("Stop", variant="stop", elem_id="voice-stop")
             with gr.Column(scale=7, min_width=340):
                 status = gr.Markdown(elem_id="voice-status")
-                player = gr.Audio(label="Speech", streaming=True, autoplay=True, interactive=False,
-                                  elem_id="voice-player")
-                download = gr.File(label="Download (WAV)", interactive=False, height=90, elem_id="voice-wav")
+                now = live.player("voice-live")  # each sentence plays as soon as it is made
+                player = gr.Audio(label="Speech (WAV: play again or download)", type="filepath", interactive=False,
+                                  buttons=["download"], elem_id="voice-player")
                 metrics = metrics_card(elem_id="voice-metrics")
                 code_py, code_cpp = code_view()
 
@@ -187,15 +181,16 @@ def build(entries: list[Entry], suite: Suite) -> None:
                     lambda report: prepare.ready(suite, model_id, text_value, voice_id, device_name, report),
                     lambda tracker: (tracker.html(), keep, keep, keep, keep, keep))
             py, cpp = _code(suite, ready, text_value, voice_id)
-            yield (f"Speaking {len(sentences)} sentence{'s' if len(sentences) != 1 else ''}…", None, None, "", py,
-                   cpp)
+            shown = live.Run()
+            yield (f"Speaking {len(sentences)} sentence{'s' if len(sentences) != 1 else ''}…", shown.html(), None,
+                   "", py, cpp)
             speech: Speech | None = None
             for item in speak(ready.handle.pipeline, serving.lane_for(ready.handle.loaded), ready.sentences,
                               ready.embedding, control):
                 if isinstance(item, Speech):
                     speech = item
                 elif isinstance(item, Spoken):
-                    yield _progress_line(item, len(sentences)), _chunk(item), keep, keep, keep, keep
+                    yield _progress_line(item, len(sentences)), shown.add(item), keep, keep, keep, keep
                 else:
                     yield _progress_line(item, len(sentences)), keep, keep, keep, keep, keep
         assert speech is not None
@@ -212,7 +207,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
             return "Nothing is running."
         return "Stopping after the current sentence…"
 
-    outputs = [status, player, download, metrics, code_py, code_cpp]
+    outputs = [status, now, player, metrics, code_py, code_cpp]
     unchanged = (gr.skip(),) * (len(outputs) - 1)
     spoken = go.click(reporting(speak_ui, lambda message: (f"**Not spoken:** {message}", *unchanged)),
                       [text, model, device, voice], outputs, api_name="speak_ui", concurrency_id=CONCURRENCY,
@@ -248,7 +243,8 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
             with gr.Column(scale=7, min_width=340):
                 status = gr.Markdown(elem_id="talk-status")
                 conversation = gr.Chatbot(label="Conversation", height=320, elem_id="talk-chat")
-                player = gr.Audio(label="Answer", streaming=True, autoplay=True, interactive=False,
+                now = live.player("talk-live")
+                player = gr.Audio(label="Answer (WAV)", type="filepath", interactive=False, buttons=["download"],
                                   elem_id="talk-player")
                 metrics = metrics_card(elem_id="talk-metrics")
 
@@ -265,38 +261,41 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
         history = list(history or [])
         talk.check_heard(audio_path)
         with runs.request(serving.session_key(request)) as control:
-            yield "Loading the voice…", keep, keep, keep
+            yield "Loading the voice…", keep, keep, keep, keep
             ready = prepare.ready(suite, voice_id_model, "Ready.", voice_id, "")
-            yield "Listening…", keep, None, keep
+            shown_live = live.Run()
+            yield "Listening…", keep, shown_live.html(), None, keep
             shown = history
             count = 0
             for item in talk.turn(suite, ready, audio_path, chat_id, speech_id, history, 0, control):
                 if isinstance(item, talk.Heard):
                     shown = history + [{"role": "user", "content": item.transcript}]
-                    yield f"Heard you in {item.transcribe_ms:.0f} ms; answering…", shown, keep, keep
+                    yield f"Heard you in {item.transcribe_ms:.0f} ms; answering…", shown, keep, keep, keep
                 elif isinstance(item, talk.Writing):
-                    yield keep, shown + [{"role": "assistant", "content": item.text or "…"}], keep, keep
+                    yield keep, shown + [{"role": "assistant", "content": item.text or "…"}], keep, keep, keep
                 elif isinstance(item, Spoken):
                     count += 1
-                    yield f"Speaking sentence {count}…", keep, _chunk(item), keep
+                    yield f"Speaking sentence {count}…", keep, shown_live.add(item), keep, keep
                 elif isinstance(item, talk.Turn):
                     final = shown + [{"role": "assistant", "content": item.reply}]
                     head = "**Stopped**: kept what was spoken" if control.stopped else \
                         f"**Done**: {item.speech.seconds:.1f} s of speech"
-                    yield head, final, keep, metrics_markdown(_talk_metrics_card(item, ready))
+                    saved = str(prepare.save(item.speech, "reply")) if item.speech.spoken else None
+                    yield head, final, keep, saved, metrics_markdown(_talk_metrics_card(item, ready))
 
     def stop_ui(request: gr.Request) -> str:
         return "Stopping after the current sentence…" if runs.stop(serving.session_key(request)) \
             else "Nothing is running."
 
-    outputs = [status, conversation, player, metrics]
+    outputs = [status, conversation, now, player, metrics]
     unchanged = (gr.skip(),) * (len(outputs) - 1)
     talked = go.click(reporting(talk_ui, lambda message: (f"**Not answered:** {message}", *unchanged)),
                       [said, conversation, chat_model, speech_model, voice_model, voice], outputs,
                       api_visibility="private", concurrency_id=CONCURRENCY, show_progress_on=[status])
     keep_outputs_on_error(talked, [status])
     stop.click(stop_ui, None, status, api_visibility="private", queue=False)
-    clear.click(lambda: ([], None, ""), None, [conversation, player, metrics], api_visibility="private", queue=False)
+    clear.click(lambda: ([], "", None, ""), None, [conversation, now, player, metrics], api_visibility="private",
+                queue=False)
 
 
 def _talk_metrics_card(done: talk.Turn, ready: prepare.Ready) -> dict:
