@@ -234,7 +234,7 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
                     voice_model = model_picker(entries, label="Voice model", elem_id="talk-voice-model")
                     voice = gr.Dropdown(_voice_choices(entries[0]), value="", label="Voice",  # type: ignore[arg-type]
                                         elem_id="talk-voice")
-                said = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Say something",
+                said = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Say something",
                                 elem_id="talk-audio")
                 with gr.Row():
                     go = gr.Button("Talk", variant="primary", elem_id="talk-run")
