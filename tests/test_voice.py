@@ -135,3 +135,24 @@ def test_stop_ends_after_the_current_sentence_and_keeps_what_was_spoken(client):
     assert "Stopped" in status and "of 12 sentences" in status, status
     kept = _wav(kept_wav)
     assert 0 < len(kept) / 16000 < 12 * 0.5
+
+
+def test_concurrent_requests_take_turns_on_one_pipeline(tiny_app, direct):
+    """Two clients at once on one Text2SpeechPipeline: its lane runs one generate at a time. Without it genai
+    answers 'Infer Request is busy' or one request gets the other's samples (the output buffer is shared)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from demos.panels.voice import wav
+    texts = ["Hello there, friend.", "Goodbye now, people!"]  # one length: one compile, calls of equal cost
+    expected = {t: _direct(direct, t) for t in texts}
+
+    def ask(text: str) -> tuple[str, int, bytes]:
+        response = httpx.post(f"{tiny_app.url}v1/audio/speech", json={"model": "tiny-tts", "input": text},
+                              timeout=120)
+        return text, response.status_code, response.content
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, texts * 4))
+    for text, status, content in answers:
+        assert status == 200, content[:300]
+        _same(wav.read(content)[1], expected[text])
