@@ -69,6 +69,7 @@ VOCABULARY: dict[str, Metric] = {
     "first_audio_ms": Metric("Time to first audio", "ms", 1, 0),
     "sentences": Metric("Sentences"),
     "transcribe_ms": Metric("Transcription", "ms", 1, 0),    # Talk: Whisper's part of the turn
+    "first_sentence_ms": Metric("First sentence's speech", "ms", 1, 0),  # Talk: generating the first sentence
     "npu_prompt": Metric("NPU prompt"),
 }
 

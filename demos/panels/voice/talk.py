@@ -96,8 +96,7 @@ def turn(suite: Suite, voice: Ready, audio_path: str, chat_model: str, speech_mo
     speaker.start()
     sent = 0  # pieces of the reply handed to the speaker
     reply, chat_metrics, count = "", {}, 0
-    parts: list[np.ndarray] = []
-    rate, generate_s, first_audio_s = 0, 0.0, None
+    made: list[tuple[Spoken, float]] = []  # each sentence with the moment the speaker finished it
     try:
         for item in engines.use(engines.REPLY)(suite, chat_model, transcript, history, max_new_tokens, control):
             if isinstance(item, tuple):
@@ -110,30 +109,30 @@ def turn(suite: Suite, voice: Ready, audio_path: str, chat_model: str, speech_mo
                     todo.put(sentence)
                     count += 1
             sent = max(sent, len(complete))
-            yield from _drain(done, parts, block=False)
+            yield from _drain(done, made, block=False)
         for piece in text_split.pieces(reply)[sent:]:
             for sentence in text_split.sentence_parts(piece):
                 todo.put(sentence)
                 count += 1
         todo.put(None)
-        for item in _drain(done, parts, block=True):
-            if isinstance(item, Spoken):
-                rate = item.rate
-                generate_s += item.generate_s
-                if first_audio_s is None:
-                    first_audio_s = time.perf_counter() - started
-            yield item
+        yield from _drain(done, made, block=True)
     finally:
         todo.put(None)  # an abandoned turn: the speaker ends after its current sentence
+    parts = [spoken.samples for spoken, _ in made]
+    rate = made[0][0].rate if made else 0
+    generate_s = sum(spoken.generate_s for spoken, _ in made)
+    first_audio_s = made[0][1] - started if made else None
+    first_speech_s = made[0][0].generate_s if made else None
     audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     speech = Speech(audio, rate or 16000, len(parts), count, len(parts) < count,
                     figures(audio, rate or 16000, generate_s, first_audio_s, len(parts), count))
     metrics = {"transcribe_ms": round(transcribe_ms, 1), "ttft_ms": chat_metrics.get("ttft_ms"),
+               "first_sentence_ms": round(first_speech_s * 1000, 1) if first_speech_s is not None else None,
                **{k: v for k, v in speech.metrics.items()}, "chat": chat_metrics, "transcription": heard}
     yield Turn(transcript, reply, speech, metrics)
 
 
-def _drain(done: queue.Queue, parts: list[np.ndarray], block: bool) -> Iterator[Spoken | Queued]:
+def _drain(done: queue.Queue, made: list[tuple[Spoken, float]], block: bool) -> Iterator[Spoken | Queued]:
     """What the speaker finished: everything there now, or (``block``) everything until it ends."""
     while True:
         try:
@@ -146,8 +145,9 @@ def _drain(done: queue.Queue, parts: list[np.ndarray], block: bool) -> Iterator[
             return
         if isinstance(item, BaseException):
             raise item
-        if isinstance(item, Spoken):
-            parts.append(item.samples)
+        if isinstance(item, tuple):  # (Spoken, when it was finished)
+            made.append(item)
+            item = item[0]
         yield item
 
 
@@ -169,7 +169,7 @@ def _speak_all(voice: Ready, todo: queue.Queue, done: queue.Queue, control: serv
             if outcome is None:
                 return
             samples, rate, seconds = outcome
-            done.put(Spoken(index, 0, sentence, samples, rate, seconds))
+            done.put((Spoken(index, 0, sentence, samples, rate, seconds), time.perf_counter()))
             index += 1
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
         done.put(exc)
