@@ -65,3 +65,19 @@ def test_wav_round_trip_is_within_one_quantisation_step():
     samples = np.sin(np.linspace(0, 100, 16000)).astype(np.float32) * 0.9
     rate, back = wav.read(wav.to_bytes(samples, 16000))
     assert rate == 16000 and np.max(np.abs(back - samples)) <= 1 / 32767
+
+
+def test_show_code_is_valid_python_for_the_default_and_a_voice_file():
+    from types import SimpleNamespace
+
+    from demos.core.showcode import ModelRef
+    from demos.panels.voice.code import cpp_code, python_code
+    model = ModelRef('"/models/speecht5"', '"/models/speecht5"')
+    key = SimpleNamespace(device="CPU", properties=(("INFERENCE_PRECISION_HINT", "f32"), ("CACHE_DIR", "/c")))
+    for voice in (None, "/voices/a.bin", "/voices/b.npy"):
+        code = python_code(model, key, 'Say "hi". Then stop!', voice)
+        compile(code, "snippet.py", "exec")
+        assert "Text2SpeechPipeline" in code and "CACHE_DIR" not in code
+        assert ("np.load" in code) == bool(voice and voice.endswith(".npy"))
+        cpp = cpp_code(model, key, "Hi.", voice)
+        assert "Text2SpeechPipeline pipe(" in cpp and ("speaker" in cpp) == bool(voice)
