@@ -82,6 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="CPU")
+    parser.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
     args = parser.parse_args()
 
     import openvino_genai as ov_genai
@@ -91,7 +92,10 @@ def main() -> int:
     from demos.panels.voice import sentences as text_split
     from demos.panels.voice.speaker import synthesize
     from tests import media
+    import tests.conftest
     from tests.conftest import AppProcess
+    if args.port:  # a fixed port of one's own on a machine shared with others
+        tests.conftest.free_port = lambda: args.port
     from tests.kit import build_all, catalog_dict
 
     started = time.perf_counter()
