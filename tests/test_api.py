@@ -79,7 +79,8 @@ def _headers(**extra: str) -> dict[str, str]:
 
 def test_models_list_every_entry_with_its_panel_and_routes(client, kit):
     models = {m.id: m for m in client.models.list().data}
-    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm"}
+    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-tts", "tiny-vlm"}
+    assert models["tiny-tts"].owned_by == "voice" and models["tiny-tts"].model_extra["routes"] == ["/v1/audio/speech"]
     assert models["tiny-llm"].owned_by == "chat" and models["tiny-vlm"].owned_by == "vision"
     assert models["tiny-whisper"].model_extra["routes"] == ["/v1/audio/transcriptions", "/v1/audio/translations"]
     assert client.models.retrieve("tiny-sd").owned_by == "image"
