@@ -22,7 +22,7 @@ from demos.core.suite import Suite
 from demos.panels.voice import live, prepare, talk
 from demos.panels.voice.code import cpp_code, python_code
 from demos.panels.voice.speaker import Queued, Speech, Spoken, speak
-from demos.ui import loading
+from demos.ui import columns, loading
 from demos.ui.uploads import checked_upload
 from demos.ui.widgets import (code_view, device_picker, guarded, keep_outputs_on_error, load_note, metrics_card,
                               metrics_markdown, model_picker, reporting)
@@ -142,18 +142,18 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 "Whisper listens, the chat model answers, the voice speaks the answer as it is written.")
     with gr.Tab("Speak", elem_id="voice-speak-tab"):
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
+            with columns.side(scale=5, min_width=340):
                 with gr.Row():
                     model = model_picker(entries, scale=3, elem_id="voice-model")
                     device = device_picker(suite.runtime.devices(), suite.default_device, scale=1)
                 voice = gr.Dropdown(_voice_choices(first), value="", label="Voice", elem_id="voice-voice")
                 text = gr.Textbox(label="Text", lines=5, max_lines=14, elem_id="voice-text",
                                   info=f"Up to {first.generation.max_chars} characters; spoken sentence by sentence")
-                gr.Examples([[e] for e in EXAMPLES], [text], label="Examples")
-                with gr.Row():
+                with columns.run_row():  # on a phone, what follows goes under the results
                     go = gr.Button("Speak", variant="primary", elem_id="voice-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="voice-stop")
-            with gr.Column(scale=7, min_width=340):
+                gr.Examples([[e] for e in EXAMPLES], [text], label="Examples")
+            with columns.results(scale=7, min_width=340):
                 status = gr.Markdown(elem_id="voice-status")
                 now = live.player("voice-live")  # each sentence plays as soon as it is made
                 player = gr.Audio(label="Speech (WAV: play again or download)", type="filepath", interactive=False,
@@ -226,7 +226,7 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
             gr.Markdown("Talk needs a chat entry and a speech (Whisper) entry in models.yaml.")
             return
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
+            with columns.side(scale=5, min_width=340):
                 with gr.Row():
                     chat_model = model_picker(chats, label="Chat model", elem_id="talk-chat-model")
                     speech_model = model_picker(speeches, label="Listening (Whisper)", elem_id="talk-speech-model")
@@ -236,11 +236,11 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
                                         elem_id="talk-voice")
                 said = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Say something",
                                 elem_id="talk-audio")
-                with gr.Row():
+                with columns.run_row():
                     go = gr.Button("Talk", variant="primary", elem_id="talk-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="talk-stop")
                     clear = gr.Button("Clear", elem_id="talk-clear")
-            with gr.Column(scale=7, min_width=340):
+            with columns.results(scale=7, min_width=340):
                 status = gr.Markdown(elem_id="talk-status")
                 conversation = gr.Chatbot(label="Conversation", height=320, elem_id="talk-chat")
                 now = live.player("talk-live")
