@@ -14,7 +14,8 @@ from typing import Any, Callable
 from demos.core.errors import UserError
 
 TRANSCRIBE = "speech.transcribe"  # (suite, model, path, control) -> (text, metrics)
-REPLY = "chat.reply"              # (suite, model, prompt, history, max_new_tokens, control) -> Iterator[str | (text, metrics)]
+# (suite, model, prompt, history, max_new_tokens, control, adapter="", draft="") -> Iterator[str | (text, metrics)]
+REPLY = "chat.reply"
 
 _offered: dict[str, Callable[..., Any]] = {}
 _lock = threading.Lock()

@@ -34,6 +34,14 @@ EXAMPLES = ["Hello! This is OpenVINO GenAI speaking.",
             "end after the current one."]
 
 
+def _adapter_choices(entry: Any) -> list[tuple[str, str]]:
+    return [("None", "")] + [(a.title, a.id) for a in getattr(entry, "adapters", [])]
+
+
+def _draft_choices(entry: Any) -> list[tuple[str, str]]:
+    return [("None", "")] + [(d.title, d.id) for d in getattr(entry, "drafts", [])]
+
+
 def _voice_choices(entry: VoiceEntry) -> list[tuple[str, str]]:
     return [("Default (built-in)", "")] + [(v.title, v.id) for v in entry.voices]
 
@@ -231,6 +239,11 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
                     chat_model = model_picker(chats, label="Chat model", elem_id="talk-chat-model")
                     speech_model = model_picker(speeches, label="Listening (Whisper)", elem_id="talk-speech-model")
                 with gr.Row():
+                    adapter = gr.Dropdown(_adapter_choices(chats[0]), value="", label="LoRA adapter",
+                                          elem_id="talk-adapter")
+                    draft = gr.Dropdown(_draft_choices(chats[0]), value="", label="Draft (speculative decoding)",
+                                        elem_id="talk-draft")
+                with gr.Row():
                     voice_model = model_picker(entries, label="Voice model", elem_id="talk-voice-model")
                     voice = gr.Dropdown(_voice_choices(entries[0]), value="", label="Voice",  # type: ignore[arg-type]
                                         elem_id="talk-voice")
@@ -253,8 +266,15 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
 
     voice_model.change(guarded(on_voice_model), voice_model, voice, api_visibility="private")
 
+    def on_chat_model(model_id: str) -> tuple:
+        entry = suite.catalog.entry(model_id, "chat")
+        return gr.Dropdown(choices=_adapter_choices(entry), value=""), gr.Dropdown(choices=_draft_choices(entry),
+                                                                                   value="")
+
+    chat_model.change(guarded(on_chat_model), chat_model, [adapter, draft], api_visibility="private")
+
     def talk_ui(audio_path: str | None, history: list[dict] | None, chat_id: str, speech_id: str, voice_id_model: str,
-                voice_id: str, request: gr.Request) -> Iterator[tuple]:
+                voice_id: str, adapter_id: str, draft_id: str, request: gr.Request) -> Iterator[tuple]:
         keep = gr.skip()
         if not audio_path:
             raise UserError("Record or upload what you want to say first.", param="audio")
@@ -267,7 +287,8 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
             yield "Listening…", keep, shown_live.html(), None, keep
             shown = history
             count = 0
-            for item in talk.turn(suite, ready, audio_path, chat_id, speech_id, history, 0, control):
+            for item in talk.turn(suite, ready, audio_path, chat_id, speech_id, history, 0, control,
+                                  adapter=adapter_id or "", draft=draft_id or ""):
                 if isinstance(item, talk.Heard):
                     shown = history + [{"role": "user", "content": item.transcript}]
                     yield f"Heard you in {item.transcribe_ms:.0f} ms; answering…", shown, keep, keep, keep
@@ -290,7 +311,7 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
     outputs = [status, conversation, now, player, metrics]
     unchanged = (gr.skip(),) * (len(outputs) - 1)
     talked = go.click(reporting(talk_ui, lambda message: (f"**Not answered:** {message}", *unchanged)),
-                      [said, conversation, chat_model, speech_model, voice_model, voice], outputs,
+                      [said, conversation, chat_model, speech_model, voice_model, voice, adapter, draft], outputs,
                       api_visibility="private", concurrency_id=CONCURRENCY, show_progress_on=[status])
     keep_outputs_on_error(talked, [status])
     stop.click(stop_ui, None, status, api_visibility="private", queue=False)

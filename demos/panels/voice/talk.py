@@ -77,9 +77,10 @@ def check_heard(path: str) -> None:
 
 
 def turn(suite: Suite, voice: Ready, audio_path: str, chat_model: str, speech_model: str, history: list[dict],
-         max_new_tokens: int, control: serving.Control) -> Iterator[Heard | Writing | Queued | Spoken | Turn]:
+         max_new_tokens: int, control: serving.Control, adapter: str = "",
+         draft: str = "") -> Iterator[Heard | Writing | Queued | Spoken | Turn]:
     """One turn: ``Heard`` (the transcript), ``Writing`` as the reply grows, a ``Spoken`` per sentence, one
-    ``Turn``."""
+    ``Turn``; ``adapter`` and ``draft``: the chat entry's LoRA adapter and draft model ("" = none)."""
     started = time.perf_counter()
     check_heard(audio_path)
     transcript, heard = engines.use(engines.TRANSCRIBE)(suite, speech_model, audio_path, control)
@@ -98,7 +99,9 @@ def turn(suite: Suite, voice: Ready, audio_path: str, chat_model: str, speech_mo
     reply, chat_metrics, count = "", {}, 0
     made: list[tuple[Spoken, float]] = []  # each sentence with the moment the speaker finished it
     try:
-        for item in engines.use(engines.REPLY)(suite, chat_model, transcript, history, max_new_tokens, control):
+        answer = engines.use(engines.REPLY)
+        for item in answer(suite, chat_model, transcript, history, max_new_tokens, control, adapter=adapter,
+                           draft=draft):
             if isinstance(item, tuple):
                 reply, chat_metrics = item
                 break
