@@ -123,7 +123,7 @@ def build_api(suite: Suite, runs: serving.Sessions) -> None:
         """
         path = _file_path(audio)
         limit = whole("max_new_tokens", max_new_tokens, -2**31 + 1, None)
-        ready = prepare.ready(suite, voice_model, "Ready.", voice, "")  # the voice and its pipeline, checked first
+        ready = prepare.open_voice(suite, voice_model, voice)  # the voice and its pipeline, checked first
         with runs.request(serving.session_key(request)) as control:
             *_, done = talk.turn(suite, ready, path, chat_model, speech_model, history or [], limit, control)
         return done.transcript, done.reply, str(prepare.save(done.speech, "reply")), _talk_metrics(done, ready)
@@ -282,7 +282,7 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
         talk.check_heard(audio_path)
         with runs.request(serving.session_key(request)) as control:
             yield "Loading the voice…", keep, keep, keep, keep
-            ready = prepare.ready(suite, voice_id_model, "Ready.", voice_id, "")
+            ready = prepare.open_voice(suite, voice_id_model, voice_id)
             shown_live = live.Run()
             yield "Listening…", keep, shown_live.html(), None, keep
             shown = history

@@ -63,6 +63,16 @@ def ready(suite: Suite, model: Any, text: Any, voice: Any = "", device: Any = ""
     return Ready(entry, handle, sentences, embedding, voice_label(entry, (voice or "").strip()))
 
 
+def open_voice(suite: Suite, model: Any, voice: Any = "", device: Any = "", progress=no_progress) -> Ready:
+    """The voice alone, checked and loaded (Talk: what it will say is not known yet)."""
+    entry = entry_for(suite, model)
+    if voice is not None and not isinstance(voice, str):
+        raise UserError(f"voice must be a voice id (a string), not {type(voice).__name__}", param="voice")
+    embedding = voices.embedding(suite, entry, (voice or "").strip())
+    handle = suite.load(entry, device or None, progress=progress)
+    return Ready(entry, handle, [], embedding, voice_label(entry, (voice or "").strip()))
+
+
 def result_metrics(speech: Speech, request: Ready) -> dict[str, Any]:
     """The figures of a finished request, with what produced it first (model, voice, device) and the load once."""
     named = {"model": request.entry.title, "voice": request.voice, **speech.metrics,
