@@ -83,15 +83,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="CPU")
     parser.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
+    parser.add_argument("--parts", default="rtf,talk", help="which parts to run: rtf, talk or both")
+    parser.add_argument("--reply-tokens", type=int, default=8,
+                        help="Talk's max_new_tokens (random weights speak maxlenratio frames per character)")
     args = parser.parse_args()
 
     import openvino_genai as ov_genai
     import yaml
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     from demos.panels.voice import sentences as text_split
     from demos.panels.voice.speaker import synthesize
-    from tests import media
     import tests.conftest
     from tests.conftest import AppProcess
     if args.port:  # a fixed port of one's own on a machine shared with others
@@ -122,55 +124,70 @@ def main() -> int:
             audio = [synthesize(direct, piece, None)[0] for piece in pieces]
             return time.perf_counter() - t0, sum(len(a) for a in audio) / 16000
 
-        # Warm-up: each new output length compiles once, on both sides.
-        client.predict(TEXT, "speecht5-base-random", api_name="/speak")
-        _, seconds = directly()
-        print(f"text: {len(pieces)} sentences, {seconds:.1f} s of speech", flush=True)
-        rtf_app, rtf_direct, server = [], [], []
-        for round_ in range(1, args.rounds + 1):
-            def through_app() -> float:
-                t0 = time.perf_counter()
-                _, metrics = client.predict(TEXT, "speecht5-base-random", api_name="/speak")
-                server.append(metrics["real_time_factor"])  # generate time alone, inside the app
-                return time.perf_counter() - t0
-            if round_ % 2:
-                app_s = through_app()
-                direct_s, _ = directly()
-            else:
-                direct_s, _ = directly()
-                app_s = through_app()
-            rtf_app.append(app_s / seconds)
-            rtf_direct.append(direct_s / seconds)
-            print(f"round {round_}: RTF app {rtf_app[-1]:.3f} (its generate calls alone {server[-1]:.3f}), "
-                  f"direct {rtf_direct[-1]:.3f}, ratio direct/app "
-                  f"{rtf_direct[-1] / rtf_app[-1]:.3f}", flush=True)
-        print(f"\nmedian RTF: app {statistics.median(rtf_app):.3f}, direct {statistics.median(rtf_direct):.3f}; "
-              f"ratio direct/app {statistics.median(rtf_direct) / statistics.median(rtf_app):.3f} (target >= 0.95)")
-        print(f"best RTF:   app {min(rtf_app):.3f}, direct {min(rtf_direct):.3f}; ratio direct/app "
-              f"{min(rtf_direct) / min(rtf_app):.3f}\n", flush=True)
-
-        clip = media.espeak(work / "question.wav", "Hello, what is the weather like today?")
-        ask = lambda: client.predict(handle_file(str(clip)), "tiny-llm", "tiny-whisper",  # noqa: E731
-                                     "speecht5-base-random", [], "", 24, api_name="/voice_chat")
-        ask()  # warm-up: loads Whisper and the LLM, compiles the reply's output length
-        rows = []
-        for round_ in range(1, args.rounds + 1):
-            t0 = time.perf_counter()
-            _, reply, _, metrics = ask()
-            wall = (time.perf_counter() - t0) * 1000
-            rows.append(metrics)
-            print(f"talk round {round_}: first audio {metrics['first_audio_ms']:.0f} ms = transcription "
-                  f"{metrics['transcribe_ms']:.0f} ms + reply TTFT {metrics['ttft_ms']:.0f} ms + reply until its "
-                  f"first sentence ends, + first sentence's speech {metrics['first_sentence_ms']:.0f} ms "
-                  f"(turn {wall:.0f} ms wall, {metrics['sentences']} sentence(s))", flush=True)
-        med = {k: statistics.median(float(r[k]) for r in rows)
-               for k in ("first_audio_ms", "transcribe_ms", "ttft_ms", "first_sentence_ms")}
-        print(f"\nmedian Talk: first audio {med['first_audio_ms']:.0f} ms; transcription {med['transcribe_ms']:.0f} ms, "
-              f"TTFT {med['ttft_ms']:.0f} ms, first sentence's speech {med['first_sentence_ms']:.0f} ms, rest "
-              f"{med['first_audio_ms'] - med['transcribe_ms'] - med['ttft_ms'] - med['first_sentence_ms']:.0f} ms")
+        if "rtf" in args.parts:
+            rtf(client, directly, TEXT, args.rounds)
+        if "talk" in args.parts:
+            talk(client, work, args.rounds, args.reply_tokens)
     finally:
         app.stop()
     return 0
+
+
+def rtf(client, directly, text: str, rounds: int) -> None:
+    """/speak against direct generate calls on the same sentences, alternating which goes first."""
+    client.predict(text, "speecht5-base-random", api_name="/speak")  # warm-up: each output length compiles once
+    _, seconds = directly()
+    print(f"text: {seconds:.1f} s of speech", flush=True)
+    rtf_app, rtf_direct, server = [], [], []
+    for round_ in range(1, rounds + 1):
+        def through_app() -> float:
+            t0 = time.perf_counter()
+            _, metrics = client.predict(text, "speecht5-base-random", api_name="/speak")
+            server.append(metrics["real_time_factor"])  # generate time alone, inside the app
+            return time.perf_counter() - t0
+        if round_ % 2:
+            app_s = through_app()
+            direct_s, _ = directly()
+        else:
+            direct_s, _ = directly()
+            app_s = through_app()
+        rtf_app.append(app_s / seconds)
+        rtf_direct.append(direct_s / seconds)
+        print(f"round {round_}: RTF app {rtf_app[-1]:.3f} (its generate calls alone {server[-1]:.3f}), "
+              f"direct {rtf_direct[-1]:.3f}, ratio direct/app {rtf_direct[-1] / rtf_app[-1]:.3f}", flush=True)
+    print(f"\nmedian RTF: app {statistics.median(rtf_app):.3f}, direct {statistics.median(rtf_direct):.3f}; "
+          f"ratio direct/app {statistics.median(rtf_direct) / statistics.median(rtf_app):.3f} (target >= 0.95)")
+    print(f"best RTF:   app {min(rtf_app):.3f}, direct {min(rtf_direct):.3f}; ratio direct/app "
+          f"{min(rtf_direct) / min(rtf_app):.3f}\n", flush=True)
+
+
+def talk(client, work: Path, rounds: int, reply_tokens: int) -> None:
+    """/voice_chat's time to first audio and its parts."""
+    from gradio_client import handle_file
+
+    from tests import media
+    clip = media.espeak(work / "question.wav", "Hello, what is the weather like today?")
+
+    def ask():
+        return client.predict(handle_file(str(clip)), "tiny-llm", "tiny-whisper", "speecht5-base-random", [], "",
+                              reply_tokens, api_name="/voice_chat")
+
+    ask()  # warm-up: loads Whisper and the LLM, compiles the reply's output length
+    rows = []
+    for round_ in range(1, rounds + 1):
+        t0 = time.perf_counter()
+        _, _, _, metrics = ask()
+        wall = (time.perf_counter() - t0) * 1000
+        rows.append(metrics)
+        print(f"talk round {round_}: first audio {metrics['first_audio_ms']:.0f} ms = transcription "
+              f"{metrics['transcribe_ms']:.0f} ms + reply TTFT {metrics['ttft_ms']:.0f} ms + the reply until its first "
+              f"sentence ends + first sentence's speech {metrics['first_sentence_ms']:.0f} ms (turn {wall:.0f} ms "
+              f"wall, {metrics['sentences']} sentence(s))", flush=True)
+    med = {k: statistics.median(float(r[k]) for r in rows)
+           for k in ("first_audio_ms", "transcribe_ms", "ttft_ms", "first_sentence_ms")}
+    print(f"\nmedian Talk: first audio {med['first_audio_ms']:.0f} ms; transcription {med['transcribe_ms']:.0f} ms, "
+          f"TTFT {med['ttft_ms']:.0f} ms, first sentence's speech {med['first_sentence_ms']:.0f} ms, rest "
+          f"{med['first_audio_ms'] - med['transcribe_ms'] - med['ttft_ms'] - med['first_sentence_ms']:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.media import espeak, signal, write_wav
+from tests.media import espeak, write_wav
 
 QUANT = 1.5 / 32767  # a 16-bit WAV holds each sample within half a step; a little slack for float rounding
 TEXT = "Hello there. How are you today?"

@@ -7,7 +7,6 @@ the UI.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
