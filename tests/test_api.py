@@ -79,7 +79,8 @@ def _headers(**extra: str) -> dict[str, str]:
 
 def test_models_list_every_entry_with_its_panel_and_routes(client, kit):
     models = {m.id: m for m in client.models.list().data}
-    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm", "tiny-qwen2vl"}
+    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm", "tiny-qwen2vl", "tiny-tts"}
+    assert models["tiny-tts"].owned_by == "voice" and models["tiny-tts"].model_extra["routes"] == ["/v1/audio/speech"]
     assert models["tiny-llm"].owned_by == "chat" and models["tiny-vlm"].owned_by == "vision"
     assert models["tiny-whisper"].model_extra["routes"] == ["/v1/audio/transcriptions", "/v1/audio/translations"]
     assert client.models.retrieve("tiny-sd").owned_by == "image"
@@ -294,7 +295,8 @@ CHAT = {"model": "tiny-llm", "messages": [{"role": "user", "content": "Hi"}], "m
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "size": "big"}, 400, "WIDTHxHEIGHT"),
     ("images/generations", {"model": "tiny-llm", "prompt": "a cat"}, 400, "chat model"),
     ("images/edits", {"model": "tiny-sd"}, 404, "image editing"),
-    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 404, "voice"),
+    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 400, "voice models"),
+    ("audio/speech", {"model": "tiny-tts", "input": "hi", "voice": "nobody"}, 400, "no voice 'nobody'"),
     ("no/such/route", {}, 404, "not a route"),
 ])
 def test_mistakes_get_their_4xx_with_a_message_naming_the_problem(v1, path, body, status, named):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.unit
 def test_shipped_catalog_is_valid_and_complete():
     catalog = load_catalog(ROOT / "models.yaml")
-    assert catalog.panels() == ["chat", "image", "speech", "vision"]
+    assert catalog.panels() == ["chat", "image", "speech", "voice", "vision"]
     chat = {e.id: e for e in catalog.chat}
     assert any(e.drafts for e in catalog.chat), "a chat entry with a FastDraft draft"
     assert any(e.adapters for e in catalog.chat) and any(e.adapters for e in catalog.image)
@@ -28,7 +28,7 @@ def test_shipped_catalog_is_valid_and_complete():
 
 def test_tiny_catalog_is_valid(tiny_catalog_path):
     catalog = load_catalog(tiny_catalog_path)
-    assert catalog.panels() == ["chat", "image", "speech", "vision"]
+    assert catalog.panels() == ["chat", "image", "speech", "voice", "vision"]
     for entry in catalog.entries():
         assert catalog.local_path(entry.source) is not None
 

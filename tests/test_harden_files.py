@@ -119,6 +119,7 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Any], list]]] = {
         None, QUESTION, "tiny-vlm", [{"role": "user", "content": {"type": "file", "file": f}},
                                      {"role": "user", "content": QUESTION},
                                      {"role": "assistant", "content": "A picture."}], 8, ""]),
+    "voice_chat": ("voice_chat", "wav", lambda f: [f, "tiny-llm", "tiny-whisper", "tiny-tts", [], "", 16]),
     "vision_accept": ("vision_accept", "png", lambda f: [{"text": QUESTION, "files": [f]}, None, "tiny-vlm", "CPU", 8]),
     "ask_video": ("ask_video", "png", lambda f: [f, QUESTION, "tiny-qwen2vl", [], 8, 16, ""]),
 }

@@ -13,6 +13,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "vision": ("/v1/chat/completions",),
     "image": ("/v1/images/generations",),
     "speech": ("/v1/audio/transcriptions", "/v1/audio/translations"),
+    "voice": ("/v1/audio/speech",),
 }
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from demos.api import audio, chat, images
+from demos.api import audio, chat, images, speech
 from demos.api import catalog as api_catalog
 from demos.api.errors import ApiError, body
 from demos.api.gate import Gate
@@ -24,7 +24,6 @@ API_KEY_ENV = "OV_DEMOS_API_KEY"
 PREFIX = "/v1"
 LATER = {
     "/images/edits": "image editing (image-to-image and inpainting)",
-    "/audio/speech": "the voice panel (text to speech)",
 }
 
 
@@ -55,6 +54,9 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
     async def translations(request: Request) -> Response:
         return await audio.handle(suite, request, "translation")
 
+    async def speak(request: Request) -> Response:
+        return await speech.handle(suite, request)
+
     def later(path: str, feature: str) -> Route:
         async def not_yet(request: Request) -> Response:
             raise ApiError(404, f"POST {PREFIX}{path} is not served yet: it arrives with {feature}", code="not_yet")
@@ -74,6 +76,7 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
         Route("/images/generations", generations, methods=["POST"]),
         Route("/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/audio/translations", translations, methods=["POST"]),
+        Route("/audio/speech", speak, methods=["POST"]),
         *(later(path, feature) for path, feature in LATER.items()),
     ], exception_handlers={HTTPException: http_error})
     cap = limit if limit is not None else int(files.limits().upload_mb * files.MB)

@@ -72,6 +72,11 @@ VOCABULARY: dict[str, Metric] = {
     "context_rebuild_ms": Metric("Context rebuild", "ms", 1, 0),
     "batch": Metric("Batch size"),  # the most requests a batched answer was stepped together with (itself included)
     "device": Metric("Device"),
+    "voice": Metric("Voice"),                                # text to speech: the speaker embedding used
+    "first_audio_ms": Metric("Time to first audio", "ms", 1, 0),
+    "sentences": Metric("Sentences"),
+    "transcribe_ms": Metric("Transcription", "ms", 1, 0),    # Talk: Whisper's part of the turn
+    "first_sentence_ms": Metric("First sentence's speech", "ms", 1, 0),  # Talk: generating the first sentence
     "npu_prompt": Metric("NPU prompt"),
 }
 

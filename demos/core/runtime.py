@@ -28,7 +28,7 @@ from demos.core import batching, checks, lora_modes, serving
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
-                   "vision": "VLMPipeline"}
+                   "voice": "Text2SpeechPipeline", "vision": "VLMPipeline"}
 BATCHED_PANELS = ("chat", "vision")  # served by a ContinuousBatchingPipeline on CPU and GPU (demos.core.batching)
 BATCHED_DEVICES = ("CPU", "GPU")
 
@@ -323,6 +323,8 @@ class Runtime:
             pipeline = ov_genai.Text2ImagePipeline(key.model_dir, key.device, **properties)
         elif key.panel == "speech":
             pipeline = ov_genai.WhisperPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "voice":  # one job at a time, in its serving lane, like image and speech
+            pipeline = ov_genai.Text2SpeechPipeline(key.model_dir, key.device, **properties)
         elif key.panel == "vision":
             pipeline = ov_genai.VLMPipeline(key.model_dir, key.device, **properties)
         else:
