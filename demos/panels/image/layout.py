@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
-from gradio.data_classes import FileData
+from gradio.data_classes import FileData, FileDataDict
 
 from demos.panels.image import batch as image_batch
 
 from demos.panels.image import code as image_code
+
+from demos.panels.image import edit as image_edit
 
 from demos.panels.image import files as image_files
 
@@ -31,6 +33,7 @@ from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_
     geometry, max_side, resolve
 from demos.core.showcode import file_reference, model_reference
 from demos.ui.remote import remote_code
+from demos.ui.uploads import checked_upload
 from demos.core.suite import Handle, Suite
 from demos.ui import columns, loading
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error, \
@@ -291,6 +294,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     ui = _layout(panel, image_entries)
     _wire(panel, ui)
     gr.api(guarded(_api(panel)), api_name="generate_image", concurrency_id=CONCURRENCY_ID)
+    gr.api(guarded(_edit_api(panel)), api_name="edit_image", concurrency_id=CONCURRENCY_ID)
 
 
 def _wire(panel: "ImagePanel", ui: Widgets) -> None:
@@ -524,3 +528,91 @@ def _api(panel: ImagePanel):
             figures["notes"] = list(settings.notes)
         return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
     return generate_image
+
+
+# ---------------------------------------------------------------------------------------------------------
+# /edit_image
+
+
+def _upload(value: Any, what: str) -> str | None:
+    """The server path of an uploaded file (``gradio_client.handle_file``); None for nothing sent."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, dict) and value.get("path"):
+        return checked_upload(value["path"], what)
+    if isinstance(value, str):
+        return checked_upload(value, what)  # the gate let it through only if it is an upload
+    raise UserError(f"{what}: send a picture file with gradio_client.handle_file(path)", param=what)
+
+
+def edit_request(panel: ImagePanel, entry: ImageEntry, geo: Geometry, picture: Any, mask: Any, *,
+                 transparent_repaints: bool = False, **inputs: Any) -> tuple[ImageSettings, image_edit.Source]:
+    """Source, mask and settings of one edit (``inputs``: ``edit_settings``' keywords); bad input raises first."""
+    source, notes = image_edit.open_source(picture, entry, geo)
+    painted = None
+    if mask is not None:
+        height, width = source.shape[:2]
+        painted, mask_notes = image_edit.read_mask(mask, (width, height), transparent_repaints)
+        notes += mask_notes
+    return image_edit.edit_settings(entry, geo, source, painted, notes, **inputs)
+
+
+def edited(panel: ImagePanel, handle: Handle, geo: Geometry, entry: ImageEntry, settings: ImageSettings,
+           source: image_edit.Source, control: Any) -> tuple[Path, dict]:
+    """Run one edit as a job; the PNG (parameters embedded) and its metrics (shared by /edit_image and /v1)."""
+    *_, (_, result) = image_batch.in_job(handle, settings, control, source=source)
+    if result.image is None:
+        raise UserError("the image was stopped before it was finished; send the request again for the whole "
+                        "image", param="request")
+    path = image_files.save_png(result.image, image_files.run_folder() / f"{settings.mode}-seed{settings.seed}.png",
+                                settings, geo, entry.title)
+    figures = image_run.run_metrics([result], handle)
+    figures.update(compiled=handle.built_now, mode=settings.mode, strength=settings.strength,
+                   width=settings.width, height=settings.height, steps=settings.steps,
+                   steps_run=image_edit.steps_run(settings), guidance_scale=settings.guidance_scale,
+                   seed=settings.seed, adapters={name: weight for name, weight in settings.styles},
+                   source_sha256=settings.source_sha256)
+    if settings.notes:
+        figures["notes"] = list(settings.notes)
+    return path, figures
+
+
+def _edit_api(panel: ImagePanel):
+    def edit_image(image: FileDataDict | None, prompt: str, model: str, mask: FileDataDict | None = None,
+                   strength: float = 0.75, negative_prompt: str = "",
+                   adapters: dict[str, float] = {},  # noqa: B006 - DESIGN §6's default; never mutated
+                   steps: int = 0, guidance_scale: float = -1, seed: int = 42, device: str = "",
+                   request: gr.Request = None) -> tuple[FileData, dict]:  # type: ignore[assignment]
+        """Edit a picture: without a mask transform it (Image2ImagePipeline), with one repaint the masked part
+        (InpaintingPipeline); returns the PNG (parameters embedded) and a metrics dict (step_ms, generate_s, mode,
+        strength, steps_run, the settings used, notes on what was changed).
+
+        Args:
+            image: the picture to edit (gradio_client.handle_file(path)); scaled down if larger than the model takes.
+            prompt: what the result shows.
+            model: an image model id from models.yaml.
+            mask: optional picture, white = repaint, black = keep (scaled to the picture); empty = transform.
+            strength: above 0 and at most 1: how much may change (the pipeline runs steps x strength steps).
+            negative_prompt: what it should not show (needs guidance_scale above 1).
+            adapters: LoRA style ids of the model mapped to weights, e.g. {"style": 0.8} (0 = off).
+            steps: denoising steps (0 = the model's default).
+            guidance_scale: classifier-free guidance (negative = the model's default).
+            seed: the random seed (-1 picks one); the same seed gives the same pixels.
+            device: CPU, GPU, NPU or AUTO ("" = the app's default).
+        """
+        entry = panel.entry(model)
+        device_name = panel.device(device)
+        picture, painted = _upload(image, "image"), _upload(mask, "mask")
+        inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
+                      strength=strength, steps=steps, guidance_scale=guidance_scale)
+        before = panel.geometry(entry, device_name)
+        settings, source = edit_request(panel, entry, before, picture, painted, seed=seed, **inputs)  # before a load
+        handle = panel.load(entry, device_name)
+        geo = panel.geometry(entry, device_name)
+        if geo != before:  # the first download told us the model's real size factor: size the picture again
+            settings, source = edit_request(panel, entry, geo, picture, painted, seed=settings.seed, **inputs)
+        image_run.mode_pipeline(handle, settings.mode)  # a model that cannot edit says so before queueing
+        with panel.stops.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
+            path, figures = edited(panel, handle, geo, entry, settings, source, control)
+        return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
+    return edit_image
