@@ -216,9 +216,9 @@ def test_edit_image_equals_the_direct_pipelines_and_styles_switch_exactly(client
     assert "Mode: transform, Denoising strength: 0.75, Source sha256: " in text
 
 
-def test_three_modes_share_one_pipeline_each_built_once(kit, tmp_path):
+def test_three_modes_share_one_pipeline_each_built_once(tiny_catalog_path, tmp_path):
     """Generate, Transform and Inpaint on one model: one pool entry, one compile, each mode's pipeline made once."""
-    from demos.core.catalog import Catalog
+    from demos.core.catalog import load_catalog
     from demos.core.suite import Suite
     from demos.panels.image import run
     from demos.panels.image.edit import Source
@@ -226,9 +226,8 @@ def test_three_modes_share_one_pipeline_each_built_once(kit, tmp_path):
     import dataclasses
     import hashlib
 
-    from tests.kit import catalog_dict
-    catalog = Catalog.model_validate(catalog_dict(kit, tmp_path / "cache"))
-    suite = Suite.from_catalog(catalog, tmp_path / "cache")
+    catalog = load_catalog(tiny_catalog_path)
+    suite = Suite.from_catalog(catalog, cache_dir=tmp_path / "cache")
     entry = next(e for e in catalog.image if e.id == "tiny-sd")
     handle = suite.load(entry)
     geo = geometry(handle.prepared.model_dir)
@@ -314,18 +313,20 @@ def test_browser_generates_inpaints_a_painted_mask_and_compares(tiny_app, tmp_pa
         page.locator("#image-edit").get_by_text("Inpaint").wait_for()
         canvas = page.locator("#image-canvas canvas").first
         canvas.wait_for()
-        page.wait_for_timeout(500)  # the background image is drawn onto the canvas
+        page.wait_for_timeout(2000)  # the editor loads the background and arms its brush (a stroke before is lost)
         box = canvas.bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
-        page.mouse.down()
-        for step in range(12):
-            page.mouse.move(box["x"] + box["width"] * (0.3 + step * 0.03), box["y"] + box["height"] * 0.5, steps=2)
-        page.mouse.up()
+        for row in (0.4, 0.5):
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * row)
+            page.mouse.down()
+            for step in range(12):
+                page.mouse.move(box["x"] + box["width"] * (0.3 + step * 0.03), box["y"] + box["height"] * row,
+                                steps=3)
+            page.mouse.up()
+            page.wait_for_timeout(200)
         screenshot(page, "image-inpaint-painted")
         page.locator("#image-edit").click()
+        page.wait_for_function("document.querySelector('#image-parameters textarea').value.includes('Mode: inpaint')")
         page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for()
-        parameters = page.locator("#image-parameters textarea").input_value()
-        assert "Mode: inpaint" in parameters, parameters
         slider = page.locator("#image-compare-slider")
         slider.wait_for()
         assert "Source ◀ ▶ result" in slider.inner_text() and slider.locator("img").count() == 2
@@ -335,8 +336,9 @@ def test_browser_generates_inpaints_a_painted_mask_and_compares(tiny_app, tmp_pa
         page.locator("#image-source input[type=file]").set_input_files(str(_source(tmp_path)))
         page.locator("#image-source img").wait_for()
         page.locator("#image-edit").click()
+        # The status already says "Done" from the inpaint: wait for this run's parameters instead.
+        page.wait_for_function("document.querySelector('#image-parameters textarea').value.includes('Mode: transform')")
         page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for()
-        assert "Mode: transform" in page.locator("#image-parameters textarea").input_value()
         screenshot(page, "image-transform")
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(300)
