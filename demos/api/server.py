@@ -23,7 +23,6 @@ from demos.core.suite import Suite
 API_KEY_ENV = "OV_DEMOS_API_KEY"
 PREFIX = "/v1"
 LATER = {
-    "/images/edits": "image editing (image-to-image and inpainting)",
     "/audio/speech": "the voice panel (text to speech)",
 }
 
@@ -49,6 +48,9 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
     async def generations(request: Request) -> Response:
         return await images.generations(suite, request)
 
+    async def image_edits(request: Request) -> Response:
+        return await images.edits(suite, request)
+
     async def transcriptions(request: Request) -> Response:
         return await audio.handle(suite, request, "transcription")
 
@@ -72,6 +74,7 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
         Route("/models/{model:path}", model, methods=["GET"]),
         Route("/chat/completions", completions, methods=["POST"]),
         Route("/images/generations", generations, methods=["POST"]),
+        Route("/images/edits", image_edits, methods=["POST"]),
         Route("/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/audio/translations", translations, methods=["POST"]),
         *(later(path, feature) for path, feature in LATER.items()),

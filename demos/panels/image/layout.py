@@ -23,6 +23,8 @@ from demos.panels.image import code as image_code
 
 from demos.panels.image import edit as image_edit
 
+from demos.panels.image import edit_job as image_edit_job
+
 from demos.panels.image import files as image_files
 
 from demos.panels.image import run as image_run
@@ -475,7 +477,7 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                 source, notes = image_edit.open_source(picture, entry, geo)
                 return image_edit.edit_settings(entry, geo, source, np.zeros(source.shape[:2], bool), notes,
                                                 seed=seed, **inputs)
-            return edit_request(panel, entry, geo, picture, painted, seed=seed, **inputs)
+            return image_edit_job.request(entry, geo, picture, painted, seed=seed, **inputs)
 
         geo = panel.geometry(entry, device_name)
         settings, source = request_for(geo, seed_value if seed_value is not None else 42)  # bad input: before a load
@@ -719,38 +721,6 @@ def _upload(value: Any, what: str) -> str | None:
     raise UserError(f"{what}: send a picture file with gradio_client.handle_file(path)", param=what)
 
 
-def edit_request(panel: ImagePanel, entry: ImageEntry, geo: Geometry, picture: Any, mask: Any, *,
-                 transparent_repaints: bool = False, **inputs: Any) -> tuple[ImageSettings, image_edit.Source]:
-    """Source, mask and settings of one edit (``inputs``: ``edit_settings``' keywords); bad input raises first."""
-    source, notes = image_edit.open_source(picture, entry, geo)
-    painted = None
-    if mask is not None:
-        height, width = source.shape[:2]
-        painted, mask_notes = image_edit.read_mask(mask, (width, height), transparent_repaints)
-        notes += mask_notes
-    return image_edit.edit_settings(entry, geo, source, painted, notes, **inputs)
-
-
-def edited(panel: ImagePanel, handle: Handle, geo: Geometry, entry: ImageEntry, settings: ImageSettings,
-           source: image_edit.Source, control: Any) -> tuple[Path, dict]:
-    """Run one edit as a job; the PNG (parameters embedded) and its metrics (shared by /edit_image and /v1)."""
-    *_, (_, result) = image_batch.in_job(handle, settings, control, source=source)
-    if result.image is None:
-        raise UserError("the image was stopped before it was finished; send the request again for the whole "
-                        "image", param="request")
-    path = image_files.save_png(result.image, image_files.run_folder() / f"{settings.mode}-seed{settings.seed}.png",
-                                settings, geo, entry.title)
-    figures = image_run.run_metrics([result], handle)
-    figures.update(compiled=handle.built_now, mode=settings.mode, strength=settings.strength,
-                   width=settings.width, height=settings.height, steps=settings.steps,
-                   steps_run=image_edit.steps_run(settings), guidance_scale=settings.guidance_scale,
-                   seed=settings.seed, adapters={name: weight for name, weight in settings.styles},
-                   source_sha256=settings.source_sha256)
-    if settings.notes:
-        figures["notes"] = list(settings.notes)
-    return path, figures
-
-
 def _edit_api(panel: ImagePanel):
     def edit_image(image: FileDataDict | None, prompt: str, model: str, mask: FileDataDict | None = None,
                    strength: float = 0.75, negative_prompt: str = "",
@@ -780,13 +750,13 @@ def _edit_api(panel: ImagePanel):
         inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
                       strength=strength, steps=steps, guidance_scale=guidance_scale)
         before = panel.geometry(entry, device_name)
-        settings, source = edit_request(panel, entry, before, picture, painted, seed=seed, **inputs)  # before a load
+        settings, source = image_edit_job.request(entry, before, picture, painted, seed=seed, **inputs)  # before a load
         handle = panel.load(entry, device_name)
         geo = panel.geometry(entry, device_name)
         if geo != before:  # the first download told us the model's real size factor: size the picture again
-            settings, source = edit_request(panel, entry, geo, picture, painted, seed=settings.seed, **inputs)
+            settings, source = image_edit_job.request(entry, geo, picture, painted, seed=settings.seed, **inputs)
         image_run.mode_pipeline(handle, settings.mode)  # a model that cannot edit says so before queueing
         with panel.stops.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
-            path, figures = edited(panel, handle, geo, entry, settings, source, control)
+            path, figures = image_edit_job.run(handle, geo, entry, settings, source, control)
         return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
     return edit_image
