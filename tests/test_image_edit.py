@@ -306,6 +306,7 @@ def test_browser_generates_inpaints_a_painted_mask_and_compares(tiny_app, tmp_pa
         open_tab(page, tiny_app.url, "Image")
         choose(page, "image-model", "Tiny Stable Diffusion")
         page.locator("#image-prompt textarea").fill("a red house in the forest")
+        assert page.locator("#image-stop.stop").count() == 0, "Stop is grey while nothing runs"
         page.locator("#image-generate").click()
         page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for()
         # "Edit this picture": the result goes to Inpaint's canvas in one click.
@@ -340,6 +341,7 @@ def test_browser_generates_inpaints_a_painted_mask_and_compares(tiny_app, tmp_pa
         page.wait_for_function("document.querySelector('#image-parameters textarea').value.includes('Mode: transform')")
         page.locator("#image-status").get_by_text("Done: 1 image(s)").wait_for()
         screenshot(page, "image-transform")
+        page.wait_for_function("!document.querySelector('#image-stop').classList.contains('stop')")  # grey again
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_timeout(300)
         screenshot(page, "image-transform-phone")

@@ -281,7 +281,8 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
             with columns.run_row():  # what follows it is settings (under the results on a phone)
                 go = gr.Button("Generate", variant="primary", scale=3, elem_id="image-generate")
                 edit_go = gr.Button("Transform", variant="primary", scale=3, visible=False, elem_id="image-edit")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="image-stop")
+                # Grey while idle, red while an image runs (the run events switch it; see _wire).
+                stop = gr.Button("Stop", variant="secondary", scale=1, elem_id="image-stop")
             with gr.Row():
                 model = model_picker(entries, scale=3, elem_id="image-model")
                 device = device_picker(panel.suite.runtime.devices(), panel.suite.default_device, scale=1,
@@ -538,9 +539,16 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
     # refused request leaves every output as it was and says why in the status line (and a toast).
     reported = reporting(run, lambda message: {ui.status: f"**Not generated:** {message}"})
     # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
-    clicked = ui.go.click(reported, run_inputs, ui.run_outputs(), api_name="generate_images",
-                          api_visibility="undocumented", concurrency_id=CONCURRENCY_ID,
-                          show_progress_on=[ui.progress_strip])
+    # Stop is red only while something can be stopped (it stays clickable: a click just before a run counts):
+    # each run event is chained after the switch to red, so the switch back can never land before it.
+    quick = dict(api_visibility="private", queue=False, show_progress="hidden")
+
+    def red() -> Any:
+        return gr.update(variant="stop")
+
+    queued = dict(concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
+    clicked = ui.go.click(red, None, ui.stop, **quick).then(
+        reported, run_inputs, ui.run_outputs(), api_name="generate_images", api_visibility="undocumented", **queued)
     edit_inputs = [ui.mode, ui.picture, ui.canvas, ui.mask_file, ui.strength, *run_inputs]
     reported_edit = reporting(run_edit, lambda message: {ui.status: f"**Not edited:** {message}"})
 
@@ -556,13 +564,13 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             yield from reported_edit(request, mode_label, picture_path, canvas_value, mask_path, strength_value,
                                      *common)
 
-    edit_clicked = ui.edit_go.click(reported_edit, edit_inputs, ui.run_outputs(), api_name="edit_images",
-                                    api_visibility="undocumented", concurrency_id=CONCURRENCY_ID,
-                                    show_progress_on=[ui.progress_strip])
-    submitted = ui.prompt.submit(run_mode, edit_inputs, ui.run_outputs(), api_visibility="private",
-                                 concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
+    edit_clicked = ui.edit_go.click(red, None, ui.stop, **quick).then(
+        reported_edit, edit_inputs, ui.run_outputs(), api_name="edit_images", api_visibility="undocumented", **queued)
+    submitted = ui.prompt.submit(red, None, ui.stop, **quick).then(
+        run_mode, edit_inputs, ui.run_outputs(), api_visibility="private", **queued)
     for event in (clicked, submitted, edit_clicked):
         keep_outputs_on_error(event, [ui.progress_strip, ui.status])
+        event.then(lambda: gr.update(variant="secondary"), None, ui.stop, **quick)  # grey again, done or failed
     ui.mode.change(guarded(on_mode), ui.mode, [ui.picture, ui.canvas, ui.mask_box, ui.strength, ui.go, ui.edit_go,
                                                ui.size_row], api_visibility="private", show_progress="hidden")
     for button, target in ((ui.send_transform, "transform"), (ui.send_inpaint, "inpaint")):
