@@ -516,8 +516,11 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
             if not current_path:
                 raise UserError("Generate or edit a picture first; then this button sends it here.", param="image")
             editor = {"background": current_path, "layers": [], "composite": current_path}
-            return (image_edit.MODE_LABELS[target], current_path if target == "transform" else gr.skip(),
-                    editor if target == "inpaint" else gr.skip(),
+            # Shown in the same update that fills it (mode.change shows it too, but a value sent to a component that
+            # is still hidden was seen lost at phone width).
+            return (image_edit.MODE_LABELS[target],
+                    gr.update(value=current_path, visible=True) if target == "transform" else gr.skip(),
+                    gr.update(value=editor, visible=True) if target == "inpaint" else gr.skip(),
                     f"Sent the picture to {image_edit.MODE_LABELS[target]}: "
                     + ("paint over what to repaint, then press Inpaint." if target == "inpaint" else
                        "describe the change, set the strength, then press Transform."))
