@@ -292,9 +292,17 @@ class DirectEdit:
                      CACHE_DIR=str(cache / "compiled"))
         self.unstyled = ov_genai.AdapterConfig()
         self.unstyled.add(adapters[0], 0.0)  # as the app sends "no style" (demos.panels.image.run.adapter_config)
-        self.pipes = {"transform": ov_genai.Image2ImagePipeline(str(paths["ov"]), "CPU", **props),
-                      "inpaint": ov_genai.InpaintingPipeline(str(paths["ov"]), "CPU", **props)}
+        self.folder, self.props, self.pipes = str(paths["ov"]), props, {}
         self.steps = steps
+
+    def _pipe(self, kind: str):
+        """One pipeline at a time (built on first use, the other dropped): two f32 SD-1.5 copies beside the app's
+        would not fit the shared machine's memory."""
+        if kind not in self.pipes:
+            self.pipes.clear()
+            cls = self.ov_genai.Image2ImagePipeline if kind == "transform" else self.ov_genai.InpaintingPipeline
+            self.pipes[kind] = cls(self.folder, "CPU", **self.props)
+        return self.pipes[kind]
 
     def edit(self, kind: str, source: np.ndarray, mask: np.ndarray | None, strength: float, seed: int = 42
              ) -> tuple[float, np.ndarray, dict]:
@@ -302,12 +310,12 @@ class DirectEdit:
         extra = {}
         if mask is not None:
             extra["mask_image"] = ov.Tensor(np.repeat(mask[None, ..., None], 3, axis=3))
+        pipe = self._pipe(kind)
         started = time.perf_counter()
-        tensor = self.pipes[kind].generate(PROMPT, image=ov.Tensor(source[None]), strength=strength,
-                                           num_inference_steps=self.steps, guidance_scale=7.5, rng_seed=seed,
-                                           adapters=self.unstyled, **extra)
+        tensor = pipe.generate(PROMPT, image=ov.Tensor(source[None]), strength=strength, num_inference_steps=self.steps,
+                               guidance_scale=7.5, rng_seed=seed, adapters=self.unstyled, **extra)
         seconds = time.perf_counter() - started
-        durations = list(self.pipes[kind].get_performance_metrics().raw_metrics.iteration_durations)
+        durations = list(pipe.get_performance_metrics().raw_metrics.iteration_durations)
         return seconds, tensor.data[0].copy(), {"step_ms": statistics.mean(durations) / 1000}
 
 
