@@ -180,6 +180,48 @@ def test_images_equal_text2image_pixels_for_the_same_seeds(client, kit):
         assert np.array_equal(pixels, direct)
 
 
+def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(client, v1, kit, tmp_path):
+    """The openai SDK's ``images.edit``: multipart, mask transparent = repaint (OpenAI's convention) -> the pixels
+    of ``InpaintingPipeline.generate`` with the same area white; without a mask, of ``Image2ImagePipeline``."""
+    import openvino as ov
+    import openvino_genai as ov_genai
+    source = np.random.RandomState(5).randint(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(source).save(tmp_path / "source.png")
+    rgba = np.full((64, 64, 4), 255, np.uint8)
+    rgba[8:40, 8:56, 3] = 0  # transparent: repaint
+    Image.fromarray(rgba).save(tmp_path / "mask.png")
+    white = np.zeros((1, 64, 64, 3), np.uint8)
+    white[:, 8:40, 8:56] = 255
+    run = dict(strength=0.75, num_inference_steps=4, guidance_scale=1.0, rng_seed=9)
+    with open(tmp_path / "source.png", "rb") as image, open(tmp_path / "mask.png", "rb") as mask:
+        answer = client.images.edit(model="tiny-sd", image=image, mask=mask, prompt="a red square",
+                                    response_format="b64_json", extra_body={"seed": 9})
+    with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
+        assert picture.format == "PNG" and "Mode: inpaint" in picture.info["parameters"]
+        pixels = np.asarray(picture.convert("RGB"))
+    inpaint = ov_genai.InpaintingPipeline(str(kit.diffusion.ov), "CPU", **EXACT)
+    direct = inpaint.generate("a red square", image=ov.Tensor(source[None]), mask_image=ov.Tensor(white), **run)
+    assert np.array_equal(pixels, direct.data[0])
+    with open(tmp_path / "source.png", "rb") as image:
+        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", extra_body={"seed": 9})
+    transform = ov_genai.Image2ImagePipeline(str(kit.diffusion.ov), "CPU", **EXACT)
+    direct = transform.generate("a red square", image=ov.Tensor(source[None]), **run)
+    with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
+        assert np.array_equal(np.asarray(picture.convert("RGB")), direct.data[0])
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "opaque.png")
+    for files, named in (({"image": open(tmp_path / "source.png", "rb"), "mask": open(tmp_path / "opaque.png", "rb")},
+                          "has no transparency"),
+                         ({"mask": open(tmp_path / "mask.png", "rb")}, "image is missing"),
+                         ({"image": ("x.png", b"not a picture")}, "is not an image")):
+        response = httpx.post(f"{v1}/images/edits", headers=_headers(), files=files,
+                              data={"model": "tiny-sd", "prompt": "a cat"}, timeout=60)
+        assert response.status_code == 400 and named in _error(response), response.text
+    response = httpx.post(f"{v1}/images/edits", headers=_headers(), timeout=60,
+                          files={"image": open(tmp_path / "source.png", "rb")},
+                          data={"model": "tiny-sd", "prompt": "a cat", "strength": "1.5"})
+    assert response.status_code == 400 and "strength 1.5 is out of range" in _error(response)
+
+
 @pytest.fixture(scope="module")
 def whisper(kit):
     import openvino_genai as ov_genai
@@ -294,7 +336,7 @@ CHAT = {"model": "tiny-llm", "messages": [{"role": "user", "content": "Hi"}], "m
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "n": 5}, 400, "1 to 4"),
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "size": "big"}, 400, "WIDTHxHEIGHT"),
     ("images/generations", {"model": "tiny-llm", "prompt": "a cat"}, 400, "chat model"),
-    ("images/edits", {"model": "tiny-sd"}, 404, "image editing"),
+    ("images/edits", {"model": "tiny-sd"}, 400, "multipart/form-data"),
     ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 400, "voice models"),
     ("audio/speech", {"model": "tiny-tts", "input": "hi", "voice": "nobody"}, 400, "no voice 'nobody'"),
     ("no/such/route", {}, 404, "not a route"),
