@@ -2,7 +2,6 @@
 called directly on the kit's tiny Stable Diffusion; bad inputs; the three modes sharing one compiled model."""
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
