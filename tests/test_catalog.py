@@ -11,6 +11,11 @@ from demos.core.catalog import CatalogError, load_catalog
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Pre-converted OpenVINO folders from outside the OpenVINO organisation whose model card was read (the hub is not
+# reachable from the tests): a new one is added here only after that.
+CHECKED_CONVERSIONS = {"helenai/Qwen2.5-VL-3B-Instruct-ov-int4"}
+
+
 @pytest.mark.unit
 def test_shipped_catalog_is_valid_and_complete():
     catalog = load_catalog(ROOT / "models.yaml")
@@ -22,8 +27,8 @@ def test_shipped_catalog_is_valid_and_complete():
         "at least one entry needs an optimum-intel export"
     assert chat["phi-3-mini"].drafts[0].source == "OpenVINO/Phi-3-mini-FastDraft-50M-int8-ov"
     for entry in catalog.entries():
-        if entry.export is None:
-            assert entry.source.startswith("OpenVINO/"), entry.id
+        if entry.export is None:  # pre-converted: OpenVINO's own, or a community conversion checked by hand
+            assert entry.source.startswith("OpenVINO/") or entry.source in CHECKED_CONVERSIONS, entry.id
 
 
 def test_tiny_catalog_is_valid(tiny_catalog_path):
