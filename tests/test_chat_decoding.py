@@ -6,6 +6,8 @@ tokenizer (nearly nothing accepted), which is what adaptive speculation must tur
 """
 from __future__ import annotations
 
+import gc
+
 import json
 
 import jsonschema
@@ -80,6 +82,11 @@ def test_an_unrelated_draft_is_turned_off_and_the_answer_is_still_greedy(suite, 
     note = adaptive.metrics["adaptive"]
     assert note.startswith("draft off after ") and "accepted" in note, note
     assert adaptive.metrics["output_tokens"] == plain.metrics["output_tokens"]
+    # The hand-off keeps nothing alive: the drafting pipeline is idle again, so the pool may evict it.
+    del adaptive
+    gc.collect()
+    busy = {Path(key.model_dir).name: loaded.in_use() for key, loaded in suite.runtime._pool.items() if loaded.in_use()}
+    assert not busy, f"pipelines still claimed after their answers ended: {busy}"
     # Without adaptive speculation the same draft runs to the end (and is accepted as rarely).
     fixed = _answer(suite, entry, Settings(max_new_tokens=40, draft="tiny-draft", adaptive=False), UNRELATED)
     assert fixed.text == plain.text and "adaptive" not in fixed.metrics

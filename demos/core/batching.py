@@ -150,8 +150,12 @@ class Batcher:
         request.done.wait()
         if request.error is not None:
             raise request.error
-        assert request.outcome is not None
-        return request.outcome
+        # Hand the outcome over and forget it: a draft-off outcome carries the text streamer, whose C++ callback
+        # refers back to this request; kept here too, that cycle (invisible to the garbage collector) would hold
+        # the job's pipeline claim for ever.
+        outcome, request.outcome = request.outcome, None
+        assert outcome is not None
+        return outcome
 
     # ----------------------------------------------------------------------------------------------------
     # The stepping thread
