@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
