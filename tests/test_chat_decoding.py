@@ -7,7 +7,6 @@ tokenizer (nearly nothing accepted), which is what adaptive speculation must tur
 from __future__ import annotations
 
 import gc
-
 import json
 from pathlib import Path
 
