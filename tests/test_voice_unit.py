@@ -141,7 +141,7 @@ def test_hub_voices_are_resolved_once_and_hub_errors_name_the_voice(tmp_path, mo
         monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
                             "http://127.0.0.1:8030/{repo_id}/resolve/{revision}/{filename}")
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-        monkeypatch.setattr(voices, "_RESOLVED", {})
+        monkeypatch.setattr(voices, "_RESOLVED", {}, raising=False)  # a fresh cache
         # The suite as _path uses it: no local voice folders, online.
         suite = SimpleNamespace(catalog=SimpleNamespace(local_path=lambda source: None),
                                 loader=SimpleNamespace(offline=False))
