@@ -225,7 +225,8 @@ def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(clie
     direct = inpaint.generate("a red square", image=ov.Tensor(source[None]), mask_image=ov.Tensor(white), **run)
     assert np.array_equal(pixels, direct.data[0])
     with open(tmp_path / "source.png", "rb") as image:
-        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", extra_body={"seed": 9})
+        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", size="64x64",
+                                    extra_body={"seed": 9})  # the source's size: accepted
     transform = ov_genai.Image2ImagePipeline(str(kit.diffusion.ov), "CPU", **EXACT)
     direct = transform.generate("a red square", image=ov.Tensor(source[None]), **run)
     with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
@@ -242,6 +243,13 @@ def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(clie
                           files={"image": open(tmp_path / "source.png", "rb")},
                           data={"model": "tiny-sd", "prompt": "a cat", "strength": "1.5"})
     assert response.status_code == 400 and "strength 1.5 is out of range" in _error(response)
+    for field, value, named in (("size", "32x48", "takes the source picture's size (64x64); resize the picture"),
+                                ("output_format", "jpeg", "returns PNG only"),
+                                ("background", "transparent", "is an opaque PNG")):
+        response = httpx.post(f"{v1}/images/edits", headers=_headers(), timeout=60,
+                              files={"image": open(tmp_path / "source.png", "rb")},
+                              data={"model": "tiny-sd", "prompt": "a cat", field: value})
+        assert response.status_code == 400 and named in _error(response), response.text
 
 
 @pytest.fixture(scope="module")
