@@ -4,6 +4,7 @@ pixels equal ``/generate_image``'s and the UI's for the same seed. PNG, lossless
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -202,18 +203,15 @@ def _edit(suite: Suite, form: Any, control: serving.Control, saved: list[Path]) 
                   strength=_number(form, "strength", 0.75), steps=_number(form, "steps", 0, int),
                   guidance_scale=_number(form, "guidance_scale", -1))
     seed = _number(form, "seed", 42, int)
-    before = geometry(suite.locate(entry, device).path)
-    settings, source = edit_job.request(entry, before, str(image), str(mask) if mask else None,
-                                        transparent_repaints=True, seed=seed, **inputs)  # bad input: before a load
-    _check_edit_size(wanted, settings)
-    handle = suite.load(entry, device)
-    geo = geometry(handle.prepared.model_dir)
-    if geo != before:
-        settings, source = edit_job.request(entry, geo, str(image), str(mask) if mask else None,
-                                            transparent_repaints=True, seed=settings.seed, **inputs)
-        _check_edit_size(wanted, settings)
-    image_run.mode_pipeline(handle, settings.mode)
-    path, figures = edit_job.run(handle, geo, entry, settings, source, control)
+
+    def load() -> tuple[Any, Any]:
+        handle = suite.load(entry, device)
+        return handle, geometry(handle.prepared.model_dir)
+
+    settings, path, figures = edit_job.edit(
+        entry, str(image), str(mask) if mask else None, before=geometry(suite.locate(entry, device).path), load=load,
+        stops=lambda: contextlib.nullcontext(control), check=lambda settings: _check_edit_size(wanted, settings),
+        transparent_repaints=True, seed=seed, **inputs)
     data = [{"b64_json": base64.b64encode(path.read_bytes()).decode("ascii"), "seed": settings.seed,
              "revised_prompt": settings.prompt}]
     path.unlink(missing_ok=True)
