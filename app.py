@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cors", nargs="+", metavar="ORIGIN", default=(),
                         help="let web pages of these origins (e.g. http://localhost:3000) call /v1 from a browser")
     parser.add_argument("--mcp", action="store_true",
-                        help="also serve the Gradio endpoints (/chat, /generate_image, /transcribe, /ask_image) as MCP "
-                             "tools at /gradio_api/mcp/")
+                        help="also serve the Gradio endpoints (/chat, /generate_image, /edit_image, /transcribe, /speak, "
+                             "/voice_chat, /ask_image, /ask_video) as MCP tools at /gradio_api/mcp/")
     parser.add_argument("--ovms-config", nargs="?", const="-", default=None, metavar="DIR",
                         help="write the OpenVINO Model Server configuration serving the catalog's local entries into "
                              "DIR (without DIR: print it) with the docker run line, and exit")

@@ -21,6 +21,9 @@ Measured, rounds alternating between the sides compared (medians):
 2. with vs without the adapter (through the app, same pipeline, per-call switch). Target: <= 10 % slower.
 3. speculative decoding (5 draft tokens per step, main and draft on CPU) vs none with each draft: acceptance
    and speedup (end-to-end tokens/s through the app).
+4. decoding choices (issue 20), through ``/chat``: none vs the agreeing draft at tuned tokens per step (target
+   >= 2×) vs the unrelated (random) draft with adaptive speculation (target >= 0.9×) and without it, and prompt
+   lookup vs none on a chat whose answer quotes it (the question asked again, its first answer in the history).
 
 Random weights answer gibberish but cost what trained weights cost; the output rows of special and
 non-printable tokens are zeroed so every answer runs to ``--tokens`` printable tokens.
@@ -236,10 +239,10 @@ def direct_run(pipe, tokens: int) -> Run:
                {"ttft_ms": result.perf_metrics.get_ttft().mean})
 
 
-def app_run(client, tokens: int, **arguments) -> Run:
+def app_run(client, tokens: int, prompt: str = PROMPT, **arguments) -> Run:
     """``/chat`` through gradio_client, streaming; timed where the client sees text arrive."""
     started = time.perf_counter()
-    job = client.submit(PROMPT, arguments.pop("model", "bench-llm"), max_new_tokens=tokens, api_name="/chat",
+    job = client.submit(prompt, arguments.pop("model", "bench-llm"), max_new_tokens=tokens, api_name="/chat",
                         **arguments)
     first = last = None
     for text, _ in job:
@@ -370,7 +373,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--parts", default="123", help="which of the three measurements to run, e.g. 1")
+    parser.add_argument("--parts", default="1234", help="which of the four measurements to run, e.g. 1")
+    parser.add_argument("--draft-tokens", type=int, default=12,
+                        help="part 4: tokens per step of the agreeing draft (12 measured best of 1, 5, 8, 12)")
     args = parser.parse_args()
 
     paths = build()
@@ -442,8 +447,46 @@ def main() -> None:
                 same = r[-1].text == runs["none"][-1].text
                 print(f"   {label + ':':15s} {rate:6.2f} tokens/s end to end · acceptance {acceptance:.0%} · "
                       f"speedup {rate / base:.2f}× · same text as none: {same}")
+        if "4" in args.parts:
+            decoding(client, n, args.rounds, args.draft_tokens)
     finally:
         app.stop()
+
+
+def decoding(client, n: int, rounds: int, draft_tokens: int) -> None:
+    """Part 4: what each decoding choice gives through /chat, side by side, against none."""
+    runs = alternate(rounds,
+                     none=lambda: app_run(client, n),
+                     agree=lambda: app_run(client, n, draft="agree", assistant_tokens=draft_tokens),
+                     adaptive=lambda: app_run(client, n, draft="random"),
+                     fixed=lambda: app_run(client, n, draft="random", adaptive=False))
+    # A chat whose answer quotes itself: the same question again, its first answer in the history.
+    first = app_run(client, n)
+    history = [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": first.text}]
+    quoted = alternate(rounds, none=lambda: app_run(client, n, history=history),
+                       lookup=lambda: app_run(client, n, history=history, prompt_lookup=True))
+    base = median(runs["none"], "end_to_end")
+    print("4. Decoding choices through /chat (end-to-end tokens/s, TTFT included; main and draft on CPU)")
+    print(f"   none:                              {base:6.2f} tokens/s")
+    rows = (("agree", f"agreeing draft, {draft_tokens} tokens/step:", 2.0, runs),
+            ("adaptive", "unrelated draft, adaptive (5/step):", 0.9, runs),
+            ("fixed", "unrelated draft, not adaptive:", None, runs))
+    for name, label, target, side in rows:
+        r = side[name]
+        rate = median(r, "end_to_end")
+        acceptance = statistics.median(x.metrics.get("acceptance_rate", 0.0) for x in r)
+        note = r[-1].metrics.get("adaptive", "")
+        print(f"   {label:35s} {rate:6.2f} tokens/s · acceptance {acceptance:.0%} · speedup {rate / base:.2f}×"
+              + (f" (target >= {target}×)" if target else "") + f" · same text: {r[-1].text == side['none'][-1].text}"
+              + (f" · {note}" if note else ""))
+    quote_base = median(quoted["none"], "end_to_end")
+    r = quoted["lookup"]
+    rate = median(r, "end_to_end")
+    acceptance = statistics.median(x.metrics.get("acceptance_rate", 0.0) for x in r)
+    print(f"   quoting chat, none:                {quote_base:6.2f} tokens/s")
+    print(f"   quoting chat, prompt lookup:       {rate:6.2f} tokens/s · acceptance {acceptance:.0%} · speedup "
+          f"{rate / quote_base:.2f}× · same text: {r[-1].text == quoted['none'][-1].text} · answer quotes the "
+          f"history: {r[-1].text[:60] in first.text}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ Measured side by side in one run (calls alternate, so machine load hits both sid
 1. seconds per denoising step through the app (``/generate_image`` via gradio_client) vs a direct
    ``Text2ImagePipeline.generate`` with the same settings and properties (target ratio direct/app >= 0.97);
 2. two LoRA styles at nonzero weight vs no style, same compiled pipeline (target: <= 15 % slower);
-3. a style switch: what changing the AdapterConfig between calls costs (target: no compile).
+3. a style switch: what changing the AdapterConfig between calls costs (target: no compile);
+4. Transform and Inpaint: seconds per step through the app (``/edit_image``) vs ``Image2ImagePipeline`` /
+   ``InpaintingPipeline`` built from the folder and called directly (target ratio direct/app >= 0.97);
+5. memory: one model used in all three modes as the app holds it (one ``InpaintingPipeline``, the other two derived
+   from it, sharing its compiled models) against Generate alone (a plain ``Text2ImagePipeline``), and against three
+   pipelines built separately; each in its own process, after one 512x512 call per mode (target <= 1.3x).
 
 The model is Stable Diffusion 1.5's architecture (UNet 320-640-1280-1280, CLIP-L-sized text encoder, SD VAE) with
 random weights, built from configs offline and exported with optimum-intel into ``~/.cache/ov-genai-demos-bench``
@@ -162,6 +167,17 @@ class App:
         with Image.open(path) as image:
             return seconds, np.asarray(image), metrics
 
+    def edit(self, source: Path, mask: Path | None, strength: float, seed: int = 42) -> tuple[float, np.ndarray, dict]:
+        from gradio_client import handle_file
+        from PIL import Image
+        started = time.perf_counter()
+        path, metrics = self.client.predict(handle_file(str(source)), PROMPT, "sd15-random",
+                                            mask=handle_file(str(mask)) if mask else None, strength=strength,
+                                            seed=seed, api_name="/edit_image")
+        seconds = time.perf_counter() - started
+        with Image.open(path) as image:
+            return seconds, np.asarray(image), metrics
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=60)
@@ -265,6 +281,127 @@ def style_switch(app: App, direct: Direct, repeats: int, both: dict[str, float],
           f"A reproduced exactly: {np.array_equal(a1, a2)}")
 
 
+class DirectEdit:
+    """``Image2ImagePipeline`` and ``InpaintingPipeline`` built from the folder, as a user of genai would."""
+
+    def __init__(self, paths: dict[str, Path], steps: int, cache: Path):
+        import openvino_genai as ov_genai
+        self.ov_genai = ov_genai
+        adapters = [ov_genai.Adapter(str(paths["style_a"])), ov_genai.Adapter(str(paths["style_b"]))]
+        props = dict(adapters=ov_genai.AdapterConfig(adapters), INFERENCE_PRECISION_HINT="f32",
+                     CACHE_DIR=str(cache / "compiled"))
+        self.unstyled = ov_genai.AdapterConfig()
+        self.unstyled.add(adapters[0], 0.0)  # as the app sends "no style" (demos.panels.image.run.adapter_config)
+        self.folder, self.props, self.pipes = str(paths["ov"]), props, {}
+        self.steps = steps
+
+    def _pipe(self, kind: str):
+        """One pipeline at a time (built on first use, the other dropped): two f32 SD-1.5 copies beside the app's
+        would not fit the shared machine's memory."""
+        if kind not in self.pipes:
+            self.pipes.clear()
+            cls = self.ov_genai.Image2ImagePipeline if kind == "transform" else self.ov_genai.InpaintingPipeline
+            self.pipes[kind] = cls(self.folder, "CPU", **self.props)
+        return self.pipes[kind]
+
+    def edit(self, kind: str, source: np.ndarray, mask: np.ndarray | None, strength: float, seed: int = 42
+             ) -> tuple[float, np.ndarray, dict]:
+        import openvino as ov
+        extra = {}
+        if mask is not None:
+            extra["mask_image"] = ov.Tensor(np.repeat(mask[None, ..., None], 3, axis=3))
+        pipe = self._pipe(kind)
+        started = time.perf_counter()
+        tensor = pipe.generate(PROMPT, image=ov.Tensor(source[None]), strength=strength, num_inference_steps=self.steps,
+                               guidance_scale=7.5, rng_seed=seed, adapters=self.unstyled, **extra)
+        seconds = time.perf_counter() - started
+        durations = list(pipe.get_performance_metrics().raw_metrics.iteration_durations)
+        return seconds, tensor.data[0].copy(), {"step_ms": statistics.mean(durations) / 1000}
+
+
+def edits_app_vs_direct(app: App, paths: dict[str, Path], size: int, steps: int, repeats: int, cache: Path,
+                        work: Path) -> None:
+    """4. Transform and Inpaint, seconds per step, app vs direct, alternating."""
+    from PIL import Image
+    source = np.random.RandomState(0).randint(0, 255, (size, size, 3), dtype=np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    mask[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 255
+    Image.fromarray(source).save(work / "source.png")
+    Image.fromarray(mask).save(work / "mask.png")
+    direct = DirectEdit(paths, steps, cache)
+    strength = 1.0  # every step runs (steps x strength), so seconds per step compare like with like
+    print(f"\n4. Transform and Inpaint, seconds per step, wall clock ({steps} steps, strength {strength:g}; "
+          "genai's own step figure in brackets)")
+    for kind in ("transform", "inpaint"):
+        mask_path, mask_array = (work / "mask.png", mask) if kind == "inpaint" else (None, None)
+        _, app_image, _ = app.edit(work / "source.png", mask_path, strength)  # warm-up (derives the pipeline)
+        _, direct_image, _ = direct.edit(kind, source, mask_array, strength)
+        wall: dict[str, list[float]] = {"app": [], "direct": []}
+        inner: dict[str, list[float]] = {"app": [], "direct": []}
+        for _ in range(repeats):
+            seconds, _, metrics = app.edit(work / "source.png", mask_path, strength)
+            wall["app"].append(seconds / steps)
+            inner["app"].append(metrics["step_ms"] / 1000)
+            seconds, _, metrics = direct.edit(kind, source, mask_array, strength)
+            wall["direct"].append(seconds / steps)
+            inner["direct"].append(metrics["step_ms"] / 1000)
+        a, d = statistics.median(wall["app"]), statistics.median(wall["direct"])
+        print(f"   {kind:9} app {a:6.2f} s/step [{statistics.median(inner['app']):.2f}] · direct {d:6.2f} s/step "
+              f"[{statistics.median(inner['direct']):.2f}] · ratio direct/app = {d / a:.3f} (target >= 0.97) · "
+              f"images identical: {np.array_equal(app_image, direct_image)}")
+
+
+_MEMORY_PROBE = """
+import sys, numpy as np, openvino as ov, openvino_genai as g
+sys.path.insert(0, sys.argv[3])
+from demos.core import image_modes
+folder, how, size = sys.argv[1], sys.argv[2], 512
+props = dict(INFERENCE_PRECISION_HINT="f32")
+image = ov.Tensor(np.random.RandomState(0).randint(0, 255, (1, size, size, 3), dtype=np.uint8))
+mask = np.zeros((1, size, size, 3), np.uint8); mask[:, 128:384, 128:384] = 255; mask = ov.Tensor(mask)
+run = dict(num_inference_steps=1, guidance_scale=7.5, rng_seed=1)
+if how == "generate":
+    pipes = {"generate": g.Text2ImagePipeline(folder, "CPU", **props)}
+elif how == "separate":
+    pipes = {"generate": g.Text2ImagePipeline(folder, "CPU", **props),
+             "transform": g.Image2ImagePipeline(folder, "CPU", **props),
+             "inpaint": g.InpaintingPipeline(folder, "CPU", **props)}
+else:
+    generate, modes = image_modes.build(folder, "CPU", props)
+    pipes = {"generate": generate, "transform": modes.get("transform"), "inpaint": modes.get("inpaint")}
+for mode, pipe in pipes.items():
+    if mode == "generate":
+        pipe.generate("a cat", width=size, height=size, **run)
+    elif mode == "transform":
+        pipe.generate("a cat", image=image, strength=1.0, **run)
+    else:
+        pipe.generate("a cat", image=image, mask_image=mask, strength=1.0, **run)
+status = open("/proc/self/status").read()
+field = lambda name: int(status.split(name + ":")[1].split()[0]) / 1024
+print(field("VmRSS"), field("VmHWM"))
+"""
+
+
+def memory(paths: dict[str, Path], ways: tuple[str, ...] = ("generate", "shared", "separate")) -> None:
+    """5. Resident memory of one model in all three modes vs Generate alone (each in a fresh process)."""
+    labels = {"generate": "Generate alone (Text2ImagePipeline)",
+              "shared": "all three modes, as the app holds them (shared)",
+              "separate": "all three modes, three pipelines built separately"}
+    print("\n5. memory after one 512x512 call per mode (resident now · peak), each in its own process", flush=True)
+    base = None
+    for how in ways:
+        done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(paths["ov"]), how, str(ROOT)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:  # three separate f32 SD-1.5 pipelines may not fit beside other work
+            print(f"   {labels[how]:52} failed (exit {done.returncode}; -9 = killed, out of memory)", flush=True)
+            continue
+        rss, peak = (float(v) for v in done.stdout.split()[-2:])
+        base = base or (rss, peak)
+        print(f"   {labels[how]:52} {rss / 1024:5.2f} GB ({rss / base[0]:.2f}x) · peak {peak / 1024:5.2f} GB "
+              f"({peak / base[1]:.2f}x)", flush=True)
+    print("   target: shared <= 1.3x Generate alone")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="image width and height")
@@ -273,25 +410,38 @@ def main() -> int:
     parser.add_argument("--switch-size", type=int, default=128, help="image size of the style-switch calls")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ov-genai-demos-bench")
     parser.add_argument("--build-only", action="store_true", help="build and export the model, then exit")
+    parser.add_argument("--parts", default="generate,edits,memory",
+                        help="comma-separated: generate (1-3), edits (4), memory (5)")
+    parser.add_argument("--memory-ways", default="generate,shared,separate",
+                        help="which memory figures: generate, shared, separate (three separate pipelines need most)")
     args = parser.parse_args()
     paths = build(args.cache)
     if args.build_only:
+        return 0
+    parts = set(args.parts.split(","))
+    if "memory" in parts:
+        memory(paths, tuple(args.memory_ways.split(",")))
+    if not parts & {"generate", "edits"}:
         return 0
     both = {"style-a": 0.8, "style-b": 0.6}
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         print(f"\nSD-1.5-sized UNet, random weights, {args.size}x{args.size}, {args.steps} steps, guidance 7.5, "
               f"CPU f32; {args.repeats} timed calls per configuration\n", flush=True)
-        direct = Direct(paths, args.size, args.steps, args.cache)
-        print(f"direct pipeline compiled in {direct.load_s:.1f} s", flush=True)
         app = App(paths, args.size, args.steps, Path(tmp))
         try:
-            _, app_image, first = app.generate({})  # warm-up: compiles inside the app
-            _, direct_image, _ = direct.generate({})
-            print(f"app pipeline compiled in {first['load_s']:.1f} s; app and direct images identical: "
-                  f"{np.array_equal(app_image, direct_image)}", flush=True)
-            app_vs_direct(app, direct, args.steps, args.repeats)
-            styles_vs_none(app, args.steps, args.repeats, both)
-            style_switch(app, direct, max(3, args.repeats), both, args.switch_size)
+            if "generate" in parts:
+                direct = Direct(paths, args.size, args.steps, args.cache)
+                print(f"direct pipeline compiled in {direct.load_s:.1f} s", flush=True)
+                _, app_image, first = app.generate({})  # warm-up: compiles inside the app
+                _, direct_image, _ = direct.generate({})
+                print(f"app pipeline compiled in {first['load_s']:.1f} s; app and direct images identical: "
+                      f"{np.array_equal(app_image, direct_image)}", flush=True)
+                app_vs_direct(app, direct, args.steps, args.repeats)
+                styles_vs_none(app, args.steps, args.repeats, both)
+                style_switch(app, direct, max(3, args.repeats), both, args.switch_size)
+                del direct
+            if "edits" in parts:
+                edits_app_vs_direct(app, paths, args.size, args.steps, args.repeats, args.cache, Path(tmp))
         finally:
             app.close()
     return 0

@@ -11,6 +11,8 @@ One run, side by side, on a random-weight LLaVA-style model of realistic size (C
    ``VLMPipeline.generate`` with a streamer, once with a plain prompt and once with a ``ChatHistory`` (what the
    app uses, so that later turns can bring new images). Each round uses a new picture (genai caches encoded
    images by content) and rotates the order, after one warm-up each. Target: app/direct ≥ 0.97.
+3. ``--video``: sampling frames from a one-minute video, and ``/ask_video`` against a direct call (see
+   ``bench_video``).
 2. Preparing a 12-megapixel JPEG photo (EXIF-rotated) for this model: ``images_in.prepare`` against PIL's
    reduced-scale decode alone (the floor) and a naive full decode. Target: ≤ 20 ms.
 
@@ -320,13 +322,123 @@ def bench_preparation(model_dir: Path, repeats: int) -> dict:
             "full_decode_ms": timed(naive)}
 
 
+def bench_video(rounds: int, tokens: int, folder: Path, model_dir: Path | None = None) -> dict:
+    """Video: sampling 8 frames from a 60 s 640x360 30 fps H.264 video (``demos.core.video.decode``, which seeks,
+    against decoding every frame as a naive script does), and ``/ask_video`` against a direct
+    ``generate(ChatHistory, videos=[frames])`` on the same frames, each side including its own decoding. The model
+    is the test kit's tiny Qwen2-VL unless ``--video-model`` names a real one: with it, the ratio shows the app's
+    overhead around a very short generation, the worst case for the app."""
+    import av
+    import openvino as ov
+    import openvino_genai as ov_genai
+    from gradio_client import Client, handle_file
+
+    from demos.core import video
+    from demos.panels.vision.models import facts
+    from tests import videos
+
+    if model_dir is None:
+        from tests.kit import qwen2vl
+        model_dir = qwen2vl.build().ov
+    clip = videos.write(folder / "minute.mp4", np.repeat(videos.frames(60, 360, 640), 30, axis=0), fps=30,
+                        keyframe_every=60)
+    budget = facts(model_dir).budget
+
+    def naive_frames(k: int) -> np.ndarray:
+        with av.open(str(clip)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return np.stack([decoded[i] for i in video.sample_indices(len(decoded), k)])
+
+    def timed(fn, repeats: int = 3) -> float:
+        fn()
+        return statistics.median([_seconds(fn) for _ in range(repeats)]) * 1000
+
+    decode_ms, naive_ms = timed(lambda: video.decode(clip, clip.name, 8, budget)), timed(lambda: naive_frames(8), 2)
+    catalog = {"settings": {"cache_dir": str(folder / "cache")},
+               "vision": [{"id": "bench-vlm", "source": str(model_dir), "video": True,
+                           "generation": {"max_new_tokens": tokens, "temperature": 0.0}}]}
+    (folder / "models.yaml").write_text(json.dumps(catalog))
+    proc, url = _start_catalog(folder)
+    try:
+        client = Client(url, verbose=False)
+        pipe = ov_genai.VLMPipeline(str(model_dir), "CPU")
+
+        def app(path: Path) -> None:
+            client.predict(handle_file(str(path)), QUESTION, "bench-vlm", [], 8, tokens, "", api_name="/ask_video")
+
+        def direct(path: Path) -> None:
+            frames = video.decode(path, path.name, 8, budget).array
+            history = ov_genai.ChatHistory([{"role": "user", "content": QUESTION}])
+            pipe.generate(history, videos=[ov.Tensor(frames)], max_new_tokens=tokens)
+
+        clips = []
+        for index in range(rounds + 1):  # a new file each round: no side reuses the other's decoded frames
+            path = folder / f"clip-{index}.mp4"
+            shutil.copy(clip, path)
+            clips.append(path)
+        app(clips[0]), direct(clips[0])
+        ratios, app_ms, direct_ms = [], [], []
+        for index, path in enumerate(clips[1:]):
+            sides = [("app", app), ("direct", direct)][:: 1 if index % 2 else -1]
+            times = {name: _seconds(lambda: fn(path)) * 1000 for name, fn in sides}
+            app_ms.append(times["app"])
+            direct_ms.append(times["direct"])
+            ratios.append(times["direct"] / times["app"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"decode_ms": decode_ms, "naive_ms": naive_ms, "app_ms": statistics.median(app_ms),
+            "direct_ms": statistics.median(direct_ms), "ratio": statistics.median(ratios), "rounds": rounds,
+            "model": str(model_dir)}
+
+
+def _seconds(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _start_catalog(folder: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(folder / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--models", str(folder / "models.yaml"),
+                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((folder / "app.log").read_text())
+            time.sleep(0.2)
+    raise TimeoutError("the app did not start")
+
+
+def print_video(result: dict) -> None:
+    print("\n== Video: 8 frames from a 60 s 640x360 30 fps H.264 video (median ms) ==")
+    print(f"demos.core.video.decode (counts packets, seeks)  {result['decode_ms']:8.1f}")
+    print(f"decode every frame, then pick (naive script)     {result['naive_ms']:8.1f}"
+          f"   -> {result['naive_ms'] / result['decode_ms']:.1f}x")
+    print(f"/ask_video (client side)                         {result['app_ms']:8.1f}")
+    print(f"direct decode + generate(ChatHistory, videos=)   {result['direct_ms']:8.1f}"
+          f"   direct/app {result['ratio']:.3f} (median of {result['rounds']} rounds)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds with a 640x480 picture (half as many at 12 MP)")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=21, help="timings of the image preparation")
     parser.add_argument("--model", type=Path, help="an OpenVINO VLM folder to use instead of the built one")
+    parser.add_argument("--video", action="store_true", help="only the video case (tiny Qwen2-VL unless --video-model)")
+    parser.add_argument("--video-model", type=Path, help="an OpenVINO Qwen2-VL / Qwen2.5-VL folder for the video case")
     args = parser.parse_args()
+    if args.video:
+        with tempfile.TemporaryDirectory(prefix="bench-video-") as scratch:
+            print_video(bench_video(args.rounds, args.tokens, Path(scratch), args.video_model))
+        return
     model_dir = args.model or build_model()
     print(f"model: {model_dir}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-vision-") as scratch:

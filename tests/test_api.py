@@ -79,7 +79,8 @@ def _headers(**extra: str) -> dict[str, str]:
 
 def test_models_list_every_entry_with_its_panel_and_routes(client, kit):
     models = {m.id: m for m in client.models.list().data}
-    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm"}
+    assert set(models) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm", "tiny-qwen2vl", "tiny-tts"}
+    assert models["tiny-tts"].owned_by == "voice" and models["tiny-tts"].model_extra["routes"] == ["/v1/audio/speech"]
     assert models["tiny-llm"].owned_by == "chat" and models["tiny-vlm"].owned_by == "vision"
     assert models["tiny-whisper"].model_extra["routes"] == ["/v1/audio/transcriptions", "/v1/audio/translations"]
     assert client.models.retrieve("tiny-sd").owned_by == "image"
@@ -160,6 +161,28 @@ def test_vision_with_a_data_url_equals_a_direct_vlm_call(client, kit):
     assert answer.usage.completion_tokens == 8 and answer.choices[0].finish_reason == "length"
 
 
+def test_an_animated_gif_is_an_image_for_a_model_that_takes_no_video(client, kit):
+    """LLaVA takes no video: an animated GIF (new or earlier in the chat) is an image, its first frame."""
+    import openvino as ov
+    import openvino_genai as ov_genai
+    pictures = np.stack([_picture(seed) for seed in (2, 3, 4)])
+    buffer = io.BytesIO()
+    Image.fromarray(pictures[0]).save(buffer, format="GIF", save_all=True, loop=0,
+                                      append_images=[Image.fromarray(p) for p in pictures[1:]])
+    with Image.open(io.BytesIO(buffer.getvalue())) as gif:
+        first = np.asarray(gif.convert("RGB"))  # the palette's colours, as any reader of the GIF sees them
+    part = {"type": "image_url", "image_url": {"url": "data:image/gif;base64," + base64.b64encode(buffer.getvalue()).decode()}}
+    question, follow = "What is in the picture?", "And the colours?"
+    answer = client.chat.completions.create(model="tiny-vlm", max_tokens=8, messages=[
+        {"role": "user", "content": [part, {"type": "text", "text": question}]}]).choices[0].message.content
+    pipe = ov_genai.VLMPipeline(str(kit.vlm.ov), "CPU", **EXACT)
+    assert answer == pipe.generate(question, images=[ov.Tensor(first)], max_new_tokens=8).texts[0]
+    later = client.chat.completions.create(model="tiny-vlm", max_tokens=8, messages=[
+        {"role": "user", "content": [part, {"type": "text", "text": question}]},
+        {"role": "assistant", "content": answer}, {"role": "user", "content": follow}])
+    assert later.choices[0].message.content and later.usage.completion_tokens > 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Images and audio
 
@@ -177,6 +200,56 @@ def test_images_equal_text2image_pixels_for_the_same_seeds(client, kit):
         direct = pipe.generate("a red square", width=64, height=64, num_inference_steps=3, guidance_scale=1.0,
                                rng_seed=seed).data[0]
         assert np.array_equal(pixels, direct)
+
+
+def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(client, v1, kit, tmp_path):
+    """The openai SDK's ``images.edit``: multipart, mask transparent = repaint (OpenAI's convention) -> the pixels
+    of ``InpaintingPipeline.generate`` with the same area white; without a mask, of ``Image2ImagePipeline``."""
+    import openvino as ov
+    import openvino_genai as ov_genai
+    source = np.random.RandomState(5).randint(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(source).save(tmp_path / "source.png")
+    rgba = np.full((64, 64, 4), 255, np.uint8)
+    rgba[8:40, 8:56, 3] = 0  # transparent: repaint
+    Image.fromarray(rgba).save(tmp_path / "mask.png")
+    white = np.zeros((1, 64, 64, 3), np.uint8)
+    white[:, 8:40, 8:56] = 255
+    run = dict(strength=0.75, num_inference_steps=4, guidance_scale=1.0, rng_seed=9)
+    with open(tmp_path / "source.png", "rb") as image, open(tmp_path / "mask.png", "rb") as mask:
+        answer = client.images.edit(model="tiny-sd", image=image, mask=mask, prompt="a red square",
+                                    response_format="b64_json", extra_body={"seed": 9})
+    with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
+        assert picture.format == "PNG" and "Mode: inpaint" in picture.info["parameters"]
+        pixels = np.asarray(picture.convert("RGB"))
+    inpaint = ov_genai.InpaintingPipeline(str(kit.diffusion.ov), "CPU", **EXACT)
+    direct = inpaint.generate("a red square", image=ov.Tensor(source[None]), mask_image=ov.Tensor(white), **run)
+    assert np.array_equal(pixels, direct.data[0])
+    with open(tmp_path / "source.png", "rb") as image:
+        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", size="64x64",
+                                    extra_body={"seed": 9})  # the source's size: accepted
+    transform = ov_genai.Image2ImagePipeline(str(kit.diffusion.ov), "CPU", **EXACT)
+    direct = transform.generate("a red square", image=ov.Tensor(source[None]), **run)
+    with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
+        assert np.array_equal(np.asarray(picture.convert("RGB")), direct.data[0])
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "opaque.png")
+    for files, named in (({"image": open(tmp_path / "source.png", "rb"), "mask": open(tmp_path / "opaque.png", "rb")},
+                          "has no transparency"),
+                         ({"mask": open(tmp_path / "mask.png", "rb")}, "image is missing"),
+                         ({"image": ("x.png", b"not a picture")}, "is not an image")):
+        response = httpx.post(f"{v1}/images/edits", headers=_headers(), files=files,
+                              data={"model": "tiny-sd", "prompt": "a cat"}, timeout=60)
+        assert response.status_code == 400 and named in _error(response), response.text
+    response = httpx.post(f"{v1}/images/edits", headers=_headers(), timeout=60,
+                          files={"image": open(tmp_path / "source.png", "rb")},
+                          data={"model": "tiny-sd", "prompt": "a cat", "strength": "1.5"})
+    assert response.status_code == 400 and "strength 1.5 is out of range" in _error(response)
+    for field, value, named in (("size", "32x48", "takes the source picture's size (64x64); resize the picture"),
+                                ("output_format", "jpeg", "returns PNG only"),
+                                ("background", "transparent", "is an opaque PNG")):
+        response = httpx.post(f"{v1}/images/edits", headers=_headers(), timeout=60,
+                              files={"image": open(tmp_path / "source.png", "rb")},
+                              data={"model": "tiny-sd", "prompt": "a cat", field: value})
+        assert response.status_code == 400 and named in _error(response), response.text
 
 
 @pytest.fixture(scope="module")
@@ -200,37 +273,65 @@ def _seconds(stamp: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+# The clip is a tone with noise (the tiny Whisper turns it into words), not speech: compared with a direct call on all
+# of it, with silence skipping (this app's extension field, on by default) off.
+WHOLE = {"skip_silence": "false"}
+
+
 def test_transcriptions_equal_whisper_text_and_subtitles_parse(client, whisper, clip):
     with open(clip, "rb") as audio:
-        text = client.audio.transcriptions.create(model="tiny-whisper", file=audio)
+        text = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE)
     assert text.text == whisper.generate(_samples(clip)).texts[0] and text.text.strip()
     timed = whisper.generate(_samples(clip), return_timestamps=True)
     with open(clip, "rb") as audio:
-        verbose = client.audio.transcriptions.create(model="tiny-whisper", file=audio, response_format="verbose_json",
+        verbose = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE, response_format="verbose_json",
                                                      timestamp_granularities=["segment"])
     assert verbose.text == timed.texts[0] and verbose.duration == 6.0
     assert "".join(s.text for s in verbose.segments) == timed.texts[0] and len(verbose.segments) == len(timed.chunks)
     spoken = [s for s in verbose.segments if s.text.strip()]
     with open(clip, "rb") as audio:
-        srt = client.audio.transcriptions.create(model="tiny-whisper", file=audio, response_format="srt")
+        srt = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE, response_format="srt")
     cues = SRT_CUE.findall(srt)
     assert [int(c[0]) for c in cues] == list(range(1, len(spoken) + 1))
     assert [(_seconds(c[1]), _seconds(c[2]), c[3].strip()) for c in cues] == \
         [(s.start, s.end, s.text.strip()) for s in spoken]
     with open(clip, "rb") as audio:
-        vtt = client.audio.transcriptions.create(model="tiny-whisper", file=audio, response_format="vtt")
+        vtt = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE, response_format="vtt")
     assert vtt.startswith("WEBVTT\n\n")
     assert [(_seconds(a), _seconds(b), t.strip()) for a, b, t in VTT_CUE.findall(vtt)] == \
         [(s.start, s.end, s.text.strip()) for s in spoken]
     with open(clip, "rb") as audio:
-        plain = client.audio.transcriptions.create(model="tiny-whisper", file=audio, response_format="text")
+        plain = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE, response_format="text")
     assert plain == text.text
     with open(clip, "rb") as audio:
-        prompted = client.audio.transcriptions.create(model="tiny-whisper", file=audio, prompt="hallo world")
+        prompted = client.audio.transcriptions.create(model="tiny-whisper", file=audio, extra_body=WHOLE, prompt="hallo world")
     assert prompted.text == whisper.generate(_samples(clip), initial_prompt="hallo world").texts[0] != text.text
     with open(clip, "rb") as audio:
-        translated = client.audio.translations.create(model="tiny-whisper", file=audio)
+        translated = client.audio.translations.create(model="tiny-whisper", file=audio, extra_body=WHOLE)
     assert translated.text == whisper.generate(_samples(clip), task="translate").texts[0]
+
+
+def test_transcriptions_take_hotwords_and_skip_silence_and_cap_the_prompt(client, whisper, clip, v1):
+    with open(clip, "rb") as audio:
+        hot = client.audio.transcriptions.create(model="tiny-whisper", file=audio, prompt="the red house",
+                                                 extra_body={**WHOLE, "hotwords": "tiny moon"})
+    assert hot.text == whisper.generate(_samples(clip), initial_prompt="the red house", hotwords="tiny moon").texts[0]
+
+    def post(**fields: str) -> httpx.Response:
+        with open(clip, "rb") as audio:
+            return httpx.post(f"{v1}/audio/transcriptions", headers=_headers(), timeout=60,
+                              data={"model": "tiny-whisper", **fields}, files={"file": ("clip.wav", audio)})
+
+    refused = post()  # skipping silence is on by default, and a tone is no speech
+    assert refused.status_code == 400 and "no speech found" in _error(refused)
+    assert refused.json()["error"]["param"] == "audio"
+    long = post(prompt="x" * 1001, skip_silence="false")
+    assert long.status_code == 400 and long.json()["error"]["param"] == "prompt"
+    assert _error(long).startswith("prompt is 1,001 characters long") and "1,000 characters" in _error(long)
+    tokens = post(prompt="the cat sat on the mat " * 40, skip_silence="false")
+    assert tokens.status_code == 400 and "223 tokens" in _error(tokens) and tokens.json()["error"]["param"] == "prompt"
+    odd = post(skip_silence="maybe")
+    assert odd.status_code == 400 and "skip_silence must be true or false" in _error(odd)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -265,8 +366,9 @@ CHAT = {"model": "tiny-llm", "messages": [{"role": "user", "content": "Hi"}], "m
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "n": 5}, 400, "1 to 4"),
     ("images/generations", {"model": "tiny-sd", "prompt": "a cat", "size": "big"}, 400, "WIDTHxHEIGHT"),
     ("images/generations", {"model": "tiny-llm", "prompt": "a cat"}, 400, "chat model"),
-    ("images/edits", {"model": "tiny-sd"}, 404, "image editing"),
-    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 404, "voice"),
+    ("images/edits", {"model": "tiny-sd"}, 400, "multipart/form-data"),
+    ("audio/speech", {"model": "tiny-whisper", "input": "hi"}, 400, "voice models"),
+    ("audio/speech", {"model": "tiny-tts", "input": "hi", "voice": "nobody"}, 400, "no voice 'nobody'"),
     ("no/such/route", {}, 404, "not a route"),
 ])
 def test_mistakes_get_their_4xx_with_a_message_naming_the_problem(v1, path, body, status, named):

@@ -37,7 +37,7 @@ def test_app_serves_page_and_lists_catalog(tiny_app):
     assert "OpenVINO GenAI demos" in page
     client = Client(tiny_app.url, verbose=False)
     rows = _rows(client.predict(api_name="/list_models"))
-    assert set(rows) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm"}
+    assert set(rows) == {"tiny-llm", "tiny-llm-export", "tiny-sd", "tiny-whisper", "tiny-vlm", "tiny-qwen2vl", "tiny-tts"}
     assert rows["tiny-llm"][5] == "local folder"
 
 

@@ -114,6 +114,7 @@ def test_browser_speech_keeps_the_transcript_on_an_error_and_names_a_bad_upload(
         open_tab(page, tiny_app.url, "Speech")
         page.locator("#speech-audio input[type=file]").set_input_files(str(clip))
         page.locator("#speech-status", has_text="ready to transcribe").wait_for(timeout=60_000)
+        page.locator("#speech-skip-silence input").uncheck()  # a tone, not speech: transcribe all of it
         page.locator("#speech-run").click()
         page.locator("#speech-status", has_text="Done").wait_for(timeout=120_000)
         text = page.locator("#speech-text textarea").input_value()

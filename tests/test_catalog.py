@@ -11,10 +11,15 @@ from demos.core.catalog import CatalogError, load_catalog
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Pre-converted OpenVINO folders from outside the OpenVINO organisation whose model card was read (the hub is not
+# reachable from the tests): a new one is added here only after that.
+CHECKED_CONVERSIONS = {"helenai/Qwen2.5-VL-3B-Instruct-ov-int4"}
+
+
 @pytest.mark.unit
 def test_shipped_catalog_is_valid_and_complete():
     catalog = load_catalog(ROOT / "models.yaml")
-    assert catalog.panels() == ["chat", "image", "speech", "vision"]
+    assert catalog.panels() == ["chat", "image", "speech", "voice", "vision"]
     chat = {e.id: e for e in catalog.chat}
     assert any(e.drafts for e in catalog.chat), "a chat entry with a FastDraft draft"
     assert any(e.adapters for e in catalog.chat) and any(e.adapters for e in catalog.image)
@@ -22,13 +27,13 @@ def test_shipped_catalog_is_valid_and_complete():
         "at least one entry needs an optimum-intel export"
     assert chat["phi-3-mini"].drafts[0].source == "OpenVINO/Phi-3-mini-FastDraft-50M-int8-ov"
     for entry in catalog.entries():
-        if entry.export is None:
-            assert entry.source.startswith("OpenVINO/"), entry.id
+        if entry.export is None:  # pre-converted: OpenVINO's own, or a community conversion checked by hand
+            assert entry.source.startswith("OpenVINO/") or entry.source in CHECKED_CONVERSIONS, entry.id
 
 
 def test_tiny_catalog_is_valid(tiny_catalog_path):
     catalog = load_catalog(tiny_catalog_path)
-    assert catalog.panels() == ["chat", "image", "speech", "vision"]
+    assert catalog.panels() == ["chat", "image", "speech", "voice", "vision"]
     for entry in catalog.entries():
         assert catalog.local_path(entry.source) is not None
 

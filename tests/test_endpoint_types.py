@@ -75,7 +75,7 @@ def test_the_speech_endpoint_refuses_wrong_types_by_name(tiny_app, tmp_path) -> 
     from tests.rawhttp import upload
     audio = upload(tiny_app.url, write_wav(tmp_path / "a.wav", signal(1.0), 16000))
     for index, bad, expected in [(2, {"a": 1}, "language must be text"), (3, 5, "task must be text")]:
-        inputs = [audio, "tiny-whisper", "", "transcribe", False, ""]
+        inputs = [audio, "tiny-whisper", "", "transcribe", False, "", "", "", False]
         inputs[index] = bad
         outcome = call(tiny_app.url, "transcribe", inputs)
         assert outcome.event == "error" and expected in outcome.message, outcome.message

@@ -76,7 +76,8 @@ def _generate(app: AppProcess, prompt: str = "a red square", device: str = ""):
 
 def _transcribe(app: AppProcess, tmp_path, device: str = ""):
     wav = write_wav(tmp_path / "tone.wav", signal(1.0), 16000)
-    return call(app.url, "transcribe", [upload(app.url, wav), "tiny-whisper", "", "transcribe", False, device])
+    return call(app.url, "transcribe", [upload(app.url, wav), "tiny-whisper", "", "transcribe", False, device, "", "",
+                                            False])
 
 
 def _assert_user_error(app: AppProcess, mark: int, message: str, *expected: str) -> None:
@@ -140,7 +141,8 @@ def test_a_lone_surrogate_is_refused_naming_the_parameter(app, endpoint, param):
 def test_a_deliberate_gr_error_is_shown_and_logged_without_traceback(app):
     """A handler's own ``gr.Error`` (the speech panel's "no audio") keeps its message and prints no traceback."""
     mark = len(app.output())
-    outcome = call(app.url, "transcribe_ui", [None, None, "tiny-whisper", "CPU", "auto", "transcribe", "segments"])
+    outcome = call(app.url, "transcribe_ui", [None, None, "tiny-whisper", "CPU", "auto", "transcribe", "segments",
+                                              "", "", False])
     assert outcome.event == "error"
     _assert_user_error(app, mark, outcome.message, "Upload or record some audio first")
 

@@ -129,7 +129,7 @@ def _app_folders(tmpdir: Path) -> list[Path]:
 
 def _transcribe_ui(base_url: str, data: bytes, name: str = "talk.wav"):
     return call(base_url, "transcribe_ui", [_uploaded(base_url, name, data), None, "tiny-whisper", "CPU", "auto",
-                                            "transcribe", "segments"])
+                                            "transcribe", "segments", "", "", False])
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_speech_refuses_audio_over_its_limit_in_its_words_and_drops_the_upload(w
     data = _wav(20, tmp_path)  # 0.61 MB: under the global upload cap, over the Speech panel's 0.5 MB
     assert LIMITS["max_audio_mb"] * MB < len(data) < LIMITS["max_upload_mb"] * MB
     file = _uploaded(world["app"].url, "long-talk.wav", data)
-    outcome = call(world["app"].url, "transcribe", [file, "tiny-whisper", "", "transcribe", False, ""])
+    outcome = call(world["app"].url, "transcribe", [file, "tiny-whisper", "", "transcribe", False, "", "", "", False])
     assert outcome.event == "error", outcome.data
     assert "0.5 MB" in outcome.message and "long-talk.wav" in outcome.message, outcome.message
     assert "Traceback" not in outcome.message

@@ -108,18 +108,20 @@ def _history(file: Any) -> list[dict]:
 
 # (endpoint, media kind, the data for a file value); every input the endpoint takes is given.
 ENDPOINTS: dict[str, tuple[str, str, Callable[[Any], list]]] = {
-    "transcribe": ("transcribe", "wav", lambda f: [f, "tiny-whisper", "", "transcribe", False, ""]),
+    "transcribe": ("transcribe", "wav", lambda f: [f, "tiny-whisper", "", "transcribe", False, "", "", "", False]),
     "transcribe_ui audio": ("transcribe_ui", "wav",
-                            lambda f: [f, None, "tiny-whisper", "CPU", "auto", "transcribe", "off"]),
+                            lambda f: [f, None, "tiny-whisper", "CPU", "auto", "transcribe", "off", "", "", False]),
     "transcribe_ui media": ("transcribe_ui", "wav",
-                            lambda f: [None, f, "tiny-whisper", "CPU", "auto", "transcribe", "off"]),
+                            lambda f: [None, f, "tiny-whisper", "CPU", "auto", "transcribe", "off", "", "", False]),
     "ask_image image": ("ask_image", "png", lambda f: [f, QUESTION, "tiny-vlm", [], 8, ""]),
     "ask_image history": ("ask_image", "png", lambda f: [None, QUESTION, "tiny-vlm", _history(f), 8, ""]),
     "ask_image history file part": ("ask_image", "png", lambda f: [
         None, QUESTION, "tiny-vlm", [{"role": "user", "content": {"type": "file", "file": f}},
                                      {"role": "user", "content": QUESTION},
                                      {"role": "assistant", "content": "A picture."}], 8, ""]),
-    "vision_accept": ("vision_accept", "png", lambda f: [{"text": QUESTION, "files": [f]}, None, "tiny-vlm"]),
+    "voice_chat": ("voice_chat", "wav", lambda f: [f, "tiny-llm", "tiny-whisper", "tiny-tts", [], "", 16]),
+    "vision_accept": ("vision_accept", "png", lambda f: [{"text": QUESTION, "files": [f]}, None, "tiny-vlm", "CPU", 8]),
+    "ask_video": ("ask_video", "png", lambda f: [f, QUESTION, "tiny-qwen2vl", [], 8, 16, ""]),
 }
 
 
@@ -148,7 +150,8 @@ def test_a_server_path_gets_one_refusal_in_every_file_input(tiny_app, server_pat
 def test_raw_uploads_still_work(tiny_app, samples):
     """What Gradio's API docs tell curl users: upload, then send {"path": <returned>, "meta": ...}."""
     audio = _upload(tiny_app.url, samples["wav"])
-    done = call(tiny_app.url, "transcribe", [_file(audio, True), "tiny-whisper", "", "transcribe", False, ""])
+    done = call(tiny_app.url, "transcribe", [_file(audio, True), "tiny-whisper", "", "transcribe", False, "", "", "",
+                                False])
     assert isinstance(_first_output(done), str)
     picture = _upload(tiny_app.url, samples["png"])
     done = call(tiny_app.url, "ask_image", [_file(picture, True), QUESTION, "tiny-vlm", [], 4, ""])
@@ -160,7 +163,7 @@ def test_raw_uploads_still_work(tiny_app, samples):
 
 def test_handle_file_uploads_still_work(tiny_app, samples):
     client = Client(tiny_app.url, verbose=False)
-    text, _, _ = client.predict(handle_file(str(samples["wav"])), "tiny-whisper", api_name="/transcribe")
+    text, _, _ = client.predict(handle_file(str(samples["wav"])), "tiny-whisper", skip_silence=False, api_name="/transcribe")
     assert isinstance(text, str)
     history = _history(handle_file(str(samples["png"])))
     reply, _ = client.predict(handle_file(str(samples["png"])), "And this?", "tiny-vlm", history, 4,

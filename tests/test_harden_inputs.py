@@ -129,7 +129,7 @@ def upload(base_url: str, path: Path) -> dict:
 @pytest.mark.parametrize("bad", [NAN, "yes", 2], ids=["nan", "text", "two"])
 def test_transcribe_refuses_timestamps_that_are_not_true_or_false(tiny_app, tmp_path, bad):
     wav = media.write_wav(tmp_path / "clip.wav", media.signal(2.0), 16000)
-    data = [upload(tiny_app.url, wav), "tiny-whisper", "", "transcribe", bad, ""]
+    data = [upload(tiny_app.url, wav), "tiny-whisper", "", "transcribe", bad, "", "", "", False]
     refused(call(tiny_app.url, "transcribe", data), "timestamps")
 
 
@@ -236,7 +236,7 @@ def speech_client(tiny_app):
 
 def _transcribe(client, path: Path) -> tuple[str, list, dict]:
     from gradio_client import handle_file
-    return client.predict(handle_file(str(path)), "tiny-whisper", api_name="/transcribe")
+    return client.predict(handle_file(str(path)), "tiny-whisper", skip_silence=False, api_name="/transcribe")
 
 
 def test_cut_wav_is_transcribed_with_the_truncation_warning(speech_client, tmp_path):

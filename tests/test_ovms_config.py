@@ -48,7 +48,8 @@ def test_ovms_config_serves_every_local_entry_of_the_default_catalog(tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "config.json").read_text())
     served = [item["config"] for item in config["model_config_list"]]
-    local = [entry for entry in catalog.entries() if entry.backend is None]
+    # Voice entries (text to speech) have no graph in this configuration: they stay with the app.
+    local = [entry for entry in catalog.entries() if entry.backend is None and entry.panel != "voice"]
     assert [c["name"] for c in served] == [e.id for e in local] and {e.panel for e in local} == set(CALCULATORS)
     for entry, item in zip(local, served):
         assert item["base_path"] == entry.id  # relative to config.json, as OVMS resolves it
@@ -65,6 +66,9 @@ def test_ovms_config_serves_every_local_entry_of_the_default_catalog(tmp_path):
     remote_catalog = load_catalog(tmp_path / ovms_config.REMOTE_CATALOG)
     assert [e.id for e in remote_catalog.entries()] == [e.id for e in catalog.entries()]
     for entry in remote_catalog.entries():
+        if entry.panel == "voice":  # not served by OVMS here: the app keeps speaking it itself
+            assert entry.backend is None and entry.source == catalog.entry(entry.id).source
+            continue
         assert entry.backend == Backend(url=ovms_config.DEFAULT_URL, model=entry.id) and entry.source is None
         assert not getattr(entry, "adapters", []) and not getattr(entry, "drafts", [])
     assert f"-v {tmp_path}:/models:ro {ovms_config.OVMS_IMAGE} --config_path /models/config.json" in result.stdout
@@ -77,9 +81,9 @@ def test_ovms_config_without_a_folder_prints_every_file_and_exits_0(tmp_path):
     files = dict(zip(parts[::2], parts[1::2]))
     catalog = load_catalog(ROOT / "models.yaml")
     assert set(files) == {"config.json", ovms_config.FETCH, ovms_config.REMOTE_CATALOG,
-                          *(f"{e.id}/graph.pbtxt" for e in catalog.entries())}
+                          *(f"{e.id}/graph.pbtxt" for e in catalog.entries() if e.panel != "voice")}
     assert [c["config"]["name"] for c in json.loads(files["config.json"])["model_config_list"]] == \
-        [e.id for e in catalog.entries()]
+        [e.id for e in catalog.entries() if e.panel != "voice"]
     assert "url: http://ovms.example:8000/v3" in files[ovms_config.REMOTE_CATALOG]
     assert "docker run" in result.stdout and not list(tmp_path.iterdir())
 

@@ -231,4 +231,4 @@ def test_app_generate_image_twice_asks_the_hub_once(hub_app):
 def test_app_transcribe_twice_asks_the_hub_once(hub_app):
     wav = media.write_wav(hub_app.folder / "talk.wav", media.signal(1.0), 16000)
     audio = upload(hub_app.url, wav)
-    _twice(hub_app, "transcribe", [audio, "hub-whisper", "", "transcribe", False, ""])
+    _twice(hub_app, "transcribe", [audio, "hub-whisper", "", "transcribe", False, "", "", "", False])

@@ -30,7 +30,7 @@ def presenter_app(tiny_catalog_path, tmp_path_factory):
 
 def test_stage_entries_are_marked_ones_or_first_of_each_panel(tiny_catalog_path, tmp_path):
     catalog = load_catalog(tiny_catalog_path)
-    assert [e.id for e in stage_entries(catalog)] == ["tiny-llm", "tiny-sd", "tiny-whisper", "tiny-vlm"]
+    assert [e.id for e in stage_entries(catalog)] == ["tiny-llm", "tiny-sd", "tiny-whisper", "tiny-tts", "tiny-vlm"]
     data = yaml.safe_load(tiny_catalog_path.read_text())
     data["chat"][1]["presenter"] = True
     (tmp_path / "models.yaml").write_text(yaml.safe_dump(data))
@@ -41,10 +41,10 @@ def test_presenter_starts_warm_offline_and_kiosk_styled(presenter_app):
     client = Client(presenter_app.url, verbose=False)
     table = client.predict(api_name="/list_models")
     rows = {row[1]: row for row in (table["data"] if isinstance(table, dict) else table)}
-    for entry_id in ("tiny-llm", "tiny-sd", "tiny-whisper", "tiny-vlm"):
+    for entry_id in ("tiny-llm", "tiny-sd", "tiny-whisper", "tiny-tts", "tiny-vlm"):
         assert rows[entry_id][6] == "CPU", f"{entry_id} is loaded before the page opens"
     log = presenter_app.output()
-    assert log.count("loaded in") >= 4 and log.count("warmed up in") >= 4
+    assert log.count("loaded in") >= 5 and log.count("warmed up in") >= 5
     with urllib.request.urlopen(presenter_app.url + "config", timeout=10) as response:
         config = json.load(response)
     assert config.get("footer_links") == [] and "font-size: 18px" in (config.get("css") or "")
@@ -186,4 +186,4 @@ def test_browser_presenter_refuses_fetch_load_unload_to_the_audience(presenter_a
         page.locator("#models-result", has_text="is ready").wait_for(timeout=60_000)
     table = Client(presenter_app.url, verbose=False).predict(api_name="/list_models")
     rows = {row[1]: row for row in (table["data"] if isinstance(table, dict) else table)}
-    assert all(rows[e][6] == "CPU" for e in ("tiny-llm", "tiny-sd", "tiny-whisper", "tiny-vlm")), rows
+    assert all(rows[e][6] == "CPU" for e in ("tiny-llm", "tiny-sd", "tiny-whisper", "tiny-tts", "tiny-vlm")), rows

@@ -234,13 +234,15 @@ def test_stop_in_one_session_does_not_stop_another_sessions_transcribe(tiny_app,
     from tests import media
     path = media.write_wav(tmp_path / "long.wav", media.signal(120.0, seed=21), 16000)
     mine, other = Client(tiny_app.url, verbose=False), Client(tiny_app.url, verbose=False)
-    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, api_name="/transcribe")
+    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, skip_silence=False,
+                      api_name="/transcribe")
     _running(job)
     assert other.predict(api_name="/stop_transcription") == "Nothing is running."
     _text, _segments, metrics = job.result(timeout=300)
     assert "stopped_after_windows" not in metrics, "another session's Stop stopped this transcription"
     # The caller's own Stop does reach its /transcribe.
-    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, api_name="/transcribe")
+    job = mine.submit(handle_file(str(path)), "tiny-whisper", timestamps=True, skip_silence=False,
+                      api_name="/transcribe")
     _running(job)
     assert mine.predict(api_name="/stop_transcription").startswith("Stopping")
     _text, _segments, metrics = job.result(timeout=300)

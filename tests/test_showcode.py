@@ -125,7 +125,7 @@ def odd_client(odd_app):
 def _transcribe_ui(client, path: Path) -> tuple:
     from gradio_client import handle_file
     return client.predict(handle_file(str(path)), None, "tiny-whisper", "CPU", "auto", "transcribe", "off",
-                          api_name="/transcribe_ui")
+                          "", "", False, api_name="/transcribe_ui")
 
 
 def _cpp_literal_value(literal: str, tmp_path: Path) -> str:
@@ -159,7 +159,7 @@ def test_load_s_only_on_the_request_that_loaded(odd_client, tmp_path):
     path = media.write_wav(tmp_path / "b.wav", media.signal(2.0, seed=5), 16000)
     _transcribe_ui(odd_client, path)  # loaded now, if no test before did
     from gradio_client import handle_file
-    again = odd_client.predict(handle_file(str(path)), "tiny-whisper", api_name="/transcribe")
+    again = odd_client.predict(handle_file(str(path)), "tiny-whisper", skip_silence=False, api_name="/transcribe")
     assert "load_s" not in again[-1] and again[-1]["device"] == "CPU"
     odd_client.predict("a red square", "tiny-sd", api_name="/generate_image")
     _, figures = odd_client.predict("a red square", "tiny-sd", api_name="/generate_image")

@@ -54,13 +54,17 @@ def direct(kit):
 
 
 def transcribe(client, path: Path, **kwargs):
+    """``/transcribe`` with silence skipping off unless asked: most clips here are tones with noise (which the tiny
+    Whisper turns into words), not speech, and the comparisons are with a direct call on the whole clip."""
     from gradio_client import handle_file
+    kwargs.setdefault("skip_silence", False)
     return client.predict(handle_file(str(path)), kwargs.pop("model", MODEL), **kwargs, api_name="/transcribe")
 
 
-def ui_args(path: Path, timestamps: str = "segments", language: str = "auto", task: str = "transcribe") -> list:
+def ui_args(path: Path, timestamps: str = "segments", language: str = "auto", task: str = "transcribe",
+            prompt: str = "", hotwords: str = "", skip_silence: bool = False) -> list:
     from gradio_client import handle_file
-    return [handle_file(str(path)), None, MODEL, "CPU", language, task, timestamps]
+    return [handle_file(str(path)), None, MODEL, "CPU", language, task, timestamps, prompt, hotwords, skip_silence]
 
 
 def expected_segments(raw, seconds: float) -> list[dict]:
@@ -240,6 +244,110 @@ def test_spoken_clip_goes_through_the_whole_path(client, direct, tmp_path):
     assert text == raw.texts[0] and text.strip()
     assert segments and all(0 <= s["start"] <= s["end"] <= metrics["audio_s"] for s in segments)
     assert metrics["language"] == "en"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prompts and hotwords; silence skipped (Silero VAD)
+
+
+def test_initial_prompt_and_hotwords_equal_direct_generate(client, direct, tmp_path):
+    path = media.write_wav(tmp_path / "names.wav", media.signal(5.0, seed=13), 16000)
+    samples = audio.load(path).samples.tolist()
+    plain = direct.generate(samples).texts[0]
+    for settings in ({"initial_prompt": "hallo world"}, {"hotwords": "OpenVINO, GenAI"},
+                     {"initial_prompt": "the red house", "hotwords": "tiny moon", "timestamps": True}):
+        text, segments, _ = transcribe(client, path, **settings)
+        kwargs = {k: v for k, v in settings.items() if k != "timestamps"}
+        raw = direct.generate(samples, return_timestamps=settings.get("timestamps", False), **kwargs)
+        assert text == raw.texts[0] and text.strip(), settings
+        if settings.get("timestamps"):
+            assert segments == expected_segments(raw, 5.0)
+    assert text != plain  # the prompt reaches the model
+    *_, code_py, code_cpp = client.predict(*ui_args(path, "off", prompt="hallo world", hotwords="tiny moon"),
+                                           api_name="/transcribe_ui")
+    assert "initial_prompt='hallo world'" in code_py and "hotwords='tiny moon'" in code_py
+    assert 'config.initial_prompt = "hallo world";' in code_cpp and 'config.hotwords = "tiny moon";' in code_cpp
+
+
+def _speech_with_pauses(tmp_path: Path) -> tuple[Path, list[tuple[float, float]]]:
+    """2 s of silence, a sentence, 4 s of silence, a sentence, 3 s of silence (espeak-ng); where the voice is."""
+    parts, truth, at = [], [], 0.0
+    for gap, sentence in ((2.0, "Hello, this is a test of the speech demo."), (4.0, "The cat sat on the mat."),
+                          (3.0, None)):
+        parts.append(np.zeros(int(gap * 22050)))
+        at += gap
+        if sentence:
+            rate, data = media.read_wav(media.espeak(tmp_path / f"{len(truth)}.wav", sentence))
+            voice = data.astype(np.float64) / 32768
+            loud = np.nonzero(np.abs(voice) > 0.01)[0]
+            truth.append((at + loud[0] / rate, at + (loud[-1] + 1) / rate))
+            parts.append(voice)
+            at += voice.size / rate
+    return media.write_wav(tmp_path / "pauses.wav", np.concatenate(parts), 22050), truth
+
+
+def test_silence_is_skipped_and_times_stay_on_the_original_timeline(client, direct, tmp_path):
+    from demos.core import vad
+
+    path, truth = _speech_with_pauses(tmp_path)
+    text, segments, metrics = transcribe(client, path, timestamps=True, skip_silence=True)
+    # The same clip the app decoded, its speech found by the same detector: Whisper saw only that.
+    decoded = audio.load(path)
+    speech = vad.find_speech(decoded.samples)
+    raw = direct.generate(speech.gather(decoded.samples).tolist(), return_timestamps=True)
+    assert text == raw.texts[0] and text.strip()
+    assert metrics["silence_skipped_s"] == pytest.approx(speech.silence_s, abs=1e-3) and speech.silence_s > 8.0
+    assert metrics["speech_s"] == pytest.approx(speech.speech_s, abs=1e-3) and metrics["vad_ms"] > 0
+    assert metrics["audio_s"] == pytest.approx(decoded.seconds, abs=1e-3)
+    # Whisper's times, in the gathered clip, mapped here by hand onto the upload's timeline.
+    offsets = np.cumsum([0] + [s.end - s.start for s in speech.spans]) / vad.SAMPLE_RATE
+
+    def original(t: float, end: bool) -> float:
+        index = int(np.searchsorted(offsets[1:], t, side="left" if end else "right"))
+        index = min(index, len(speech.spans) - 1)
+        return min(speech.spans[index].start_s + t - offsets[index], speech.spans[index].end_s)
+
+    gathered = expected_segments(raw, offsets[-1])
+    assert [(s["start"], s["end"]) for s in segments] == \
+        [(round(original(g["start"], False), 3), round(original(g["end"], True), 3)) for g in gathered]
+    assert segments and all(truth[0][0] - 0.3 <= s["start"] <= s["end"] <= truth[-1][1] + 0.3 for s in segments)
+    # The UI says what happened.
+    status, *_ = client.predict(*ui_args(path, skip_silence=True), api_name="/transcribe_ui")
+    assert f"skipped {speech.silence_s:.1f} s of silence" in status and "Done" in status
+
+
+def test_audio_without_speech_says_no_speech_found(client, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    noise = media.write_wav(tmp_path / "room.wav", np.random.default_rng(3).normal(0, 0.002, 16000 * 4), 16000)
+    tone = media.write_wav(tmp_path / "tone.wav", media.signal(4.0, seed=14), 16000)
+    for path in (noise, tone):
+        with pytest.raises(AppError, match="no speech found in the 4.0 s of audio.*skip_silence=False"):
+            transcribe(client, path, skip_silence=True)
+    from gradio_client import handle_file
+    with pytest.raises(AppError, match="no speech found"):  # on by default
+        client.predict(handle_file(str(tone)), MODEL, api_name="/transcribe")
+    assert transcribe(client, tone, skip_silence=False)[0].strip()  # off: all of it, as before
+    job = client.submit(*ui_args(tone, skip_silence=True), api_name="/transcribe_ui")
+    with pytest.raises(AppError, match="no speech found"):  # the toast
+        job.result()
+    statuses = [o[0] for o in job.outputs() if isinstance(o[0], str)]
+    assert statuses[-1].startswith("**Not transcribed:** no speech found"), statuses
+    assert not any(o[1] == "" for o in job.outputs()), "the last transcript was not cleared"
+
+
+def test_prompt_over_the_cap_says_its_limit(client, tmp_path):
+    good = media.write_wav(tmp_path / "good.wav", media.signal(3.0), 16000)
+    assert "keep it under 1,000 characters" in _error(client, good, initial_prompt="x" * 1001)
+    assert "the hotwords are 1,001 characters long" in _error(client, good, hotwords="y" * 1001)
+    many = "the cat sat on the mat " * 40  # 920 characters, about 240 tokens
+    message = _error(client, good, initial_prompt=many)
+    assert "at most 223 tokens of prompt" in message, message
+    assert "together" not in message
+    message = _error(client, good, initial_prompt=many[:500], hotwords=many[:500])
+    assert "the initial prompt and the hotwords make" in message and "223" in message
+    assert "must be text" in _error(client, good, hotwords=12)
+    assert transcribe(client, good, initial_prompt="the cat sat")[0].strip()  # still serving
 
 
 # ---------------------------------------------------------------------------------------------------------

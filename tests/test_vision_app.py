@@ -139,7 +139,8 @@ def test_second_turn_with_a_new_image(client, chat, tmp_path):
 
 def _accept(client: Client, text: str, files: list[Path]) -> None:
     """The UI's submit: checked at once (no queue), then answered by /vision_respond on the session's state."""
-    client.predict({"text": text, "files": [handle_file(f) for f in files]}, MODEL, api_name="/vision_accept")
+    client.predict({"text": text, "files": [handle_file(f) for f in files]}, MODEL, "CPU", 8,
+                   api_name="/vision_accept")
 
 
 def _send(client: Client, text: str, files: list[Path], tokens: int = N):

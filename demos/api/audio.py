@@ -17,16 +17,17 @@ from demos.api.streaming import finish
 from demos.core import files, serving
 from demos.core.audio import load
 from demos.core.catalog import SpeechEntry
-from demos.core.errors import TooLarge, UserError, check_text
+from demos.core.errors import TooLarge, TooLong, UserError, check_text
 from demos.core.suite import Suite
 from demos.panels.speech import prepare as speech_prepare
 from demos.panels.speech import subtitles
-from demos.panels.speech.transcriber import Result, check_audible, run
+from demos.panels.speech.transcriber import Result, check_audible, find_speech, run
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
 FIELDS = ("model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
-          "timestamp_granularities", "chunking_strategy", "stream", "include[]")
+          "timestamp_granularities", "chunking_strategy", "stream", "include[]", "hotwords", "skip_silence")
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
 def _field(form: Any, name: str) -> str:
@@ -66,16 +67,47 @@ def _transcribe(suite: Suite, fields: dict[str, Any], upload: Any, task: str, co
                         param="timestamp_granularities")
     words = "word" in fields["granularities"]
     timestamps = "words" if words else "segments" if response_format in ("srt", "vtt", "verbose_json") else "off"
+    skip_silence = _switch(fields["skip_silence"], "skip_silence", default=True)
+    _prompt_length(fields["prompt"], fields["hotwords"])
     path = _save(upload)
     saved.append(path)
     decoded = load(path, entry.generation.max_audio_seconds)
     check_audible(decoded)
-    handle, options = speech_prepare.prepare(suite, entry, "", fields["language"], "translate" if task == "translation"
-                                             else "transcribe", timestamps, initial_prompt=fields["prompt"])
-    *_, result = run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control)
+    try:
+        handle, options = speech_prepare.prepare(
+            suite, entry, "", fields["language"], "translate" if task == "translation" else "transcribe", timestamps,
+            initial_prompt=fields["prompt"], hotwords=fields["hotwords"], skip_silence=skip_silence)
+    except TooLong as error:
+        raise _as_prompt(error) from None
+    speech = find_speech(decoded, options)
+    *_, result = run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control, speech)
     metrics = speech_prepare.result_metrics(result, handle, decoded.warning)
     return _answer(result, response_format, decoded.seconds, "translate" if task == "translation" else "transcribe",
                    metrics)
+
+
+def _switch(value: str, name: str, default: bool) -> bool:
+    """A multipart form's true/false field ("" = ``default``)."""
+    text = value.strip().lower()
+    if not text:
+        return default
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise UserError(f"{name} must be true or false, not {value[:40]!r}", param=name)
+
+
+def _as_prompt(error: TooLong) -> TooLong:
+    """OpenAI's field for Whisper's initial prompt is ``prompt``: the error names it so."""
+    if error.param == "initial_prompt":
+        return TooLong(error.message.replace("the initial prompt", "prompt", 1), param="prompt")
+    return error
+
+
+def _prompt_length(prompt: str, hotwords: str) -> None:
+    try:
+        speech_prepare.check_prompt_length(prompt, hotwords)
+    except TooLong as error:
+        raise _as_prompt(error) from None
 
 
 def _answer(result: Result, response_format: str, seconds: float, task: str, metrics: dict[str, Any]) -> Response:
@@ -107,7 +139,8 @@ async def handle(suite: Suite, request: Request, task: str) -> Response:
                         f"({type(exc).__name__})", param="body") from None
     saved: list[Path] = []
     try:
-        fields = {name: _field(form, name) for name in ("model", "language", "prompt", "response_format")}
+        fields = {name: _field(form, name) for name in ("model", "language", "prompt", "response_format", "hotwords",
+                                                        "skip_silence")}
         fields["granularities"] = [str(v) for v in form.getlist("timestamp_granularities[]") +
                                    form.getlist("timestamp_granularities")]
         control = serving.Control()

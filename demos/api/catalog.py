@@ -11,8 +11,9 @@ from demos.core.suite import Suite
 ROUTES: dict[str, tuple[str, ...]] = {
     "chat": ("/v1/chat/completions",),
     "vision": ("/v1/chat/completions",),
-    "image": ("/v1/images/generations",),
+    "image": ("/v1/images/generations", "/v1/images/edits"),
     "speech": ("/v1/audio/transcriptions", "/v1/audio/translations"),
+    "voice": ("/v1/audio/speech",),
 }
 
 

@@ -9,6 +9,7 @@ before the response starts, so a mistake is a 4xx and not a broken stream.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from demos.api import catalog as api_catalog
 from demos.api.bodies import Body, parse
 from demos.api.errors import described
 from demos.api.streaming import finish, relay, sse
-from demos.core import files, serving
+from demos.core import checks, files, serving
 from demos.core.catalog import ChatEntry, Entry, VisionEntry
 from demos.core.errors import UserError, check_text
 from demos.core.suite import Suite
 from demos.panels.chat import engine as chat_engine
+from demos.panels.chat import structured
 from demos.panels.vision import answering
 from demos.panels.vision.engine import Answer
 from demos.panels.vision.inputs import ChatTurn, check_files, history_turns
@@ -50,12 +52,20 @@ class ChatRequest(Body):
     # Extensions of the suite: LoRA adapters {id: alpha} and a draft model for speculative decoding.
     adapters: dict[str, float] | None = None
     draft: str | None = None
+    # … prompt lookup (speculative decoding without a draft model), its n-gram size and tokens per step, adaptive
+    # speculation (on unless false), and a regex the answer must match (OpenAI's response_format takes a schema).
+    prompt_lookup: bool | None = None
+    max_ngram_size: int | None = None
+    assistant_tokens: int | None = None
+    adaptive: bool | None = None
+    regex: str | None = None
 
 
 @dataclass(frozen=True)
 class Final:
     text: str
     metrics: dict[str, Any]
+    thinking: str | None = None  # a reasoning model's <think> part: the message's ``reasoning_content``
 
 
 @dataclass
@@ -87,9 +97,28 @@ def _refuse_unsupported(request: ChatRequest) -> None:
     for name in ("frequency_penalty", "presence_penalty"):
         if extra.get(name) not in (None, 0, 0.0):
             raise UserError(f"{name} is not supported by this server; leave it out or send 0", param=name)
-    response_format = extra.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
-        raise UserError("response_format: only {\"type\": \"text\"} is supported", param="response_format")
+
+
+def _response_schema(request: ChatRequest) -> str:
+    """The JSON schema OpenAI's ``response_format`` asks for, as text ("" for free text)."""
+    response_format = (request.model_extra or {}).get("response_format")
+    if response_format is None:
+        return ""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind in (None, "text"):
+        return ""
+    if kind == "json_object":
+        return json.dumps({"type": "object"})
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise UserError("response_format.json_schema.schema must be a JSON schema object, e.g. "
+                            '{"type": "json_schema", "json_schema": {"name": "person", "schema": {"type": "object"}}}',
+                            param="response_format")
+        return json.dumps(schema)
+    raise UserError(f"response_format.type {checks.shown(kind)} is not supported; use text, json_object or "
+                    "json_schema", param="response_format")
 
 
 def _stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
@@ -165,19 +194,27 @@ def _prepare_chat(suite: Suite, entry: ChatEntry, request: ChatRequest, messages
         if any(part["type"] != "text" for part in message["parts"]):
             raise UserError(f"messages[{index}] holds an image, but {entry.id!r} is a text model; send images to a "
                             "vision model (GET /v1/models lists them)", param=f"messages[{index}].content")
-    plain = [{"role": m["role"], "content": _text(m["parts"])} for m in messages]
+    # A reasoning model's thinking in an earlier answer is not sent back to it (as in the panel).
+    plain = [{"role": m["role"], "content": structured.without_thinking(_text(m["parts"])) if m["role"] == "assistant"
+              else _text(m["parts"])} for m in messages]
     if entry.system_prompt and not any(m["role"] == "system" for m in plain):
         plain.insert(0, {"role": "system", "content": entry.system_prompt})  # as /chat does
     settings = chat_engine.default_settings(
         entry, max_new_tokens=_max_tokens(request), temperature=request.temperature, top_p=request.top_p,
-        seed=request.seed, adapters=tuple((request.adapters or {}).items()), draft=request.draft or "", stop=stop)
+        seed=request.seed, adapters=tuple((request.adapters or {}).items()), draft=request.draft or "", stop=stop,
+        prompt_lookup=bool(request.prompt_lookup), max_ngram_size=request.max_ngram_size,
+        assistant_tokens=request.assistant_tokens or (chat_engine.DEFAULT_LOOKUP_TOKENS if request.prompt_lookup
+                                                      else None),
+        json_schema=_response_schema(request), regex=check_text(request.regex or "", "regex"))
+    settings = settings.replace(adaptive=request.adaptive is not False)
     opened = chat_engine.open_pipeline(suite, entry, "", settings, plain)
     control = serving.Control()
 
     def items() -> Iterator[str | Final]:
         with contextlib.closing(chat_engine.stream_reply(opened, plain, settings, control)) as stream:
-            for item in stream:
-                yield Final(item.text, item.metrics) if isinstance(item, chat_engine.Reply) else item
+            for item in stream:  # the answer only: its thinking comes once, with the final item
+                yield Final(item.text, item.metrics, item.thinking) if isinstance(item, chat_engine.Reply) \
+                    else structured.split_thinking(item)[1]
 
     return Prepared(entry.id, settings.max_new_tokens, stop, control, items)
 
@@ -195,6 +232,10 @@ def _prepare_vision(suite: Suite, entry: VisionEntry, request: ChatRequest, mess
     if request.adapters or request.draft:
         raise UserError(f"{entry.id!r} is a vision model: adapters and draft apply to chat models only",
                         param="adapters" if request.adapters else "draft")
+    for name, asked in (("response_format", _response_schema(request)), ("regex", request.regex),
+                        ("prompt_lookup", request.prompt_lookup)):
+        if asked:
+            raise UserError(f"{entry.id!r} is a vision model: {name} applies to chat models only", param=name)
     if any(m["role"] == "system" for m in messages):
         raise UserError(f"{entry.id!r} is a vision model, which takes no system message here: leave it out",
                         param="messages")
@@ -204,9 +245,10 @@ def _prepare_vision(suite: Suite, entry: VisionEntry, request: ChatRequest, mess
         with scratch.collecting():
             history = [{"role": m["role"], "content": m["parts"]} for m in messages]
             # The panel folds a history that ends with a reply; the new question is the last turn, without one.
-            *earlier, last = history_turns(history + [{"role": "assistant", "content": ""}])
-            question = answering.check_question(entry, last.text, list(last.files), earlier)
-            chat = [*earlier, ChatTurn(question, last.files)]
+            gifs = answering.gif_videos(suite, entry)
+            *earlier, last = history_turns(history + [{"role": "assistant", "content": ""}], gifs)
+            question = answering.check_question(entry, last.text, list(last.files), earlier, last.videos)
+            chat = [*earlier, ChatTurn(question, last.files, videos=last.videos)]
             for turn in chat:
                 check_files(turn.files)
         answering.check_bounds(suite, entry, "", chat, settings)
@@ -258,7 +300,7 @@ def cut(text: str, stop: tuple[str, ...]) -> str:
 def _collect(prepared: Prepared) -> Final:
     for item in prepared.items():
         if isinstance(item, Final):
-            return Final(cut(item.text, prepared.stop), item.metrics)
+            return Final(cut(item.text, prepared.stop), item.metrics, item.thinking)
     raise RuntimeError("the engine ended without a final answer")
 
 
@@ -273,7 +315,8 @@ async def completions(suite: Suite, request: Request) -> Any:
     final = await finish(request, prepared.control, lambda: _collect(prepared))
     return JSONResponse({
         "id": ident, "object": "chat.completion", "created": created, "model": prepared.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text,
+                                             **({"reasoning_content": final.thinking} if final.thinking else {})},
                      "finish_reason": finish_reason(prepared, final), "logprobs": None}],
         "usage": usage(final.metrics), "metrics": final.metrics})
 
@@ -298,6 +341,8 @@ async def _events(prepared: Prepared, ident: str, created: int, include_usage: b
                 rest = text[len(sent):] if text.startswith(sent) else ""
                 if rest:
                     yield sse(chunk({"content": rest}))
+                if item.thinking:
+                    yield sse(chunk({"reasoning_content": item.thinking}))
                 yield sse(chunk({}, finish_reason(prepared, item)))
                 if include_usage:
                     yield sse({"id": ident, "object": "chat.completion.chunk", "created": created,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from demos.api import audio, chat, images
+from demos.api import audio, chat, images, speech
 from demos.api import catalog as api_catalog
 from demos.api.errors import ApiError, body
 from demos.api.gate import Gate
@@ -22,10 +22,6 @@ from demos.core.suite import Suite
 
 API_KEY_ENV = "OV_DEMOS_API_KEY"
 PREFIX = "/v1"
-LATER = {
-    "/images/edits": "image editing (image-to-image and inpainting)",
-    "/audio/speech": "the voice panel (text to speech)",
-}
 
 
 def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), limit: int | None = None) -> Any:
@@ -49,16 +45,17 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
     async def generations(request: Request) -> Response:
         return await images.generations(suite, request)
 
+    async def image_edits(request: Request) -> Response:
+        return await images.edits(suite, request)
+
     async def transcriptions(request: Request) -> Response:
         return await audio.handle(suite, request, "transcription")
 
     async def translations(request: Request) -> Response:
         return await audio.handle(suite, request, "translation")
 
-    def later(path: str, feature: str) -> Route:
-        async def not_yet(request: Request) -> Response:
-            raise ApiError(404, f"POST {PREFIX}{path} is not served yet: it arrives with {feature}", code="not_yet")
-        return Route(path, not_yet, methods=["POST"])
+    async def speak(request: Request) -> Response:
+        return await speech.handle(suite, request)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -72,9 +69,10 @@ def create(suite: Suite, key: str | None = None, cors: tuple[str, ...] = (), lim
         Route("/models/{model:path}", model, methods=["GET"]),
         Route("/chat/completions", completions, methods=["POST"]),
         Route("/images/generations", generations, methods=["POST"]),
+        Route("/images/edits", image_edits, methods=["POST"]),
         Route("/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/audio/translations", translations, methods=["POST"]),
-        *(later(path, feature) for path, feature in LATER.items()),
+        Route("/audio/speech", speak, methods=["POST"]),
     ], exception_handlers={HTTPException: http_error})
     cap = limit if limit is not None else int(files.limits().upload_mb * files.MB)
     app.add_middleware(Gate, limit=cap, key=key or None, origins=tuple(cors))

@@ -55,6 +55,12 @@ class Outcome:
     accepted: int = 0       # draft tokens accepted (speculative decoding), counted from what each step delivered
     drafted: int | None = None  # draft tokens proposed; None when the draft drafts while confident (not countable)
     timings: dict[str, Any] = field(default_factory=dict)  # measured here: where genai has no perf (a stopped one)
+    # Adaptive speculation: the request was ended because its draft was rarely accepted (``Request.adapt``); its
+    # text streamer is handed on so the answer's continuation streams as one text.
+    draft_off: bool = False
+    streamer: Any = None
+    draft_off_at: int = 0   # set by the caller that went on without the draft: the tokens drafted before
+    draft_lowered: bool = False  # … or went on with one draft token per step (no room for a plain pipeline)
 
 
 @dataclass(eq=False)
@@ -75,6 +81,10 @@ class Request:
     # Called (on the stepping thread) once, when the request really joins the pipeline: a job stopped before never
     # joins, so what this says is what ran.
     on_start: Callable[[], None] | None = None
+    # Adaptive speculation: ``(steps, min_acceptance, min_per_step)``: after ``steps`` validation steps, a request
+    # whose draft tokens are accepted less often (a fixed count per step) or fewer per step (confidence mode) ends
+    # early with ``Outcome.draft_off``; its caller goes on without the draft. None: never.
+    adapt: tuple[int, float, float] | None = None
     # Stepping state, owned by the batcher's thread
     handle: Any = None
     streamer: Any = None
@@ -84,6 +94,8 @@ class Request:
     batch: int = 0
     accepted: int = 0
     drafted: int = 0
+    validations: int = 0
+    draft_off: bool = False
     reported: tuple | None = None
     prompt_tokens: int = 0
     added_at: float = 0.0   # perf_counter when it joined the pipeline, and when its first and last tokens came
@@ -109,6 +121,7 @@ class Batcher:
         self.tokenizer = pipeline.get_tokenizer()
         self.capacity_tokens = capacity_tokens  # None: no estimate (genai's scheduler alone decides)
         self.draft = draft
+        self.lookup = False  # a prompt-lookup pipeline (``batcher_for`` sets it): its requests need an n-gram size
         self.name = name
         self.log = logger or log
         self._cond = threading.Condition()
@@ -137,8 +150,12 @@ class Batcher:
         request.done.wait()
         if request.error is not None:
             raise request.error
-        assert request.outcome is not None
-        return request.outcome
+        # Hand the outcome over and forget it: a draft-off outcome carries the text streamer, whose C++ callback
+        # refers back to this request; kept here too, that cycle (invisible to the garbage collector) would hold
+        # the job's pipeline claim for ever.
+        outcome, request.outcome = request.outcome, None
+        assert outcome is not None
+        return outcome
 
     # ----------------------------------------------------------------------------------------------------
     # The stepping thread
@@ -247,6 +264,8 @@ class Batcher:
         config.do_sample = False
         if self.draft:
             config.num_assistant_tokens = 1
+            if self.lookup:  # a prompt-lookup pipeline needs both
+                config.max_ngram_size = 1
         config.adapters = request.adapters
         token = self.tokenizer.encode("a", add_special_tokens=False).input_ids.data.reshape(-1)[:1]
         self.pipeline.generate([ov.Tensor(np.asarray(token, dtype=np.int64).reshape(1, -1))], [config])
@@ -290,7 +309,11 @@ class Batcher:
                 request.stop_sent = True
             self._deliver(request)
             state = request.handle.get_status()
-            if state == status.IGNORED:
+            if state == status.RUNNING and request.draft_off:  # its caller goes on without the draft
+                request.handle.cancel()
+                self._active.remove(request)
+                self._finish(request, started=True)
+            elif state == status.IGNORED:
                 self._active.remove(request)
                 self._dropped_for_memory(request)
             elif state != status.RUNNING:
@@ -313,8 +336,18 @@ class Batcher:
                     remaining = int(request.config.max_new_tokens) - len(request.ids)
                     request.accepted += len(new) - 1
                     request.drafted += max(0, min(int(request.config.num_assistant_tokens), remaining - 1))
+                    request.validations += 1
                 request.ids.extend(new)
                 request.streamer.write(new)
+        if request.adapt is not None and not request.draft_off and request.validations >= request.adapt[0]:
+            request.draft_off = self._draft_is_useless(request)
+
+    @staticmethod
+    def _draft_is_useless(request: Request) -> bool:
+        steps, min_acceptance, min_per_step = request.adapt  # type: ignore[misc]
+        if request.config.num_assistant_tokens > 0:
+            return request.accepted < min_acceptance * max(request.drafted, 1)
+        return request.accepted < min_per_step * request.validations
 
     def _dropped_for_memory(self, request: Request) -> None:
         """genai dropped ``request`` for want of KV cache: again later if others hold it, else it cannot fit."""
@@ -330,7 +363,7 @@ class Batcher:
 
     def _finish(self, request: Request, started: bool) -> None:
         perf = None
-        if started:
+        if started and not request.draft_off:
             request.streamer.end()
             try:
                 perf = request.handle.get_vlm_perf_metrics() if request.vision else request.handle.get_perf_metrics()
@@ -339,7 +372,8 @@ class Batcher:
         drafted = request.drafted if self.draft and request.config.num_assistant_tokens > 0 else None
         request.outcome = Outcome(list(request.ids), self.tokenizer.decode(request.ids) if request.ids else "",
                                   perf, started, request.ctx.stopped, request.batch, request.accepted, drafted,
-                                  self._timings(request) if started else {})
+                                  self._timings(request) if started else {}, request.draft_off,
+                                  request.streamer if request.draft_off else None)
         self._release(request)
         request.done.set()
 
@@ -389,8 +423,11 @@ def batcher_for(loaded: Any) -> Batcher:
     with _BATCHERS_LOCK:
         batcher = _BATCHERS.get(key)
         if batcher is None or batcher.pipeline is not loaded.pipeline:
-            batcher = _BATCHERS[key] = Batcher(loaded.pipeline, loaded.kv_tokens, draft=bool(loaded.key.draft_dir),
+            # Prompt lookup validates candidates as a draft's: its acceptance is counted the same way.
+            drafting = bool(loaded.key.draft_dir) or bool(dict(loaded.key.properties).get("prompt_lookup"))
+            batcher = _BATCHERS[key] = Batcher(loaded.pipeline, loaded.kv_tokens, draft=drafting,
                                                name=f"{loaded.key.panel}-batch", lock=loaded.lock)
+            batcher.lookup = drafting and not loaded.key.draft_dir
             weakref.finalize(loaded, _forget, key, batcher)
         return batcher
 

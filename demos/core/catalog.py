@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from demos.core import lora_modes
 from demos.core.errors import UnknownId
 
-PANELS = ("chat", "image", "speech", "vision")
+PANELS = ("chat", "image", "speech", "voice", "vision")
 """Panels in tab order; each is a top-level key of models.yaml."""
 
 DEFAULT_CACHE_DIR = "~/.cache/openvino-genai-demos"
@@ -48,6 +48,9 @@ class ExportOptions(_Strict):
     ratio: float | None = Field(default=None, gt=0, le=1)
     sym: bool | None = None
     task: str | None = None
+    # Text-to-speech exports (SpeechT5): the HiFi-GAN vocoder to bundle, a hub repo id or a local folder
+    # (optimum-cli's --model-kwargs '{"vocoder": ...}').
+    vocoder: str | None = None
 
     @field_validator("group_size")
     @classmethod
@@ -146,6 +149,27 @@ class SpeechGeneration(_Strict):
     language: str = ""
     task: Literal["transcribe", "translate"] = "transcribe"
     max_audio_seconds: float = Field(default=1800, gt=0)
+
+
+class VoiceGeneration(_Strict):
+    # The longest text one request may speak (it is spoken sentence by sentence).
+    max_chars: int = Field(default=2000, ge=1, le=100_000)
+
+
+class Voice(_Strict):
+    """A speaker embedding (float32, 512 values: a raw ``.bin`` as genai's samples store them, or a ``.npy``): a
+    local file as ``source``, or a hub repo as ``source`` plus ``file``."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    label: str = ""
+    source: str
+    file: str | None = None
+    revision: str | None = None
+    repo_type: Literal["model", "dataset"] = "model"  # hub voices often live in dataset repos
+
+    @property
+    def title(self) -> str:
+        return self.label or self.id
 
 
 class VisionGeneration(_Bounded):
@@ -276,15 +300,28 @@ class SpeechEntry(Entry):
     generation: SpeechGeneration = SpeechGeneration()
 
 
+class VoiceEntry(Entry):
+    panel: ClassVar[str] = "voice"
+    pipeline: ClassVar[str] = "Text2SpeechPipeline"
+    voices: list[Voice] = []
+    generation: VoiceGeneration = VoiceGeneration()
+
+
 class VisionEntry(Entry):
     panel: ClassVar[str] = "vision"
     pipeline: ClassVar[str] = "VLMPipeline"
     generation: VisionGeneration = VisionGeneration()
     max_images: int = Field(default=8, ge=1)
+    # Videos (issue 19): ``video`` says whether the model takes them; unset, the model's type in its config.json
+    # decides once the folder is here (demos.panels.vision.models.VIDEO_TYPES). Frames per video are bounded by
+    # ``max_frames`` and by the model's context; longer videos than ``max_video_seconds`` are refused.
+    video: bool | None = None
+    max_frames: int = Field(default=32, ge=2, le=512)
+    max_video_seconds: float = Field(default=1800, gt=0)
 
 
 ENTRY_TYPES: dict[str, type[Entry]] = {"chat": ChatEntry, "image": ImageEntry, "speech": SpeechEntry,
-                                       "vision": VisionEntry}
+                                       "voice": VoiceEntry, "vision": VisionEntry}
 
 
 class Settings(_Strict):
@@ -327,6 +364,7 @@ class Catalog(_Strict):
     chat: list[ChatEntry] = []
     image: list[ImageEntry] = []
     speech: list[SpeechEntry] = []
+    voice: list[VoiceEntry] = []
     vision: list[VisionEntry] = []
 
     @property
@@ -614,11 +652,12 @@ _PANEL_ONLY_FIELDS = {
     "system_prompt": "only chat entries have a system prompt",
     "negative_prompt": "only image entries have a negative prompt",
     "max_images": "only vision entries take images",
+    "voices": "only voice entries (Text2SpeechPipeline) have voices",
 }
 
 _FIELDS_BY_CONTAINER = {
     "export": ExportOptions, "generation": None, "npu": NpuOptions, "settings": Settings, "adapters": Adapter,
-    "drafts": Draft, "variants": Variant, "backend": Backend,
+    "drafts": Draft, "variants": Variant, "backend": Backend, "voices": Voice,
 }
 
 
@@ -691,7 +730,37 @@ def _cross_check(catalog: Catalog) -> list[str]:
                     problems.append(f"{where}.drafts[{draft.id}].device: {_shown(draft.device)} is not a device: "
                                     "use CPU, GPU, GPU.<n>, NPU or AUTO")
             problems += _check_unique([d.id for d in getattr(entry, "drafts", [])], f"{where}.drafts")
+            for voice in getattr(entry, "voices", []):
+                problems += _check_voice(catalog, f"{where}.voices[{voice.id}]", voice)
+            problems += _check_unique([v.id for v in getattr(entry, "voices", [])], f"{where}.voices")
+            for field_name, export in (("export", entry.export), *((f"variants[{d}].export", v.export)
+                                                                   for d, v in entry.variants.items())):
+                problems += _check_vocoder(catalog, f"{where}.{field_name}.vocoder", export)
     return problems
+
+
+def _check_voice(catalog: Catalog, where: str, voice: Voice) -> list[str]:
+    local = catalog.local_path(voice.source)
+    if voice.file is None:
+        if local is None or not local.is_file():
+            return [f"{where}.source: local file {_shown(voice.source)} does not exist (for a hub repo, give "
+                    "source: <owner/name> and file: <name>.bin)"]
+        return []
+    if local is not None and not (local / voice.file).is_file():
+        return [f"{where}.file: {_shown(voice.file)} is not in {local}"]
+    if local is None and _looks_local(voice.source):
+        return [f"{where}.source: local folder {_shown(voice.source)} does not exist"]
+    return []
+
+
+def _check_vocoder(catalog: Catalog, where: str, export: ExportOptions | None) -> list[str]:
+    if export is None or export.vocoder is None:
+        return []
+    if catalog.local_path(export.vocoder) is None and (_looks_local(export.vocoder)
+                                                       or not re.match(r"^[\w.-]+(/[\w.-]+)?$", export.vocoder)):
+        return [f"{where}: {_shown(export.vocoder)} is neither an existing folder nor a hub repo id like "
+                "'microsoft/speecht5_hifigan'"]
+    return []
 
 
 def _check_unique(ids: list[str], where: str) -> list[str]:

@@ -52,7 +52,7 @@ _CONFIG_FILES = ("preprocessor_config.json", "processor_config.json", "chat_temp
                  "generation_config.json")
 # optimum-cli tasks per panel; None lets optimum infer it from the checkpoint.
 _TASKS = {"chat": "text-generation-with-past", "image": "text-to-image",
-          "speech": "automatic-speech-recognition-with-past", "vision": "image-text-to-text"}
+          "speech": "automatic-speech-recognition-with-past", "voice": "text-to-audio", "vision": "image-text-to-text"}
 EXPORT_RECORD = "demos-export.json"  # in every export folder: options, versions, and the files it wrote
 SNAPSHOT_RECORDS = "demos-manifests"  # in a hub cache repo folder, one <commit>.json per complete snapshot
 DOWNLOADING = "downloading"  # in SNAPSHOT_RECORDS while a download of ours runs (removed once it is sealed)
@@ -466,7 +466,8 @@ class Loader:
                               "install -r requirements-export.txt && pip install --no-deps optimum-intel==2.2.0")
         with self._count_lock:
             self.exports_run += 1
-        command = export_command(source, target, export, task)
+        vocoder = self._vocoder_dir(export, what, progress) if export.vocoder else None
+        command = export_command(source, target, export, task, vocoder)
         progress(None, f"Exporting {what} to OpenVINO ({export.weight_format}); this takes a while the first "
                        "time…")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -482,6 +483,15 @@ class Loader:
             detail = "\n".join(t for t in tail if t.strip())[-2000:]
             raise LoaderError(f"{what}: optimum-intel export failed (exit code {proc.returncode}). Last output:\n"
                               f"{detail}")
+
+    def _vocoder_dir(self, export: ExportOptions, what: str, progress: ProgressFn) -> Path:
+        """The vocoder of a text-to-speech export as a local folder (the export runs offline): a local source as it
+        is, a hub repo downloaded (or found in the cache) like any model."""
+        assert export.vocoder is not None
+        local = self.catalog.local_path(export.vocoder)
+        if local is not None:
+            return local
+        return self._download(export.vocoder, None, f"the vocoder of {what}", what, progress)
 
     # ----------------------------------------------------------------------------------------------------
     # Adapters
@@ -573,8 +583,10 @@ def export_task(export: ExportOptions, panel: str) -> str | None:
     return export.task or _TASKS.get(panel)
 
 
-def export_command(source: Path, target: Path, export: ExportOptions, task: str | None) -> list[str]:
-    """The ``optimum-cli export openvino`` command for these options (also shown to users as code)."""
+def export_command(source: Path, target: Path, export: ExportOptions, task: str | None,
+                   vocoder: Path | None = None) -> list[str]:
+    """The ``optimum-cli export openvino`` command for these options (also shown to users as code); ``vocoder``: the
+    local folder of ``export.vocoder`` (default: the source as the catalog names it)."""
     command = [sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino", "--model", str(source),
                "--weight-format", export.weight_format]
     if task:
@@ -585,6 +597,8 @@ def export_command(source: Path, target: Path, export: ExportOptions, task: str 
         command += ["--ratio", str(export.ratio)]
     if export.sym:
         command += ["--sym"]
+    if export.vocoder:
+        command += ["--model-kwargs", json.dumps({"vocoder": str(vocoder or export.vocoder)})]
     return command + [str(target)]
 
 

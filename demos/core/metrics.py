@@ -56,15 +56,27 @@ VOCABULARY: dict[str, Metric] = {
     "real_time_factor": Metric("RTF", "", 4, 3),
     "processing_s": Metric("Processing", "s", 3, 2),
     "decode_ms": Metric("Audio decoding", "ms", 1, 0),
+    "vad_ms": Metric("VAD", "ms", 1, 0),  # the voice-activity detector's own time (Speech: skip silence)
+    "speech_s": Metric("Speech", "s", 3, 1),
+    "silence_skipped_s": Metric("Silence skipped", "s", 3, 1),
+    "vad": Metric("VAD"),  # a note when the detector could not run
     "language": Metric("Language"),
     "stopped_after_windows": Metric("Stopped after", "window(s)"),
     "warning": Metric("Note"),
     "vision_encode_ms": Metric("Vision encoding", "ms", 1, 0),
     "image_prep_ms": Metric("Image prep", "ms", 1, 0),
     "images": Metric("Images"),
+    "frames": Metric("Frames"),  # video frames sent to the model
+    "video_frames": Metric("Video length", "frames"),  # frames in the uploaded video
+    "video_decode_ms": Metric("Video decoding", "ms", 1, 0),
     "context_rebuild_ms": Metric("Context rebuild", "ms", 1, 0),
     "batch": Metric("Batch size"),  # the most requests a batched answer was stepped together with (itself included)
     "device": Metric("Device"),
+    "voice": Metric("Voice"),                                # text to speech: the speaker embedding used
+    "first_audio_ms": Metric("Time to first audio", "ms", 1, 0),
+    "sentences": Metric("Sentences"),
+    "transcribe_ms": Metric("Transcription", "ms", 1, 0),    # Talk: Whisper's part of the turn
+    "first_sentence_ms": Metric("First sentence's speech", "ms", 1, 0),  # Talk: generating the first sentence
     "npu_prompt": Metric("NPU prompt"),
 }
 

@@ -239,10 +239,11 @@ def servable(catalog: Catalog, entry: Entry, device: str) -> Servable:
 
 
 def servables(catalog: Catalog, device: str | None = None) -> list[Servable]:
-    """Every entry with a local pipeline (a source and no backend), in catalog order."""
+    """Every entry with a local pipeline (a source and no backend), in catalog order; panels this configuration
+    has no OVMS graph for (voice: text to speech) stay with the app."""
     device = device or catalog.settings.device
     return [servable(catalog, entry, device) for entry in catalog.entries()
-            if entry.backend is None and entry.source is not None]
+            if entry.backend is None and entry.source is not None and entry.panel in TASKS]
 
 
 # ------------------------------------------------------------------------------------------------------------

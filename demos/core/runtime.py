@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from demos.core import batching, checks, lora_modes, serving
+from demos.core import batching, checks, image_modes, lora_modes, serving
 from demos.core.errors import UserError
 
 PANEL_PIPELINES = {"chat": "LLMPipeline", "image": "Text2ImagePipeline", "speech": "WhisperPipeline",
-                   "vision": "VLMPipeline"}
+                   "voice": "Text2SpeechPipeline", "vision": "VLMPipeline"}
 BATCHED_PANELS = ("chat", "vision")  # served by a ContinuousBatchingPipeline on CPU and GPU (demos.core.batching)
 BATCHED_DEVICES = ("CPU", "GPU")
 
@@ -93,6 +93,7 @@ class Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
     claims: "weakref.WeakSet[Claim]" = field(default_factory=weakref.WeakSet, repr=False)
     kv_tokens: int | None = None      # batched pipelines: the tokens their KV cache holds (an estimate), if known
+    modes: Any = None                 # image pipelines: Generate/Transform/Inpaint sharing one model (image_modes)
 
     def in_use(self) -> int:
         """Requests holding this pipeline: live claims, jobs in its lane (waiting or running), an outside lock (a
@@ -320,9 +321,12 @@ class Runtime:
                 properties.setdefault("scheduler_config", ov_genai.SchedulerConfig())
             pipeline = ov_genai.LLMPipeline(key.model_dir, key.device, **properties)
         elif key.panel == "image":
-            pipeline = ov_genai.Text2ImagePipeline(key.model_dir, key.device, **properties)
+            pipeline, modes = image_modes.build(key.model_dir, key.device, properties)
+            return Loaded(key, pipeline, adapters, time.perf_counter() - started, modes=modes)
         elif key.panel == "speech":
             pipeline = ov_genai.WhisperPipeline(key.model_dir, key.device, **properties)
+        elif key.panel == "voice":  # one job at a time, in its serving lane, like image and speech
+            pipeline = ov_genai.Text2SpeechPipeline(key.model_dir, key.device, **properties)
         elif key.panel == "vision":
             pipeline = ov_genai.VLMPipeline(key.model_dir, key.device, **properties)
         else:

@@ -14,7 +14,19 @@ def _module(panel: str) -> ModuleType:
 
 def build(panel: str, suite: Suite) -> None:
     """Build ``panel``'s tab body from its catalog entries (inside ``gr.Tab``)."""
+    if panel == "voice":
+        offer_engines()
     _module(panel).build(suite.catalog.entries(panel), suite)
+
+
+def offer_engines() -> None:
+    """What Talk (Voice panel) uses of the Speech and Chat panels (``demos.core.engines``): the UI floor may import
+    every panel; panels may not import each other."""
+    from demos.core import engines
+    from demos.panels.chat import service as chat_service
+    from demos.panels.speech import service as speech_service
+    engines.offer(engines.TRANSCRIBE, speech_service.transcribe)
+    engines.offer(engines.REPLY, chat_service.reply)
 
 
 def warm_up(entry: Entry, suite: Suite) -> None:

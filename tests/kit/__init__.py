@@ -16,12 +16,15 @@ class Kit:
     whisper: object
     diffusion: object
     vlm: object
+    qwen2vl: object = None  # a tiny Qwen2-VL: the vision entry that takes videos
+    tts: object = None  # tests.kit.speecht5.SpeechT5Models
 
 
 def build_all() -> Kit:
     """Every tiny model (minutes the first time, a second on later runs)."""
-    from . import diffusion, llm, vlm, whisper
-    return Kit(llm=llm.build(), whisper=whisper.build(), diffusion=diffusion.build(), vlm=vlm.build())
+    from . import diffusion, llm, qwen2vl, speecht5, vlm, whisper
+    return Kit(llm=llm.build(), whisper=whisper.build(), diffusion=diffusion.build(), vlm=vlm.build(),
+               qwen2vl=qwen2vl.build(), tts=speecht5.build())
 
 
 def catalog_dict(kit: Kit, cache_dir: Path) -> dict:
@@ -53,9 +56,16 @@ def catalog_dict(kit: Kit, cache_dir: Path) -> dict:
         ],
         "speech": [{"id": "tiny-whisper", "label": "Tiny Whisper", "source": str(kit.whisper.ov),
                     "properties": exact}],
+        **({"voice": [{"id": "tiny-tts", "label": "Tiny SpeechT5", "source": str(kit.tts.ov), "properties": exact,
+                       "voices": [{"id": "voice-a", "label": "Voice A", "source": str(kit.tts.voice_a)},
+                                  {"id": "voice-b", "label": "Voice B", "source": str(kit.tts.voice_b)}],
+                       "generation": {"max_chars": 400}}]} if kit.tts is not None else {}),
         "vision": [{"id": "tiny-vlm", "label": "Tiny LLaVA", "source": str(kit.vlm.ov), "properties": exact,
                     "generation": {"max_new_tokens": 16, "temperature": 0.0},
-                    "examples": ["What is in the picture?"]}],
+                    "examples": ["What is in the picture?"]}]
+                  + ([{"id": "tiny-qwen2vl", "label": "Tiny Qwen2-VL (video)", "source": str(kit.qwen2vl.ov),
+                       "properties": exact, "generation": {"max_new_tokens": 16, "temperature": 0.0},
+                       "examples": ["What happens in the video?"]}] if kit.qwen2vl is not None else []),
     }
 
 

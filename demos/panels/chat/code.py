@@ -78,6 +78,8 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
         if entry.adapters:
             draft_args.append("adapters=ov_genai.AdapterConfig()")
         args.append(f"draft_model=ov_genai.draft_model({', '.join(draft_args)})")
+    if settings.prompt_lookup:
+        args.append("prompt_lookup=True  # candidates copied from the prompt, no draft model")
     args += [f"{k}={_py_value(v)}" for k, v in _properties(entry, device).items()]
     lines.append("pipe = ov_genai.LLMPipeline(")
     for arg in args:
@@ -99,6 +101,12 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
             lines.append(f"config.assistant_confidence_threshold = {settings.confidence_threshold}")
         else:
             lines.append(f"config.num_assistant_tokens = {settings.assistant_tokens}")
+    if settings.prompt_lookup:
+        lines += [f"config.num_assistant_tokens = {settings.assistant_tokens}",
+                  f"config.max_ngram_size = {settings.max_ngram_size}"]
+    if settings.json_schema or settings.regex:
+        field, value = ("json_schema", settings.json_schema) if settings.json_schema else ("regex", settings.regex)
+        lines.append(f"config.structured_output_config = ov_genai.StructuredOutputConfig({field}={value!r})")
     if entry.adapters:
         if settings.adapters:
             pairs = ", ".join(f"({_var(a)}, {alpha})" for a, alpha in settings.adapters)
@@ -117,7 +125,7 @@ def python_code(entry: ChatEntry, device: str, draft_device: str, settings: Sett
               "perf = result.perf_metrics",
               'print(f"\\nTTFT {perf.get_ttft().mean:.0f} ms, TPOT {perf.get_tpot().mean:.1f} ms, "',
               '      f"{perf.get_throughput().mean:.1f} tokens/s")']
-    if settings.draft:
+    if settings.draft:  # (LLMPipeline reports no acceptance for prompt lookup: its extended metrics are None)
         lines += ["sd = result.extended_perf_metrics",
                   'print(f"accepted {sd.get_num_accepted_tokens()} of {sd.get_num_draft_tokens()} draft tokens")']
     return "\n".join(lines) + "\n"
@@ -150,6 +158,8 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
             draft_props.append("ov::genai::adapters()")
         extra = f", ov::AnyMap{{{', '.join(draft_props)}}}" if draft_props else ""
         props.append(f"ov::genai::draft_model({refs.draft.cpp}, {json.dumps(draft_device)}{extra})")
+    if settings.prompt_lookup:
+        props.append("ov::genai::prompt_lookup(true)  // candidates copied from the prompt, no draft model")
     props += [_cpp_property(k, v) for k, v in _properties(entry, device).items()]
     lines.append("    ov::AnyMap properties{")
     for prop in props:
@@ -173,6 +183,14 @@ def cpp_code(entry: ChatEntry, device: str, draft_device: str, settings: Setting
             lines.append(f"    config.assistant_confidence_threshold = {settings.confidence_threshold}f;")
         else:
             lines.append(f"    config.num_assistant_tokens = {settings.assistant_tokens};")
+    if settings.prompt_lookup:
+        lines += [f"    config.num_assistant_tokens = {settings.assistant_tokens};",
+                  f"    config.max_ngram_size = {settings.max_ngram_size};"]
+    if settings.json_schema or settings.regex:
+        field, value = ("json_schema", settings.json_schema) if settings.json_schema else ("regex", settings.regex)
+        lines += ["    ov::genai::StructuredOutputConfig structured;",
+                  f'    structured.{field} = R"__({value})__";',
+                  "    config.structured_output_config = structured;"]
     if entry.adapters:
         if settings.adapters:
             lines.append("    config.adapters = ov::genai::AdapterConfig();")

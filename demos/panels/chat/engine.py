@@ -21,19 +21,31 @@ from demos.core import remote, serving
 from demos.core import metrics as perf_metrics
 from demos.core.catalog import ChatEntry
 from demos.core.checks import finite, whole
+from demos.panels.chat import structured
 from demos.panels.chat.checks import check_draft_tokenizer, check_prompt_length
 from demos.core.errors import UnknownId, UserError
 from demos.core.suite import ProgressFn, no_progress
 from demos.core.suite import Handle, Suite
 
 DEFAULT_ASSISTANT_TOKENS = 5  # OpenVINO GenAI's own default for num_assistant_tokens
+DEFAULT_NGRAM = 3  # prompt lookup: the longest n-gram of the answer's end looked up in the prompt
+DEFAULT_LOOKUP_TOKENS = 5  # prompt lookup: candidate tokens copied from the prompt per step
+# Adaptive speculation: after this many validation steps, a draft whose tokens are accepted less often than this
+# is turned off for the rest of the answer (the answer goes on without it, same tokens). Measured on a
+# TinyLlama-shaped model (bench/bench_chat.py): a useless draft at 5 tokens per step costs 2.8 plain steps per
+# step and one at 1 token 1.5, so below ~30 % a draft cannot pay for itself; judging after 4 steps (about 5 tokens
+# of an unrelated draft) keeps its cost within 10 % of a 128-token answer.
+ADAPT_AFTER_STEPS = 4
+ADAPT_MIN_ACCEPTANCE = 0.3
+ADAPT_MIN_PER_STEP = 0.5  # confidence mode (no fixed count to divide by): accepted draft tokens per step
 DEFAULT_SEED = 42
 MAX_STOP_STRINGS = 4  # as OpenAI's API
 ROLES = ("system", "user", "assistant")
 # Settings that are counts, with their bounds (a seed is a uint32 for GenAI's sampler), and settings that are reals.
 # max_new_tokens has no upper bound here: demos.core.bounds refuses it against the entry's own limit, with that number.
 _WHOLE_SETTINGS = {"max_new_tokens": (-2**31 + 1, None), "top_k": (-2**31 + 1, 2**31 - 1),
-                   "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1)}
+                   "seed": (0, 2**32 - 1), "assistant_tokens": (-2**31 + 1, 2**31 - 1),
+                   "max_ngram_size": (-2**31 + 1, 2**31 - 1)}
 _REAL_SETTINGS = ("temperature", "top_p", "repetition_penalty", "confidence_threshold")
 
 log = logging.getLogger("demos.panels.chat")
@@ -55,6 +67,16 @@ class Settings:
     assistant_tokens: int = DEFAULT_ASSISTANT_TOKENS
     confidence_threshold: float = 0.0  # > 0: draft while the draft is this confident, instead of a fixed count
     stop: tuple[str, ...] = ()  # strings that end the answer (not included in it), as OpenAI's ``stop``
+    prompt_lookup: bool = False  # speculative decoding with candidates copied from the prompt (no draft model)
+    max_ngram_size: int = DEFAULT_NGRAM
+    adaptive: bool = True  # turn a draft that is rarely accepted off for the rest of the answer
+    json_schema: str = ""  # structured output: the answer follows this JSON schema …
+    regex: str = ""        # … or matches this regex
+
+    @property
+    def speculative(self) -> bool:
+        """Whether the answer is drafted (by a draft model or by prompt lookup)."""
+        return bool(self.draft) or self.prompt_lookup
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -119,8 +141,21 @@ def validate(entry: ChatEntry, settings: Settings) -> None:
         raise UserError(f"top-p {settings.top_p} is out of range; use a value above 0 and at most 1")
     if settings.repetition_penalty <= 0:
         raise UserError("repetition penalty must be above 0 (1 means no penalty)")
-    if settings.draft and settings.confidence_threshold <= 0 and settings.assistant_tokens < 1:
+    if settings.speculative and settings.confidence_threshold <= 0 and settings.assistant_tokens < 1:
         raise UserError("assistant tokens per step must be at least 1")
+    if settings.draft and settings.prompt_lookup:
+        raise UserError("choose a draft model or prompt lookup, not both", param="prompt_lookup")
+    if settings.prompt_lookup and settings.max_ngram_size < 1:
+        raise UserError("the prompt lookup n-gram size must be at least 1", param="max_ngram_size")
+    if settings.prompt_lookup and settings.confidence_threshold > 0:
+        raise UserError("prompt lookup copies a fixed number of tokens per step; it has no confidence threshold",
+                        param="prompt_lookup")
+    if settings.json_schema and settings.regex:
+        raise UserError("give a JSON schema or a regex for structured output, not both", param="json_schema")
+    if settings.json_schema:
+        structured.check_json_schema(settings.json_schema)
+    if settings.regex:
+        structured.check_regex(settings.regex)
     if settings.confidence_threshold >= 1:
         raise UserError("the draft confidence threshold must be below 1")
     if len(settings.stop) > MAX_STOP_STRINGS or not all(isinstance(s, str) and s for s in settings.stop):
@@ -161,7 +196,10 @@ def to_messages(history: list[dict] | None, system_prompt: str, prompt: str) -> 
             raise UserError(f"history[{index}].role is {role!r}; use one of {', '.join(ROLES)}")
         if role == "system" and system_prompt.strip():
             continue
-        messages.append({"role": role, "content": text_of(message.get("content"))})
+        content = text_of(message.get("content"))
+        # A reasoning model's thinking is shown, never sent back: the next turn sees the answers only.
+        messages.append({"role": role, "content": structured.without_thinking(content) if role == "assistant"
+                         else content})
     if system_prompt.strip():
         messages.insert(0, {"role": "system", "content": system_prompt.strip()})
     messages.append({"role": "user", "content": prompt})
@@ -180,6 +218,9 @@ class Opened:
     device: str
     prompt_tokens: int | None = None  # counted only where a bound applies (NPU)
     max_prompt_len: int | None = None
+    # Adaptive speculation: opens the same model without its draft, for the rest of an answer whose draft is
+    # turned off (None: no draft, or no going on without it).
+    plain: Any = None
 
 
 def is_npu(device: str) -> bool:
@@ -197,6 +238,9 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
     validate(entry, settings)
     check_bounds(entry, settings, messages, None)  # what the catalog alone bounds, before anything is fetched
     device = suite.runtime.check_device(device or suite.default_device)
+    if settings.prompt_lookup and is_npu(device):
+        raise UserError("prompt lookup is not available on NPU in OpenVINO GenAI 2026.4; choose CPU or GPU, or "
+                        "turn prompt lookup off", param="prompt_lookup")
     draft_device = ""
     if settings.draft:
         draft_entry = next(d for d in entry.drafts if d.id == settings.draft)
@@ -213,8 +257,20 @@ def open_pipeline(suite: Suite, entry: ChatEntry, device: str, settings: Setting
         tokens = counted
         check_prompt_length(tokens, entry.npu.max_prompt_len, device)
     handle = suite.load(entry, device, draft=settings.draft or None, draft_device=draft_device or None,
-                        progress=progress)
-    return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None)
+                        extra_properties=LOOKUP_PROPERTIES if settings.prompt_lookup else None, progress=progress)
+    # A pool of one pipeline cannot hold the plain one beside the drafting one: there the draft is lowered to
+    # one token per step instead of turned off.
+    plain = (lambda: suite.load(entry, device, progress=progress)) if settings.draft and \
+        suite.runtime.max_pipelines >= 2 else None
+    return Opened(handle, device, tokens, entry.npu.max_prompt_len if tokens is not None else None, plain)
+
+
+LOOKUP_PROPERTIES = {"prompt_lookup": True}  # a construction property: its own pipeline in the pool
+
+
+def is_lookup(handle: Handle) -> bool:
+    """Whether ``handle``'s pipeline was built for prompt lookup (every request on it must look up)."""
+    return bool(dict(handle.loaded.key.properties).get("prompt_lookup"))
 
 
 def _open_remote(suite: Suite, entry: ChatEntry, device: str, settings: Settings,
@@ -223,6 +279,10 @@ def _open_remote(suite: Suite, entry: ChatEntry, device: str, settings: Settings
         raise UserError(remote.unavailable(entry, "LoRA adapters"), param="adapter")
     if settings.draft:
         raise UserError(remote.unavailable(entry, "speculative decoding (a draft model)"), param="draft")
+    if settings.prompt_lookup:
+        raise UserError(remote.unavailable(entry, "prompt lookup"), param="prompt_lookup")
+    if settings.json_schema or settings.regex:
+        raise UserError(remote.unavailable(entry, "structured output"), param="json_schema")
     validate(entry, settings)
     check_bounds(entry, settings, messages, None)  # the catalog's own limits; the server counts the tokens
     handle = suite.load(entry, device or None, draft=settings.draft or None)
@@ -295,8 +355,14 @@ def generation_config(handle: Handle, settings: Settings) -> Any:
             config.num_assistant_tokens = 0
         else:
             config.num_assistant_tokens = int(settings.assistant_tokens)
+    if is_lookup(handle):  # genai requires both on a prompt-lookup pipeline
+        config.num_assistant_tokens = int(settings.assistant_tokens)
+        config.max_ngram_size = int(settings.max_ngram_size)
     if settings.stop:
         config.stop_strings = set(settings.stop)
+    grammar = structured.output_config(settings.json_schema, settings.regex)
+    if grammar is not None:
+        config.structured_output_config = grammar
     if handle.loaded.adapters:
         config.adapters = adapter_config(handle, settings)
     return config
@@ -313,6 +379,7 @@ class Reply:
     text: str
     metrics: dict[str, Any]
     stopped: bool
+    thinking: str | None = None  # a reasoning model's <think> part, kept out of ``text``
 
 
 @dataclass(frozen=True)
@@ -339,7 +406,7 @@ def stream_reply(opened: Opened, messages: list[dict[str, str]], settings: Setti
     handle = opened.handle
     config = generation_config(handle, settings)
     if is_batched(handle):
-        work, lane = _batched_work(handle, messages, settings, config), None
+        work, lane = _batched_work(handle, messages, settings, config, opened.plain), None
     else:
         work, lane = _generate_work(handle, messages, config), serving.lane_for(handle.loaded)
     job = serving.submit(work, lane, control, name="chat", logger=log)
@@ -372,11 +439,22 @@ def _generate_work(handle: Handle, messages: list[dict[str, str]], config: Any) 
 
 
 def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Settings,
-                  config: Any) -> serving.Work:
+                  config: Any, plain: Any = None) -> serving.Work:
     """The chat as one request to the pipeline's batcher, in the group of its adapter setting.
 
     The prompt is templated and tokenized as ``LLMPipeline.generate(ChatHistory)`` does (template with the
-    generation prompt, no special tokens added), so the tokens and hence greedy answers are the same."""
+    generation prompt, no special tokens added), so the tokens and hence greedy answers are the same.
+
+    Adaptive speculation (``settings.adaptive`` with a draft, ``plain`` opening the model without it): the batcher
+    ends a request whose draft is rarely accepted after a few steps, and the answer goes on from the tokens so far
+    on the plain pipeline: what greedy decoding would say next from that prefix, so the whole answer is still the
+    greedy one. genai cannot change or drop the draft of a running request (every request on a drafting pipeline
+    must draft), hence the second pipeline. Not with structured output: the grammar's state would start again."""
+    lowerable = plain is not None or settings.confidence_threshold > 0 or settings.assistant_tokens > 1
+    adapt = (ADAPT_AFTER_STEPS, ADAPT_MIN_ACCEPTANCE, ADAPT_MIN_PER_STEP) \
+        if settings.draft and settings.adaptive and lowerable and not (settings.json_schema or settings.regex) \
+        else None
+
     def work(ctx: serving.JobContext) -> batching.Outcome | None:
         tokenizer = handle.pipeline.get_tokenizer()
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
@@ -390,13 +468,19 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
                                    # The unbatched path's start line, said when the request really joins the
                                    # pipeline (a job stopped while it waited never does).
                                    on_start=lambda: log.info("chat: generate started (batched, max_new_tokens %d)",
-                                                             config.max_new_tokens))
+                                                             config.max_new_tokens), adapt=adapt)
         batcher = batching.batcher_for(handle.loaded)
         log.info("chat: batched request (max_new_tokens %d)", config.max_new_tokens)
         outcome = batcher.run(request)
         if not outcome.started:  # stopped while it waited: it never joined the pipeline, so no figures
             log.info("chat: a job stopped before it started was skipped")
             return None
+        if outcome.draft_off and not outcome.stopped:  # (a stopped answer ends here, draft or not)
+            if plain is not None:
+                outcome = _without_draft(plain(), ids, outcome, settings.replace(draft=""), ctx)
+            else:  # no room for the plain pipeline: the same one, one draft token per step
+                lowered = settings.replace(assistant_tokens=1, confidence_threshold=0.0)
+                outcome = dataclasses.replace(_without_draft(handle, ids, outcome, lowered, ctx), draft_lowered=True)
         log.info("chat: batched request ended (batch %d)", outcome.batch)
         # The same end line as the unbatched path: what a stopped (or disconnected) answer is checked by.
         log.info("chat: generate ended (%d new tokens%s)", len(outcome.ids), ", stopped" if outcome.stopped else "")
@@ -405,15 +489,58 @@ def _batched_work(handle: Handle, messages: list[dict[str, str]], settings: Sett
     return work
 
 
+def _without_draft(plain: Handle, prompt_ids: Any, drafted: batching.Outcome, settings: Settings,
+                   ctx: serving.JobContext) -> batching.Outcome:
+    """The rest of an answer whose draft was turned off, on ``plain`` (the model without the draft, or the same
+    pipeline with ``settings`` drafting less) from the prompt and the tokens so far; one ``Outcome`` for the whole
+    answer (figures timed over both parts, acceptance of the drafted part)."""
+    import numpy as np
+    import openvino as ov
+    log.info("chat: draft off after %d tokens (%d of %s draft tokens accepted)", len(drafted.ids),
+             drafted.accepted, drafted.drafted)
+    config = generation_config(plain, settings)
+    config.max_new_tokens = int(settings.max_new_tokens) - len(drafted.ids)
+    if config.max_new_tokens <= 0:
+        return dataclasses.replace(drafted, streamer=None, draft_off_at=len(drafted.ids))
+    prefix = np.concatenate([np.asarray(prompt_ids.data, dtype=np.int64).reshape(-1),
+                             np.asarray(drafted.ids, dtype=np.int64)]).reshape(1, -1)
+    registered = bool(plain.loaded.adapters)  # in its adapter setting's group, as the first part was
+    request = batching.Request((ov.Tensor(prefix),), config, ctx,
+                               group=tuple(settings.adapters) if registered else batching.NO_GROUP,
+                               adapters=adapter_config(plain, settings) if registered else None,
+                               tokens=int(prefix.shape[1]) + config.max_new_tokens,
+                               prompt_tokens=int(prefix.shape[1]), streamer=drafted.streamer)
+    rest = batching.batcher_for(plain.loaded).run(request)
+    ids = drafted.ids + rest.ids
+    first, timings = drafted.timings, dict(drafted.timings)
+    timings["output_tokens"] = len(ids)
+    if rest.timings:  # the second part's clock starts when it joined: add the first part's whole time to it
+        timings["generate_s"] = first.get("generate_s", 0.0) + rest.timings.get("generate_s", 0.0)
+        if len(ids) > 1 and "ttft_ms" in first:
+            tpot = (timings["generate_s"] - first["ttft_ms"] / 1000) / (len(ids) - 1)
+            timings["tpot_ms"], timings["tokens_per_s"] = tpot * 1000, (1 / tpot if tpot > 0 else None)
+    text = plain.pipeline.get_tokenizer().decode(ids)
+    return dataclasses.replace(drafted, ids=ids, text=text, perf=None, stopped=rest.stopped,
+                               batch=max(drafted.batch, rest.batch), timings=timings, streamer=None,
+                               draft_off_at=len(drafted.ids))
+
+
 def _final(opened: Opened, result: Any, text: str, settings: Settings, stop: threading.Event) -> Reply:
     """The ``Reply`` for a finished generate or batched request (``result`` None: it never ran, being stopped
     first)."""
     if result is None:
         return Reply(text, {"device": opened.device}, True)
     if isinstance(result, batching.Outcome):
-        return Reply(result.text, batched_metrics(opened, result, settings), stop.is_set())
-    final = result.texts[0] if result.texts else text
-    return Reply(final, reply_metrics(opened, result, settings), stop.is_set())
+        final, figures = result.text, batched_metrics(opened, result, settings)
+    else:
+        final = result.texts[0] if result.texts else text
+        figures = reply_metrics(opened, result, settings)
+    check = structured.check_answer(final, settings.json_schema, settings.regex,
+                                    figures.get("output_tokens", 0) >= settings.max_new_tokens)
+    if check:
+        figures["structured_output"] = check
+    thinking, answer = structured.split_thinking(final)
+    return Reply(answer, figures, stop.is_set(), thinking)
 
 
 def batched_metrics(opened: Opened, outcome: batching.Outcome, settings: Settings) -> dict[str, Any]:
@@ -421,11 +548,18 @@ def batched_metrics(opened: Opened, outcome: batching.Outcome, settings: Setting
     where genai has none: a stopped answer), the draft tokens the batcher counted, and the largest batch the
     answer was stepped in."""
     figures = perf_metrics.generation_figures(outcome.perf) if outcome.perf is not None else dict(outcome.timings)
-    if settings.draft:
+    if settings.speculative:
         figures["accepted_draft_tokens"] = outcome.accepted
         if outcome.drafted is not None:
             figures["draft_tokens"] = outcome.drafted
             figures["acceptance_rate"] = outcome.accepted / outcome.drafted if outcome.drafted else 0.0
+    if outcome.draft_off:
+        rate = f"{outcome.accepted / outcome.drafted:.0%} accepted" if outcome.drafted else \
+            f"{outcome.accepted} draft tokens accepted"
+        figures["adaptive"] = (f"draft {'lowered to 1 token per step' if outcome.draft_lowered else 'off'} after "
+                               f"{outcome.draft_off_at} tokens: {rate}")
+    if settings.prompt_lookup:
+        figures["prompt_lookup"] = f"n-gram ≤ {settings.max_ngram_size}, {settings.assistant_tokens} tokens/step"
     figures["batch"] = outcome.batch
     figures["device"] = opened.device + (f" + draft on {opened.handle.loaded.key.draft_device}"
                                          if settings.draft else "")

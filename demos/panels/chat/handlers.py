@@ -19,8 +19,10 @@ from demos.core import lora_modes, serving
 from demos.core.catalog import ChatEntry
 from demos.core.checks import finite, shown, whole
 from demos.core.errors import UserError, check_text
-from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, Opened, Queued, Reply, Settings, default_settings, open_pipeline,
-                          prime_new_pipeline, speedup, stream_reply, text_of, to_messages)
+from demos.panels.chat.structured import split_thinking
+from demos.panels.chat.engine import (DEFAULT_ASSISTANT_TOKENS, DEFAULT_LOOKUP_TOKENS, DEFAULT_NGRAM, Opened,
+                                      Queued, Reply, Settings, default_settings, open_pipeline, prime_new_pipeline,
+                                      speedup, stream_reply, text_of, to_messages)
 from demos.core.suite import ProgressFn, no_progress
 from demos.core.suite import Suite
 from demos.ui import loading
@@ -32,6 +34,14 @@ SPEC_FIXED = "Fixed tokens per step"
 SPEC_CONFIDENCE = "Confidence threshold"
 COMPARE_DRAFT = "Speculative decoding: with vs without the draft"
 COMPARE_ADAPTER = "LoRA: with vs without the adapter"
+COMPARE_LOOKUP = "Prompt lookup: with vs without"
+DECODE_PLAIN = "No draft"
+DECODE_DRAFT = "A draft model"
+DECODE_LOOKUP = "Prompt lookup"
+OUTPUT_FREE = "Free text"
+OUTPUT_SCHEMA = "JSON schema"
+OUTPUT_REGEX = "Regex"
+THINKING_TITLE = "Thinking"  # no emoji: the fonts of many browsers lack this one
 PENDING = "…"
 
 
@@ -56,13 +66,22 @@ class Choices:
     top_k: float
     repetition_penalty: float
     seed: float
+    # Added after the first ones (callers that build Choices positionally keep working): prompt lookup, adaptive
+    # speculation, structured output.
+    prompt_lookup: bool = False
+    max_ngram: float = DEFAULT_NGRAM
+    adaptive: bool = True
+    output_kind: str = OUTPUT_FREE
+    output_format: str = ""
 
     def settings(self, entry: ChatEntry) -> Settings:
         adapters = tuple((a, finite("alpha", alpha)) for a, alpha in ((self.adapter, self.alpha),
                                                                       (self.adapter2, self.alpha2)) if a)
-        use_draft = bool(self.speculative and self.draft)
+        lookup = bool(self.prompt_lookup)
+        use_draft = bool(self.speculative and self.draft) and not lookup
         threshold = finite("confidence threshold", self.threshold) if use_draft and \
             self.spec_mode == SPEC_CONFIDENCE else 0.0
+        grammar = (self.output_format or "").strip() if self.output_kind in (OUTPUT_SCHEMA, OUTPUT_REGEX) else ""
         # An empty box (None, 0) means the default; anything else must be a real number (NaN is truthy).
         max_new = self.max_new_tokens or entry.generation.max_new_tokens
         return Settings(max_new_tokens=whole("max new tokens", max_new),
@@ -72,7 +91,11 @@ class Choices:
                         seed=whole("seed", self.seed or 0), adapters=adapters, draft=self.draft if use_draft else "",
                         draft_device=(self.draft_device or "") if use_draft else "",
                         assistant_tokens=whole("assistant tokens", self.assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
-                        confidence_threshold=threshold)
+                        confidence_threshold=threshold, prompt_lookup=lookup,
+                        max_ngram_size=whole("n-gram size", self.max_ngram or DEFAULT_NGRAM),
+                        adaptive=bool(self.adaptive),
+                        json_schema=grammar if self.output_kind == OUTPUT_SCHEMA else "",
+                        regex=grammar if self.output_kind == OUTPUT_REGEX else "")
 
 
 def parse_adapters(spec: str, alpha: float, entry: ChatEntry) -> tuple[tuple[str, float], ...]:
@@ -153,10 +176,11 @@ class ChatPanel:
             return (f"**{entry.title}** is not loaded yet: the first message (or **Load**) loads it on {device}; "
                     "a first load downloads or compiles and can take a while.")
         # The plain pipeline first, then those with a draft, each in a fixed order: the line must not reshuffle.
-        live.sort(key=lambda k: (k.draft_dir is not None, k.device, k.draft_dir or "", k.draft_device or ""))
+        live.sort(key=lambda k: (k.draft_dir is not None, _lookup_key(k), k.device, k.draft_dir or "",
+                                 k.draft_device or ""))
         drafts = {str(p): d.title for d in entry.drafts
                   if (p := self.suite.loader.locate(d.source, d.revision, d.export, "chat").path) is not None}
-        parts = [f"on {k.device}" if not k.draft_dir else
+        parts = [f"on {k.device} for prompt lookup" if _lookup_key(k) else f"on {k.device}" if not k.draft_dir else
                  f"on {k.device} with the draft **{drafts.get(k.draft_dir, 'draft')}**"
                  + (f" (on {k.draft_device})" if k.draft_device != k.device else "") for k in live]
         adapters = (f" {len(entry.adapters)} LoRA adapter{'s' if len(entry.adapters) != 1 else ''} registered: "
@@ -184,6 +208,7 @@ class ChatPanel:
             draft_device = settings.draft_device or (draft.device if draft is not None else None) or device
         if status.path is not None and any(k.model_dir == str(status.path) and k.device == device and
                                            k.draft_dir == draft_dir and k.draft_device == draft_device
+                                           and _lookup_key(k) == settings.prompt_lookup
                                            for k in self.suite.runtime.loaded_keys()):
             return ""
         if status.ready:
@@ -198,7 +223,8 @@ class ChatPanel:
     def _what(entry: ChatEntry, device: str, settings: Settings) -> str:
         """'**Tiny LLM** on CPU with the draft **Tiny draft**': a pipeline in the catalog's labels."""
         draft = next((d.title for d in entry.drafts if d.id == settings.draft), settings.draft)
-        return f"**{entry.title}** on {device}" + (f" with the draft **{draft}**" if settings.draft else "")
+        return f"**{entry.title}** on {device}" + (f" with the draft **{draft}**" if settings.draft else
+                                                    " with prompt lookup" if settings.prompt_lookup else "")
 
     def _open_shown(self, entry: ChatEntry, device: str, settings: Settings, messages: list[dict[str, str]],
                     view: Any) -> Iterator[Any]:
@@ -265,15 +291,16 @@ class ChatPanel:
                         return
                     if isinstance(item, Reply):
                         item = named(item, entry, settings, opened)
-                        final = shown + [{"role": "assistant", "content": item.text}, metrics_message(item)]
+                        final = shown + answer_messages(item.thinking, item.text, done=True) + [metrics_message(item)]
                         yield final, "", reply_card(item), status
                     elif isinstance(item, Queued):  # the pipeline is busy with other requests
                         note = queue_note(item.ahead, item.reason)
                         yield shown + [{"role": "assistant", "content": item.text or f"_{note}_"}], \
                             "", gr.update(), note
                     else:  # "" while the model reads the chat: keep showing the pending note
-                        yield shown + [{"role": "assistant", "content": item or pending["content"]}], "", \
-                            gr.update(), status
+                        thinking, answer = split_thinking(item)
+                        yield shown + answer_messages(thinking, answer or ("" if thinking else pending["content"]),
+                                                      done=False), "", gr.update(), status
             except Exception:
                 # Give the message back and drop the pending or partial answer (the next turn must not send it
                 # to the model); the status line says what is loaded, not "loading"; the error says why.
@@ -332,7 +359,7 @@ class ChatPanel:
                 panes[side] = user + [{"role": "assistant", "content": PENDING}]
                 for item in paced_reply(stream_reply(pipe, messages, settings, control)):
                     waiting = f"_{serving.place_note(control.ahead)}_" if control.ahead else PENDING
-                    text = item.text if isinstance(item, Reply) else (item or waiting)
+                    text = item.text if isinstance(item, Reply) else (split_thinking(item)[1] or waiting)
                     panes[side] = user + [{"role": "assistant", "content": text}]
                     if isinstance(item, Reply):
                         item = named(item, entry, settings, pipe)
@@ -353,10 +380,16 @@ class ChatPanel:
             labels = {a.id: a.title for a in entry.adapters}
             named = " + ".join(f"{labels.get(a, a)} ×{alpha:g}" for a, alpha in current.adapters)
             return current.replace(adapters=()), current, "**Without adapter**", f"**With {named}**"
+        if mode == COMPARE_LOOKUP:
+            lookup = current.replace(draft="", draft_device="", confidence_threshold=0.0, prompt_lookup=True)
+            return (lookup.replace(prompt_lookup=False), lookup, "**Without prompt lookup**",
+                    f"**With prompt lookup** (n-gram ≤ {lookup.max_ngram_size}, {lookup.assistant_tokens} "
+                    "tokens/step)")
         draft = choices.draft or (entry.drafts[0].id if entry.drafts else "")
         if not draft:
             raise gr.Error(f"{entry.title} lists no draft model, so there is no speculative decoding to compare.")
-        with_draft = Choices(**{**choices.__dict__, "speculative": True, "draft": draft}).settings(entry)
+        with_draft = Choices(**{**choices.__dict__, "speculative": True, "draft": draft,
+                                "prompt_lookup": False}).settings(entry)
         how = (f"confidence ≥ {with_draft.confidence_threshold:g}" if with_draft.confidence_threshold
                else f"{with_draft.assistant_tokens} tokens/step")
         return (with_draft.replace(draft="", draft_device=""), with_draft, "**Without draft**",
@@ -367,8 +400,12 @@ class ChatPanel:
 
     def api_stream(self, prompt: str, model: str, history: list[dict], system_prompt: str, adapter: str,
                    adapter_alpha: float, draft: str, device: str, max_new_tokens: int,
-                   temperature: float, session: str = "") -> Iterator[tuple[str, dict]]:
-        """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics)."""
+                   temperature: float, session: str = "", prompt_lookup: bool = False, max_ngram_size: int = 0,
+                   assistant_tokens: int = 0, adaptive: bool = True, json_schema: str = "",
+                   regex: str = "") -> Iterator[tuple[str, dict]]:
+        """The ``/chat`` endpoint's body: (reply so far, {}) while streaming, then (reply, metrics).
+
+        The reply is the answer without a reasoning model's thinking, which comes in the metrics (``thinking``)."""
         prompt = check_text(prompt or "", "prompt").strip()
         if not prompt:
             raise UserError("prompt is empty: pass the user's message as the first argument", param="prompt")
@@ -377,8 +414,17 @@ class ChatPanel:
             if isinstance(message, dict):
                 check_text(message.get("content"), f"history[{index}].content")
         entry = self.entry(model)
+        check_text(json_schema or "", "json_schema")
+        check_text(regex or "", "regex")
+        if not isinstance(prompt_lookup, bool) or not isinstance(adaptive, bool):
+            raise UserError("prompt_lookup and adaptive take true or false", param="prompt_lookup")
+        lookup_tokens = assistant_tokens or (DEFAULT_LOOKUP_TOKENS if prompt_lookup else 0)
         settings = default_settings(entry, max_new_tokens=max_new_tokens, temperature=temperature,
-                                    adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft)
+                                    adapters=parse_adapters(adapter, adapter_alpha, entry), draft=draft,
+                                    prompt_lookup=prompt_lookup, max_ngram_size=max_ngram_size,
+                                    assistant_tokens=lookup_tokens, json_schema=json_schema or "",
+                                    regex=regex or "")
+        settings = settings.replace(adaptive=adaptive)
         system = system_prompt if system_prompt.strip() else entry.system_prompt
         messages = to_messages(history, system, prompt)
         # Registered before loading: a first-use export counts against the session's limit and Stop reaches it.
@@ -387,20 +433,26 @@ class ChatPanel:
             for item in stream_reply(opened, messages, settings, control):
                 if isinstance(item, Reply):
                     item = named(item, entry, settings, opened)
-                    yield item.text, {**item.metrics, **({"stopped": True} if item.stopped else {})}
+                    thinking = {"thinking": item.thinking} if item.thinking is not None else {}
+                    yield item.text, {**item.metrics, **thinking, **({"stopped": True} if item.stopped else {})}
                 else:
-                    yield item, {}
+                    yield split_thinking(item)[1], {}
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Presentation
 
 
+def _lookup_key(key: Any) -> bool:
+    """Whether a live pipeline's key was built for prompt lookup."""
+    return bool(dict(key.properties).get("prompt_lookup"))
+
+
 def produced_by(entry: ChatEntry, settings: Settings, opened: Opened) -> dict[str, str]:
     """What produced an answer, in the catalog's labels: model, adapters with their alphas, draft (DESIGN §9)."""
     labels = {a.id: a.title for a in entry.adapters}
     adapters = " + ".join(f"{labels.get(a, a)} ×{alpha:g}" for a, alpha in settings.adapters) or "none"
-    draft = "none"
+    draft = "prompt lookup" if settings.prompt_lookup else "none"
     if settings.draft:
         title = next((d.title for d in entry.drafts if d.id == settings.draft), settings.draft)
         draft = f"{title} on {opened.handle.loaded.key.draft_device or opened.device}"
@@ -432,6 +484,17 @@ def reply_card(reply: Reply) -> str:
     return ("⏹ **Stopped** · " + card) if reply.stopped else card
 
 
+def answer_messages(thinking: str | None, answer: str, done: bool) -> list[dict]:
+    """The answer's chat messages: a reasoning model's thinking first, collapsed under a title (so it is never mixed
+    into the answer, and ``to_messages`` leaves it out of the next turn's history), then the answer."""
+    answer_message = {"role": "assistant", "content": answer}
+    if thinking is None:
+        return [answer_message]
+    note = {"role": "assistant", "content": thinking or "…",
+            "metadata": {"title": THINKING_TITLE, "status": "done" if done or answer else "pending"}}
+    return [note, answer_message] if answer or done else [note]
+
+
 def metrics_message(reply: Reply) -> dict:
     """A collapsible note under the answer in the chat: a short title, the full figures inside."""
     m = reply.metrics
@@ -444,6 +507,10 @@ def metrics_message(reply: Reply) -> dict:
                  if m.get(k, "none") != "none"]
     if "acceptance_rate" in m:
         title.append(f"{m['accepted_draft_tokens']}/{m['draft_tokens']} draft tokens accepted")
+    if "adaptive" in m:  # the draft was turned off (or down) part-way: say so under the answer
+        title.append(m["adaptive"])
+    if "structured_output" in m:
+        title.append(m["structured_output"])
     if "load_s" in m:
         title.insert(0, f"loaded in {m['load_s']:.1f} s")
     prefix = "⏹ stopped · " if reply.stopped else "⚡ "
@@ -461,13 +528,15 @@ def verdict(mode: str, left: Reply | None, right: Reply | None, lora_mode: str =
     if mode == COMPARE_ADAPTER:
         return adapter_verdict(left, right, lora_mode)
     rate = lambda m: m["output_tokens"] / m["generate_s"]  # noqa: E731 - end-to-end tokens/s
-    what = "speculative decoding" if mode != COMPARE_ADAPTER else "the adapter"
+    what = {COMPARE_ADAPTER: "the adapter", COMPARE_LOOKUP: "prompt lookup"}.get(mode, "speculative decoding")
     headline = (f"{ratio:.2f}× faster with {what}" if ratio >= 1
                 else f"{1 / ratio:.2f}× slower with {what} (speedup {ratio:.2f}×)")
     same = "identical text" if left.text == right.text else "different text"
     extra = ""
     if "acceptance_rate" in right.metrics:
         extra = f" · {right.metrics['acceptance_rate']:.0%} of draft tokens accepted"
+    if "adaptive" in right.metrics:
+        extra += f" · {right.metrics['adaptive']}"
     return (f"### {headline}\n"
             f"{rate(left.metrics):.1f} → {rate(right.metrics):.1f} tokens/s end to end (TTFT included) · "
             f"{same}{extra}")

@@ -1,8 +1,11 @@
 """The Chat panel: streaming multi-turn chat on ``openvino_genai.LLMPipeline``.
 
 LoRA adapters (one, or a blend of two, each with its alpha) switch per answer without recompiling;
-speculative decoding runs a draft model on its own device and reports accepted draft tokens; Compare answers
-one prompt twice side by side (draft vs none, adapter vs none) with the speedup; every answer carries its
+speculative decoding runs a draft model on its own device and reports accepted draft tokens (adaptive: a draft
+rarely accepted is turned off for the rest of the answer, and the answer says so), or prompt lookup copies
+candidates from the prompt with no draft model; structured output holds the answer to a JSON schema or a regex; a
+reasoning model's thinking shows collapsed above its answer; Compare answers one prompt twice side by side (draft
+vs none, prompt lookup vs none, adapter vs none) with the speedup; every answer carries its
 metrics, and Show code prints the Python and C++ that reproduce the current settings. The plain ``/chat``
 endpoint (DESIGN §6) streams the reply and ends with a metrics dict.
 
@@ -20,8 +23,9 @@ import gradio as gr
 from demos.core import serving
 from demos.core.catalog import ChatEntry
 from demos.core.errors import UserError
-from demos.panels.chat.engine import DEFAULT_ASSISTANT_TOKENS, DEFAULT_SEED, text_of
-from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, SPEC_CONFIDENCE, SPEC_FIXED, ChatPanel, Choices)
+from demos.panels.chat.engine import DEFAULT_ASSISTANT_TOKENS, DEFAULT_NGRAM, DEFAULT_SEED, text_of
+from demos.panels.chat.handlers import (COMPARE_ADAPTER, COMPARE_DRAFT, COMPARE_LOOKUP, OUTPUT_FREE, OUTPUT_REGEX,
+                                        OUTPUT_SCHEMA, SPEC_CONFIDENCE, SPEC_FIXED, ChatPanel, Choices)
 from demos.core.suite import Suite
 from demos.ui import columns
 from demos.ui.widgets import code_view, device_picker, guarded, kept_on_error, metrics_card, model_picker
@@ -33,6 +37,9 @@ CONCURRENCY_ID = "chat"  # every event that drives a chat pipeline
 # event says so.
 CONCURRENCY = dict(concurrency_id=CONCURRENCY_ID, concurrency_limit=None)
 SAME_DEVICE = "Same as model"
+DEFAULT_THRESHOLD = 0.1  # measured (bench_chat): faster than 0.4 with an agreeing draft and with an unrelated one
+FORMAT_HINTS = {OUTPUT_SCHEMA: '{"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}',
+                OUTPUT_REGEX: "<think>[a-z ]+</think>[A-Za-z ,.]+"}
 log = logging.getLogger("demos.panels.chat")
 
 
@@ -105,7 +112,7 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                     with gr.Row(equal_height=True):
                         compare_prompt = gr.Textbox(label="Prompt", value=first.examples[0] if first.examples
                                                     else "", scale=4, elem_id="chat-compare-prompt")
-                        compare_mode = gr.Radio([COMPARE_DRAFT, COMPARE_ADAPTER], label="Compare",
+                        compare_mode = gr.Radio([COMPARE_DRAFT, COMPARE_LOOKUP, COMPARE_ADAPTER], label="Compare",
                                                 value=COMPARE_DRAFT if first.drafts else COMPARE_ADAPTER, scale=3,
                                                 elem_id="chat-compare-mode")
                     with gr.Row():
@@ -140,22 +147,37 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                                            elem_id="chat-adapter2")
                     alpha2 = gr.Slider(0, 2, value=1.0, step=0.05, label="Alpha", scale=2, elem_id="chat-alpha2",
                                        interactive=False)
-            with gr.Accordion("Speculative decoding", open=True, visible=bool(first.drafts)) as spec_box:
-                speculative = gr.Checkbox(label="Use a draft model", value=False, elem_id="chat-speculative")
-                with gr.Row():
-                    draft = gr.Dropdown(_draft_choices(first), value=_first_draft(first),
-                                        label="Draft", scale=3, min_width=160, elem_id="chat-draft",
-                                        interactive=False, allow_custom_value=True)
-                    draft_device = gr.Dropdown([(SAME_DEVICE, "")] + [(d, d) for d in devices], value="",
-                                               label="Draft device", scale=2, min_width=170,
-                                               elem_id="chat-draft-device", interactive=False)
-                spec_mode = gr.Radio([SPEC_FIXED, SPEC_CONFIDENCE], value=SPEC_FIXED, show_label=False,
-                                     elem_id="chat-spec-mode", interactive=False)
-                assistant_tokens = gr.Slider(1, 16, value=DEFAULT_ASSISTANT_TOKENS, step=1, interactive=False,
-                                             label="Assistant tokens per step", elem_id="chat-assistant-tokens")
-                threshold = gr.Slider(0.05, 0.95, value=0.4, step=0.05, visible=False, interactive=False,
-                                      label="Draft while its confidence is at least", elem_id="chat-threshold")
-            draft_parts = [draft, draft_device, spec_mode, assistant_tokens, threshold]
+            with gr.Accordion("Speculative decoding", open=True, elem_id="chat-decoding"):
+                with gr.Group(visible=bool(first.drafts)) as spec_box:
+                    speculative = gr.Checkbox(label="Use a draft model", value=False, elem_id="chat-speculative")
+                    with gr.Row():
+                        draft = gr.Dropdown(_draft_choices(first), value=_first_draft(first),
+                                            label="Draft", scale=3, min_width=160, elem_id="chat-draft",
+                                            interactive=False, allow_custom_value=True)
+                        draft_device = gr.Dropdown([(SAME_DEVICE, "")] + [(d, d) for d in devices], value="",
+                                                   label="Draft device", scale=2, min_width=170,
+                                                   elem_id="chat-draft-device", interactive=False)
+                    spec_mode = gr.Radio([SPEC_FIXED, SPEC_CONFIDENCE], value=SPEC_FIXED, show_label=False,
+                                         elem_id="chat-spec-mode", interactive=False)
+                    assistant_tokens = gr.Slider(1, 16, value=DEFAULT_ASSISTANT_TOKENS, step=1, interactive=False,
+                                                 label="Assistant tokens per step", elem_id="chat-assistant-tokens")
+                    threshold = gr.Slider(0.05, 0.95, value=DEFAULT_THRESHOLD, step=0.05, visible=False,
+                                          interactive=False, label="Draft while its confidence is at least",
+                                          elem_id="chat-threshold")
+                    adaptive = gr.Checkbox(label="Adaptive: turn the draft off for the rest of an answer when it "
+                                                 "is rarely accepted", value=True, interactive=False,
+                                           elem_id="chat-adaptive")
+                prompt_lookup = gr.Checkbox(label="Prompt lookup (no draft model: copies candidates from the prompt; "
+                                                  "best when the answer quotes it)", value=False,
+                                            elem_id="chat-prompt-lookup")
+                max_ngram = gr.Slider(1, 8, value=DEFAULT_NGRAM, step=1, label="Max n-gram size", visible=False,
+                                      elem_id="chat-max-ngram")
+            draft_parts = [draft, draft_device, spec_mode, assistant_tokens, threshold, adaptive]
+            with gr.Accordion("Structured output", open=False, elem_id="chat-structured"):
+                output_kind = gr.Radio([OUTPUT_FREE, OUTPUT_SCHEMA, OUTPUT_REGEX], value=OUTPUT_FREE,
+                                       show_label=False, elem_id="chat-output-kind")
+                output_format = gr.Textbox(label="The answer must follow", lines=3, max_lines=12, visible=False,
+                                           elem_id="chat-output-format")
             gen = first.generation
             with gr.Accordion("Generation", open=False):
                 max_new_tokens = gr.Slider(1, 4096, value=gen.max_new_tokens, step=1, label="Max new tokens",
@@ -177,7 +199,8 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     # Wiring. Settings travel as one set of components (handlers get a dict) so adding one stays a local edit.
 
     setting_parts = [system, adapter, alpha, adapter2, alpha2, speculative, draft, draft_device, spec_mode,
-                     assistant_tokens, threshold, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed]
+                     assistant_tokens, threshold, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed,
+                     prompt_lookup, max_ngram, adaptive, output_kind, output_format]
 
     def choices(data: dict) -> Choices:
         return Choices(*(data[c] for c in setting_parts))
@@ -317,7 +340,20 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
     for part in (speculative, draft, draft_device):
         running(part.input(announce_if_speculative, everything, status, **quick).then, load_if_speculative,
                 everything, status, stoppable=False)
-    speculative.change(lambda on: [gr.update(interactive=on)] * len(draft_parts), speculative, draft_parts, **quick)
+    def draft_toggled(on: bool, lookup: bool) -> list:
+        # A draft model and prompt lookup exclude each other; tokens per step serve both.
+        return [*[gr.update(interactive=on)] * (len(draft_parts) - 3), gr.update(interactive=on or lookup),
+                gr.update(interactive=on), gr.update(interactive=on), gr.update(value=False) if on else gr.skip()]
+
+    def lookup_toggled(lookup: bool, on: bool) -> list:
+        return [gr.update(visible=lookup), gr.update(interactive=on or lookup),
+                gr.update(value=False) if lookup else gr.skip()]
+
+    speculative.change(draft_toggled, [speculative, prompt_lookup], [*draft_parts, prompt_lookup], **quick)
+    prompt_lookup.change(lookup_toggled, [prompt_lookup, speculative], [max_ngram, assistant_tokens, speculative],
+                         **quick)
+    output_kind.change(lambda kind: gr.update(visible=kind != OUTPUT_FREE, placeholder=FORMAT_HINTS.get(kind, "")),
+                       output_kind, output_format, **quick)
     adapter.input(adapter_alpha, [model, adapter], alpha, **quick)
     adapter2.input(adapter_alpha, [model, adapter2], alpha2, **quick)
     spec_mode.change(lambda mode: (gr.update(visible=mode == SPEC_FIXED), gr.update(visible=mode == SPEC_CONFIDENCE)),
@@ -358,8 +394,9 @@ def _declare_api(panel: ChatPanel) -> None:
 
     def chat(prompt: str, model: str, history: list[dict] = [],  # noqa: B006 - read-only; shown in the API docs
              system_prompt: str = "", adapter: str = "", adapter_alpha: float = 1.0, draft: str = "",
-             device: str = "", max_new_tokens: int = 256, temperature: float = 0.0,
-             request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
+             device: str = "", max_new_tokens: int = 256, temperature: float = 0.0, prompt_lookup: bool = False,
+             max_ngram_size: int = 0, assistant_tokens: int = 0, adaptive: bool = True, json_schema: str = "",
+             regex: str = "", request: gr.Request = None) -> Iterator[tuple[str, dict]]:  # type: ignore[assignment]
         """Chat with a catalog model; streams the reply, then returns (reply, metrics).
 
         Args:
@@ -373,10 +410,19 @@ def _declare_api(panel: ChatPanel) -> None:
             device: CPU, GPU, NPU or AUTO ("" = the app's default device).
             max_new_tokens: answer length limit (<= 0 = the model's default).
             temperature: 0 = greedy; higher samples more freely (< 0 = the model's default).
+            prompt_lookup: speculative decoding with candidates copied from the prompt, no draft model.
+            max_ngram_size: prompt lookup's longest n-gram (<= 0 = 3).
+            assistant_tokens: draft or prompt-lookup tokens per step (<= 0 = 5).
+            adaptive: turn a draft that is rarely accepted off for the rest of the answer.
+            json_schema: structured output: the reply is JSON valid against this schema ("" = free text).
+            regex: structured output: the reply matches this regex ("" = free text).
+        The metrics carry a reasoning model's thinking as "thinking" (never in the reply), and "adaptive" when the
+        draft was turned off part-way.
         """
         yield from panel.api_stream(prompt, model, history or [], system_prompt or "", adapter or "",
                                     adapter_alpha, draft or "", device or "", max_new_tokens, temperature,
-                                    _session(request))
+                                    _session(request), prompt_lookup, max_ngram_size, assistant_tokens, adaptive,
+                                    json_schema or "", regex or "")
 
     api_fn = guarded(chat)
     # gr.api derives one output per element of a tuple return annotation; a generator's Iterator[tuple[...]]

@@ -20,6 +20,7 @@ from demos.panels.image import files as image_files
 from demos.panels.image import run as image_run
 
 from demos.core import serving
+from demos.panels.image.edit import Source, steps_run
 from demos.panels.image.settings import MAX_SEED, Geometry, ImageSettings
 from demos.core.suite import Handle
 
@@ -93,6 +94,7 @@ class Batch:
     preview_every: int = 0
     stop: "threading.Event | serving.Control" = field(default_factory=threading.Event)
     results: list[image_run.Generated] = field(default_factory=list)
+    source: Source | None = None   # Transform / Inpaint: the picture (and mask) every image starts from
 
     def jobs(self) -> list[tuple[ImageSettings, bool]]:
         """(settings, is_twin) in generation order: the twin right after the first image, so Compare shows early."""
@@ -104,17 +106,18 @@ class Batch:
     def run(self) -> Iterator[Event]:
         folder = image_files.run_folder()
         jobs = self.jobs()
-        total = self.settings.steps * len(jobs)
+        per_image = steps_run(self.settings)
+        total = per_image * len(jobs)
         finished = 0
         for index, (job, twin) in enumerate(jobs):
             label = "without styles" if twin else f"image {finished + 1}/{self.count}"
-            for kind, payload in in_job(self.handle, job, self.stop, self.preview_every):
+            for kind, payload in in_job(self.handle, job, self.stop, self.preview_every, self.source):
                 if kind == "waiting":
                     yield Queued(payload, label)
                     continue
                 if kind == "step":
                     done, steps, preview = payload
-                    yield Step(index * self.settings.steps + done, total, label, done, steps)
+                    yield Step(index * per_image + done, total, label, done, steps)
                     if preview is not None:
                         yield Preview(preview, caption(job, f" · preview at step {done}/{steps}"))
                     continue
@@ -141,7 +144,7 @@ log = logging.getLogger("demos.panels.image")
 
 
 def in_job(handle: Handle, settings: ImageSettings, stop: "threading.Event | serving.Control | None" = None,
-           preview_every: int = 0) -> Iterator[tuple[str, Any]]:
+           preview_every: int = 0, source: Source | None = None) -> Iterator[tuple[str, Any]]:
     """Run one generation as a job in the pipeline's lane; yield ("step", (done, total, preview)) (steps
     throttled, previews all), ("waiting", ahead) while others hold the pipeline, then ("done", Generated).
     An image stopped before it got the pipeline is a ``Generated`` with no step done."""
@@ -154,7 +157,7 @@ def in_job(handle: Handle, settings: ImageSettings, stop: "threading.Event | ser
                 ctx.emit((done, total, preview))
 
         return image_run.generate(handle, settings, stop=ctx.stop_event, preview_every=preview_every,
-                                  on_step=on_step, locked=True)
+                                  on_step=on_step, locked=True, source=source)
 
     job = serving.submit(work, serving.lane_for(handle.loaded), control, name="image", logger=log)
     with job.stream() as events:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from demos.core import files
+from demos.core.image_modes import CLASSES
 from demos.panels.image.settings import Geometry, ImageSettings
 
 
@@ -21,7 +22,10 @@ def parameters(settings: ImageSettings, geo: Geometry | None = None, title: str 
     data = asdict(settings)
     data["styles"] = {name: weight for name, weight in settings.styles}
     data.pop("notes", None)
-    data["pipeline"] = "openvino_genai.Text2ImagePipeline"
+    if settings.mode == "generate":  # a generated picture's parameters stay as they were before editing existed
+        for key in ("mode", "strength", "source_sha256"):
+            data.pop(key, None)
+    data["pipeline"] = f"openvino_genai.{CLASSES[settings.mode]}"
     if title:
         data["model_label"] = title
     if geo is not None and geo.scheduler:
@@ -41,7 +45,10 @@ def parameters_text(settings: ImageSettings, geo: Geometry | None = None) -> str
               f"Size: {settings.width}x{settings.height}", f"Model: {settings.model}"]
     if settings.styles:
         pairs.append("LoRA: " + " ".join(f"{name}:{weight:g}" for name, weight in settings.styles))
-    pairs += [f"Device: {settings.device}", "Pipeline: openvino_genai.Text2ImagePipeline"]
+    if settings.mode != "generate":  # A1111's name for strength; the source named by its pixels' hash
+        pairs += [f"Mode: {settings.mode}", f"Denoising strength: {settings.strength:g}",
+                  f"Source sha256: {settings.source_sha256[:16]}"]
+    pairs += [f"Device: {settings.device}", f"Pipeline: openvino_genai.{CLASSES[settings.mode]}"]
     lines.append(", ".join(pairs))
     return "\n".join(lines)
 

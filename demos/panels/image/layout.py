@@ -7,17 +7,23 @@ Requests are checked in ``image_settings``, run in ``image_run`` (one image) and
 worth, as events), saved with their parameters in ``image_files`` and turned into code in ``image_code``; this
 module is the Gradio side: layout, events and ``/generate_image``.
 """
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
-from gradio.data_classes import FileData
+import numpy as np
+from gradio.data_classes import FileData, FileDataDict
 
 from demos.panels.image import batch as image_batch
 
 from demos.panels.image import code as image_code
+
+from demos.panels.image import edit as image_edit
+
+from demos.panels.image import edit_job as image_edit_job
 
 from demos.panels.image import files as image_files
 
@@ -31,11 +37,14 @@ from demos.panels.image.settings import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_
     geometry, max_side, resolve
 from demos.core.showcode import file_reference, model_reference
 from demos.ui.remote import remote_code
+from demos.ui.uploads import checked_upload
 from demos.core.suite import Handle, Suite
 from demos.ui import columns, loading
 from demos.ui.widgets import code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error, \
     load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting
 
+COMPARE_STYLES = "Without styles ◀ ▶ with styles"
+COMPARE_SOURCE = "Source ◀ ▶ result"
 CONCURRENCY_ID = "image"  # the panel's events (demos.ui.capacity bounds them); each pipeline's lane runs one at a time
 PANEL = "image"
 
@@ -142,6 +151,32 @@ def check_typed(entry: ImageEntry, geo: Geometry, w: Any, h: Any, n_steps: Any, 
                             param=label.lower().replace(" ", "_"))
 
 
+def _mode(label: str | None) -> str:
+    """"Transform" -> "transform" (the Radio shows labels); anything unknown is Generate's."""
+    return next((mode for mode, shown in image_edit.MODE_LABELS.items() if shown == label), "generate")
+
+
+def _edit_inputs(mode: str, picture_path: str | None, canvas_value: Any, mask_path: str | None
+                 ) -> tuple[Any, Any]:
+    """(picture, mask) from the UI: Transform's upload; Inpaint's canvas background and its painted strokes (any
+    painted pixel = repaint), else the uploaded mask, else None."""
+    if mode == "transform":
+        return picture_path, None
+    value = canvas_value if isinstance(canvas_value, dict) else {}
+    background = value.get("background")
+    if background is None:
+        return None, None
+    layers = [np.asarray(layer) for layer in value.get("layers") or [] if layer is not None]
+    painted = None
+    for layer in layers:
+        strokes = layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[2] == 4 else layer.max(axis=-1) > 0 \
+            if layer.ndim == 3 else layer > 0
+        painted = strokes if painted is None else painted | strokes
+    if painted is not None and painted.any():
+        return np.asarray(background), painted
+    return np.asarray(background), mask_path
+
+
 def _model_info(entry: ImageEntry, geo: Geometry) -> str:
     base = defaults(entry, geo)
     parts = [f"native {base.width}×{base.height}", f"sizes in multiples of {geo.factor}", f"{base.steps} steps",
@@ -190,10 +225,24 @@ class Widgets:
     cpp: gr.Code
     texts: gr.State   # parameter text per gallery image
     files: gr.State   # parameter .json per gallery image
+    # Editing: the mode, its source picture (Transform) or canvas and optional mask (Inpaint), its strength.
+    mode: gr.Radio
+    picture: gr.Image
+    canvas: gr.ImageEditor
+    mask_file: gr.Image
+    mask_box: gr.Accordion
+    strength: gr.Slider
+    edit_go: gr.Button
+    size_row: gr.Row
+    send_transform: gr.Button
+    send_inpaint: gr.Button
+    images: gr.State  # finished picture path per gallery image (what 'Edit this picture' sends)
+    current: gr.State  # the picture 'Edit this picture' sends: the last finished or the selected one
 
     def run_outputs(self) -> list:
         return [self.gallery, self.status, self.slider, self.params, self.params_file, self.texts, self.files,
-                self.metrics, self.python, self.cpp]
+                self.metrics, self.python, self.cpp, self.images, self.current, self.send_transform,
+                self.send_inpaint]
 
 
 def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
@@ -208,15 +257,33 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
     showcase = stage is not None and bool(stage.adapters)  # presenter mode with styles to show
     with gr.Row(equal_height=False):
         with columns.side(scale=2, min_width=340):
+            mode = gr.Radio(list(image_edit.MODE_LABELS.values()), value="Generate", label="Mode",
+                            info="Transform and Inpaint start from a picture of yours (or one made here)",
+                            elem_id="image-mode")
+            picture = gr.Image(label="Picture to transform", type="filepath", sources=["upload", "clipboard"],
+                               format="png", visible=False, height=300, elem_id="image-source")
+            canvas = gr.ImageEditor(label="Picture to inpaint: paint over what to repaint", type="numpy",
+                                    sources=["upload", "clipboard"], layers=False, transforms=(), visible=False,
+                                    height=340, format="png", eraser=gr.Eraser(),
+                                    brush=gr.Brush(colors=["#ff3399"], default_color="#ff3399", color_mode="fixed"),
+                                    elem_id="image-canvas")
+            with gr.Accordion("…or upload a mask (white = repaint)", open=False, visible=False) as mask_box:
+                mask_file = gr.Image(label="Mask", type="filepath", sources=["upload"], image_mode="L", height=200,
+                                     elem_id="image-mask")
             # On stage the first example is already typed: Generate is the first click, and it works.
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="image-prompt", max_lines=8,
                                 value=first.examples[0] if stage is not None and first.examples else "",
                                 placeholder=first.examples[0] if first.examples else "Describe the picture you want")
             negative = gr.Textbox(label="Negative prompt", value=first.negative_prompt, lines=1,
                                   placeholder="what the picture should not show", elem_id="image-negative")
+            strength = gr.Slider(0.05, 1, value=image_edit.DEFAULT_STRENGTH, step=0.05, label="Strength",
+                                 info="how much may change: 0.3 keeps most of the picture, 1 repaints it all",
+                                 visible=False, elem_id="image-strength")
             with columns.run_row():  # what follows it is settings (under the results on a phone)
                 go = gr.Button("Generate", variant="primary", scale=3, elem_id="image-generate")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="image-stop")
+                edit_go = gr.Button("Transform", variant="primary", scale=3, visible=False, elem_id="image-edit")
+                # Grey while idle, red while an image runs (the run events switch it; see _wire).
+                stop = gr.Button("Stop", variant="secondary", scale=1, elem_id="image-stop")
             with gr.Row():
                 model = model_picker(entries, scale=3, elem_id="image-model")
                 device = device_picker(panel.suite.runtime.devices(), panel.suite.default_device, scale=1,
@@ -233,7 +300,7 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
                 compare = gr.Checkbox(showcase, label="Compare: also render without styles (same seed)",
                                       visible=bool(first.adapters), elem_id="image-compare")
             with gr.Accordion("Size, steps and seed", open=stage is None):  # folded on stage
-                with gr.Row():
+                with gr.Row() as size_row:
                     low, high = _side_bounds(first, geo)
                     width = gr.Number(start.width, label="Width", precision=0, step=geo.factor, minimum=low,
                                       maximum=high, elem_id="image-width", min_width=90)
@@ -256,11 +323,16 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
             if examples:
                 gr.Examples(examples, [prompt], label="Examples")
         with columns.results(scale=3, min_width=380):
-            slider = gr.ImageSlider(label="Without styles ◀ ▶ with styles", visible=showcase, type="filepath",
+            slider = gr.ImageSlider(label=COMPARE_STYLES, visible=showcase, type="filepath",
                                     format="png", max_height=520, elem_id="image-compare-slider", render=showcase)
             gallery = gr.Gallery(label="Images", columns=2, height=520, preview=True, format="png",
                                  object_fit="contain", buttons=["download", "fullscreen"], elem_id="image-gallery",
                                  interactive=False)
+            with gr.Row(equal_height=True, elem_id="image-send"):
+                send_transform = gr.Button("Edit this picture: Transform", size="sm", interactive=False,
+                                           elem_id="image-send-transform")
+                send_inpaint = gr.Button("Edit this picture: Inpaint", size="sm", interactive=False,
+                                         elem_id="image-send-inpaint")
             status = gr.Markdown(elem_id="image-status")
             # Where the step progress bar runs: its own strip, so it covers neither the previews nor the status.
             progress_strip = gr.Markdown(elem_id="image-progress", container=False, min_height=44)
@@ -278,7 +350,8 @@ def _layout(panel: "ImagePanel", entries: list[ImageEntry]) -> Widgets:
         numbers_only(number, bounds_checked_by_handler=True)
     return Widgets(prompt, negative, go, stop, model, device, info, sliders, no_styles, compare, width, height,
                    count, size_note, steps, guidance, seed, dice, live, gallery, status, progress_strip, slider, params,
-                   params_file, metrics, python, cpp, gr.State([]), gr.State([]))
+                   params_file, metrics, python, cpp, gr.State([]), gr.State([]), mode, picture, canvas, mask_file,
+                   mask_box, strength, edit_go, size_row, send_transform, send_inpaint, gr.State([]), gr.State(None))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -292,6 +365,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     ui = _layout(panel, image_entries)
     _wire(panel, ui)
     gr.api(guarded(_api(panel)), api_name="generate_image", concurrency_id=CONCURRENCY_ID)
+    gr.api(guarded(_edit_api(panel)), api_name="edit_image", concurrency_id=CONCURRENCY_ID)
 
 
 def _wire(panel: "ImagePanel", ui: Widgets) -> None:
@@ -307,8 +381,8 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
                            guidance_scale=scale, seed=seed_value if seed_value is not None else 42)
         return entry, geo, settings
 
-    def preview_code(entry_id, device_name, prompt_text, negative_text, w, h, n_steps, scale, seed_value, n_images,
-                     *weights):
+    def preview_code(mode_label, strength_value, entry_id, device_name, prompt_text, negative_text, w, h, n_steps,
+                     scale, seed_value, n_images, *weights):
         """Size note and code for the settings as they stand (quietly keeps the old code while input is bad): a
         number outside its box's bounds is named here as soon as it is typed."""
         try:
@@ -322,6 +396,14 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         notes = [n for n in settings.notes if not n.startswith("random seed")]
         note = (f"<small>Will generate {settings.width}×{settings.height}: {'; '.join(notes)}</small>"
                 if notes else "")
+        mode = _mode(mode_label)
+        if mode != "generate":  # the code of the mode chosen; the picture's size is known only at the run
+            try:
+                value = image_edit.check_strength(strength_value, settings.steps)
+            except UserError as exc:
+                return f"<small>Cannot {mode} yet: {exc}</small>", gr.skip(), gr.skip()
+            note = ""
+            settings = dataclasses.replace(settings, mode=mode, strength=value)
         return (note, *panel.code(settings))
 
     def on_model(entry_id: str, device_name: str):
@@ -370,14 +452,83 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
         stopped = panel.stops.stop(serving.session_key(request))
         return "Stopping at the next step…" if stopped else gr.skip()
 
-    def select_image(evt: gr.SelectData, texts_now: list, files_now: list):
+    def select_image(evt: gr.SelectData, texts_now: list, files_now: list, images_now: list):
         index = evt.index if isinstance(evt.index, int) else 0
         if 0 <= index < len(texts_now):
-            return texts_now[index], gr.update(value=files_now[index], visible=True)
-        return gr.skip(), gr.skip()
+            chosen = images_now[index] if index < len(images_now) else gr.skip()
+            return texts_now[index], gr.update(value=files_now[index], visible=True), chosen
+        return gr.skip(), gr.skip(), gr.skip()
 
-    settings_inputs = [ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height, ui.steps, ui.guidance,
-                       ui.seed, ui.count, *ui.sliders]
+    def run_edit(request: gr.Request, mode_label: str, picture_path: str | None, canvas_value: Any,
+                 mask_path: str | None, strength_value: float, prompt_text: str, negative_text: str, entry_id: str,
+                 device_name: str, w, h, n_steps, scale, seed_value, n_images, live_preview: bool, compare_on: bool,
+                 progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
+        """Transform or Inpaint: the same batch, progress, previews, Stop and Compare as Generate."""
+        mode = _mode(mode_label)
+        entry = panel.entry(entry_id)
+        device_name = panel.device(device_name)
+        check_typed(entry, panel.geometry(entry, device_name), w, h, n_steps, scale, seed_value, n_images)
+        count = max(1, min(MAX_IMAGES, whole("number of images", n_images or 1)))
+        inputs = dict(device=device_name, prompt=prompt_text, negative_prompt=negative_text or "",
+                      styles=_styles(entry, all_adapters, weights), strength=strength_value, steps=n_steps,
+                      guidance_scale=scale)
+
+        def request_for(geo: Geometry, seed: Any) -> tuple[ImageSettings, image_edit.Source]:
+            picture, painted = _edit_inputs(mode, picture_path, canvas_value, mask_path)
+            if mode == "inpaint" and painted is None:  # nothing painted or uploaded: an empty mask (a transform)
+                source, notes = image_edit.open_source(picture, entry, geo)
+                return image_edit.edit_settings(entry, geo, source, np.zeros(source.shape[:2], bool), notes,
+                                                seed=seed, **inputs)
+            return image_edit_job.request(entry, geo, picture, painted, seed=seed, **inputs)
+
+        geo = panel.geometry(entry, device_name)
+        settings, source = request_for(geo, seed_value if seed_value is not None else 42)  # bad input: before a load
+        with panel.stops.request(serving.session_key(request)) as control:
+            title = image_edit.MODE_LABELS[settings.mode]
+            compare_view = gr.skip() if panel.stage_entry() else gr.update(visible=False)
+            loaded = settings.device in panel.suite.is_loaded(entry)
+            yield {ui.status: f"{title}: loading {entry.title} on {settings.device}…" if not loaded else
+                   f"{title} with {entry.title} on {settings.device}…", ui.slider: compare_view}
+            if loaded:
+                handle = panel.load(entry, settings.device, progress)
+            else:
+                handle = yield from loading.follow(f"**{entry.title}** on {settings.device}",
+                                                   lambda report: panel.load(entry, settings.device, report),
+                                                   lambda tracker: {ui.status: tracker.html()})
+            if panel.geometry(entry, settings.device) != geo:
+                geo = panel.geometry(entry, settings.device)
+                settings, source = request_for(geo, settings.seed)
+            image_run.mode_pipeline(handle, settings.mode)  # a model that cannot edit says so now
+            source_file = image_files.save_png(source.image, image_files.run_folder() / "source.png")
+            batch = image_batch.Batch(handle, geo, entry.title, settings, count, bool(compare_on),
+                                      image_run.preview_interval(image_edit.steps_run(settings)) if live_preview
+                                      else 0, control, source=source)
+            yield from _render(panel, ui, batch, progress, source_file)
+
+    def on_mode(mode_label: str):
+        mode = _mode(mode_label)
+        editing = mode != "generate"
+        return [gr.update(visible=mode == "transform"), gr.update(visible=mode == "inpaint"),
+                gr.update(visible=mode == "inpaint"), gr.update(visible=editing), gr.update(visible=not editing),
+                gr.update(visible=editing, value=image_edit.MODE_LABELS[mode]), gr.update(visible=not editing)]
+
+    def send(target: str):
+        def to_mode(current_path: str | None):
+            if not current_path:
+                raise UserError("Generate or edit a picture first; then this button sends it here.", param="image")
+            editor = {"background": current_path, "layers": [], "composite": current_path}
+            # Shown in the same update that fills it (mode.change shows it too, but a value sent to a component that
+            # is still hidden was seen lost at phone width).
+            return (image_edit.MODE_LABELS[target],
+                    gr.update(value=current_path, visible=True) if target == "transform" else gr.skip(),
+                    gr.update(value=editor, visible=True) if target == "inpaint" else gr.skip(),
+                    f"Sent the picture to {image_edit.MODE_LABELS[target]}: "
+                    + ("paint over what to repaint, then press Inpaint." if target == "inpaint" else
+                       "describe the change, set the strength, then press Transform."))
+        return to_mode
+
+    settings_inputs = [ui.mode, ui.strength, ui.model, ui.device, ui.prompt, ui.negative, ui.width, ui.height,
+                       ui.steps, ui.guidance, ui.seed, ui.count, *ui.sliders]
     gr.on([c.change for c in settings_inputs], guarded(preview_code), settings_inputs,
           [ui.size_note, ui.python, ui.cpp],
           trigger_mode="always_last", show_progress="hidden", api_visibility="private")
@@ -392,22 +543,55 @@ def _wire(panel: "ImagePanel", ui: Widgets) -> None:
     # refused request leaves every output as it was and says why in the status line (and a toast).
     reported = reporting(run, lambda message: {ui.status: f"**Not generated:** {message}"})
     # Undocumented but callable: the UI's own event (tests drive Stop through it); /generate_image is the API.
-    clicked = ui.go.click(reported, run_inputs, ui.run_outputs(), api_name="generate_images",
-                          api_visibility="undocumented", concurrency_id=CONCURRENCY_ID,
-                          show_progress_on=[ui.progress_strip])
-    submitted = ui.prompt.submit(reported, run_inputs, ui.run_outputs(), api_visibility="private",
-                                 concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
-    for event in (clicked, submitted):
+    # Stop is red only while something can be stopped (it stays clickable: a click just before a run counts):
+    # each run event is chained after the switch to red, so the switch back can never land before it.
+    quick = dict(api_visibility="private", queue=False, show_progress="hidden")
+
+    def red() -> Any:
+        return gr.update(variant="stop")
+
+    queued = dict(concurrency_id=CONCURRENCY_ID, show_progress_on=[ui.progress_strip])
+    clicked = ui.go.click(red, None, ui.stop, **quick).then(
+        reported, run_inputs, ui.run_outputs(), api_name="generate_images", api_visibility="undocumented", **queued)
+    edit_inputs = [ui.mode, ui.picture, ui.canvas, ui.mask_file, ui.strength, *run_inputs]
+    reported_edit = reporting(run_edit, lambda message: {ui.status: f"**Not edited:** {message}"})
+
+    def run_mode(request: gr.Request, mode_label: str, picture_path, canvas_value, mask_path, strength_value,
+                 prompt_text, negative_text, entry_id, device_name, w, h, n_steps, scale, seed_value, n_images,
+                 live_preview, compare_on, progress=gr.Progress(track_tqdm=True), *weights) -> Iterator[dict]:
+        """Enter in the prompt runs the chosen mode."""
+        common = (prompt_text, negative_text, entry_id, device_name, w, h, n_steps, scale, seed_value, n_images,
+                  live_preview, compare_on, progress, *weights)
+        if _mode(mode_label) == "generate":
+            yield from reported(request, *common)
+        else:
+            yield from reported_edit(request, mode_label, picture_path, canvas_value, mask_path, strength_value,
+                                     *common)
+
+    edit_clicked = ui.edit_go.click(red, None, ui.stop, **quick).then(
+        reported_edit, edit_inputs, ui.run_outputs(), api_name="edit_images", api_visibility="undocumented", **queued)
+    submitted = ui.prompt.submit(red, None, ui.stop, **quick).then(
+        run_mode, edit_inputs, ui.run_outputs(), api_visibility="private", **queued)
+    for event in (clicked, submitted, edit_clicked):
         keep_outputs_on_error(event, [ui.progress_strip, ui.status])
+        event.then(lambda: gr.update(variant="secondary"), None, ui.stop, **quick)  # grey again, done or failed
+    ui.mode.change(guarded(on_mode), ui.mode, [ui.picture, ui.canvas, ui.mask_box, ui.strength, ui.go, ui.edit_go,
+                                               ui.size_row], api_visibility="private", show_progress="hidden")
+    for button, target in ((ui.send_transform, "transform"), (ui.send_inpaint, "inpaint")):
+        button.click(guarded(send(target)), ui.current, [ui.mode, ui.picture, ui.canvas, ui.status],
+                     api_visibility="private", show_progress="hidden")
     # Not in the image queue: Stop must run while a generation holds it.
     ui.stop.click(guarded(stop_generation), None, ui.status, api_name="stop_images", api_visibility="undocumented",
                   concurrency_limit=None, show_progress="hidden")
-    ui.gallery.select(guarded(select_image), [ui.texts, ui.files], [ui.params, ui.params_file],
+    ui.gallery.select(guarded(select_image), [ui.texts, ui.files, ui.images], [ui.params, ui.params_file, ui.current],
                       api_visibility="private", show_progress="hidden")
 
 
-def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress: Any) -> Iterator[dict]:
-    """Turn a batch's events into UI updates: progress bar, previews, gallery, Compare slider, parameters."""
+def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress: Any,
+            source_file: Path | None = None) -> Iterator[dict]:
+    """Turn a batch's events into UI updates: progress bar, previews, gallery, Compare slider, parameters. An edit
+    (``source_file``: its source as PNG) shows source ◀ ▶ result in the Compare slider, unless its no-style twin
+    takes the slider for the with/without-styles comparison."""
     shown: list[tuple[str, str]] = []
     texts: list[str] = []
     files: list[str] = []
@@ -424,16 +608,23 @@ def _render(panel: "ImagePanel", ui: Widgets, batch: image_batch.Batch, progress
         elif isinstance(event, image_batch.Preview):
             yield {ui.gallery: gr.update(value=shown + [(event.image, event.caption)], selected_index=len(shown))}
         elif isinstance(event, image_batch.Saved) and event.twin:
-            yield {ui.slider: gr.update(value=(str(event.path), first_styled), visible=True),  # (without, with)
+            yield {ui.slider: gr.update(value=(str(event.path), first_styled), visible=True,  # (without, with)
+                                        label=COMPARE_STYLES),
                    ui.gallery: gr.update(value=list(shown), selected_index=len(shown) - 1)}  # drop its previews
         elif isinstance(event, image_batch.Saved):
+            source_view = {}
+            if source_file is not None and first_styled is None:  # the first result beside its source
+                source_view = {ui.slider: gr.update(value=(str(source_file), str(event.path)), visible=True,
+                                                    label=COMPARE_SOURCE)}
             first_styled = first_styled or str(event.path)
             shown.append((str(event.path), event.caption))
             texts.append(event.text)
             files.append(str(event.meta))
             yield {ui.gallery: gr.update(value=list(shown), selected_index=len(shown) - 1), ui.params: event.text,
                    ui.params_file: gr.update(value=files[-1], visible=True), ui.texts: list(texts),
-                   ui.files: list(files)}
+                   ui.files: list(files), ui.images: [path for path, _ in shown], ui.current: str(event.path),
+                   ui.send_transform: gr.update(interactive=True), ui.send_inpaint: gr.update(interactive=True),
+                   **source_view}
         elif isinstance(event, image_batch.Stopped):
             partial = [(event.result.preview, event.caption)] if event.result.preview is not None else []
             yield {ui.gallery: gr.update(value=shown + partial, selected_index=len(shown) if partial else None),
@@ -525,3 +716,55 @@ def _api(panel: ImagePanel):
             figures["notes"] = list(settings.notes)
         return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
     return generate_image
+
+
+# ---------------------------------------------------------------------------------------------------------
+# /edit_image
+
+
+def _upload(value: Any, what: str) -> str | None:
+    """The server path of an uploaded file (``gradio_client.handle_file``); None for nothing sent."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, dict) and value.get("path"):
+        return checked_upload(value["path"], what)
+    if isinstance(value, str):
+        return checked_upload(value, what)  # the gate let it through only if it is an upload
+    raise UserError(f"{what}: send a picture file with gradio_client.handle_file(path)", param=what)
+
+
+def _edit_api(panel: ImagePanel):
+    def edit_image(image: FileDataDict | None, prompt: str, model: str, mask: FileDataDict | None = None,
+                   strength: float = 0.75, negative_prompt: str = "",
+                   adapters: dict[str, float] = {},  # noqa: B006 - DESIGN §6's default; never mutated
+                   steps: int = 0, guidance_scale: float = -1, seed: int = 42, device: str = "",
+                   request: gr.Request = None) -> tuple[FileData, dict]:  # type: ignore[assignment]
+        """Edit a picture: without a mask transform it (Image2ImagePipeline), with one repaint the masked part
+        (InpaintingPipeline); returns the PNG (parameters embedded) and a metrics dict (step_ms, generate_s, mode,
+        strength, steps_run, the settings used, notes on what was changed).
+
+        Args:
+            image: the picture to edit (gradio_client.handle_file(path)); scaled down if larger than the model takes.
+            prompt: what the result shows.
+            model: an image model id from models.yaml.
+            mask: optional picture, white = repaint, black = keep (scaled to the picture); empty = transform.
+            strength: above 0 and at most 1: how much may change (the pipeline runs steps x strength steps).
+            negative_prompt: what it should not show (needs guidance_scale above 1).
+            adapters: LoRA style ids of the model mapped to weights, e.g. {"style": 0.8} (0 = off).
+            steps: denoising steps (0 = the model's default).
+            guidance_scale: classifier-free guidance (negative = the model's default).
+            seed: the random seed (-1 picks one); the same seed gives the same pixels.
+            device: CPU, GPU, NPU or AUTO ("" = the app's default).
+        """
+        entry = panel.entry(model)
+        device_name = panel.device(device)
+        picture, painted = _upload(image, "image"), _upload(mask, "mask")
+        inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
+                      strength=strength, steps=steps, guidance_scale=guidance_scale)
+        _, path, figures = image_edit_job.edit(
+            entry, picture, painted, before=panel.geometry(entry, device_name),
+            load=lambda: (panel.load(entry, device_name), panel.geometry(entry, device_name)),
+            stops=lambda: panel.stops.request(serving.session_key(request)),  # the session's Stop reaches it too
+            seed=seed, **inputs)
+        return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
+    return edit_image

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from demos.core import metrics as perf_metrics
+from demos.core.errors import UserError
+from demos.panels.image.edit import MODE_LABELS, Source, steps_run
 from demos.panels.image.settings import ImageSettings
 from demos.core.suite import Handle
 
@@ -49,17 +51,32 @@ def adapter_config(handle: Handle, styles: tuple[tuple[str, float], ...]) -> Any
     return config
 
 
+def mode_pipeline(handle: Handle, mode: str) -> Any:
+    """The pipeline of ``mode`` for the handle's model: Generate's is the handle's own; Transform and Inpaint share
+    its compiled models (``demos.core.image_modes``). ``UserError`` when this model cannot edit pictures."""
+    if mode == "generate":
+        return handle.pipeline
+    modes = getattr(handle.loaded, "modes", None)
+    if modes is None or modes.unavailable:
+        why = modes.unavailable if modes is not None else "it is served by a model server, which this panel can " \
+            "only ask to generate"
+        raise UserError(f"{MODE_LABELS[mode]} is not available for this model: {why}. Use Generate, or pick "
+                        "another model.", param="model")
+    return modes.get(mode)
+
+
 def preview_interval(steps: int, previews: int = 5) -> int:
     """Decode a preview every this many steps: about ``previews`` per image, since a VAE decode costs a step."""
     return max(1, round(steps / previews))
 
 
 def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None = None,
-             stop: threading.Event | None = None, preview_every: int = 0, locked: bool = False) -> Generated:
+             stop: threading.Event | None = None, preview_every: int = 0, locked: bool = False,
+             source: "Source | None" = None) -> Generated:
     """Generate one image. ``stop`` set -> the pipeline ends at the next step; ``preview_every`` 0 = no previews.
 
     ``locked``: the caller holds the pipeline's lock already (a ``serving`` job in the pipeline's lane)."""
-    pipe = handle.pipeline
+    pipe = mode_pipeline(handle, settings.mode)
     state: dict[str, Any] = {"done": 0, "preview": None, "preview_step": 0, "callback_s": 0.0}
 
     def callback(step: int, num_steps: int, latent: Any) -> bool:
@@ -85,6 +102,12 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         width=settings.width, height=settings.height, num_inference_steps=settings.steps,
         guidance_scale=settings.guidance_scale, rng_seed=settings.seed,
         adapters=adapter_config(handle, settings.styles))
+    if settings.mode != "generate":
+        if source is None:
+            raise ValueError(f"a {settings.mode} request needs its source picture")
+        # The size is the source's (edit.open_image sized it); width/height would make genai resize it again.
+        del kwargs["width"], kwargs["height"]
+        kwargs.update(source.tensors(), strength=settings.strength)
     if settings.negative_prompt:  # resolve() drops it when guidance <= 1: genai refuses it there
         kwargs["negative_prompt"] = settings.negative_prompt
     if on_step is not None or stop is not None or preview_every:
@@ -97,8 +120,9 @@ def generate(handle: Handle, settings: ImageSettings, *, on_step: StepFn | None 
         image = np.array(tensor.data[0], copy=True) if len(tensor.shape) == 4 else None
         seconds = time.perf_counter() - started
         step_ms = _mean_step_ms(pipe, state["callback_s"])
-    steps_done = state["done"] if "callback" in kwargs else settings.steps
-    stopped = image is None or steps_done < settings.steps
+    expected = steps_run(settings)
+    steps_done = state["done"] if "callback" in kwargs else expected
+    stopped = image is None or steps_done < expected
     return Generated(settings, image, state["preview"], state["preview_step"], steps_done, seconds, step_ms, stopped)
 
 

@@ -5,6 +5,7 @@ exactly the same settings, and every mistake becomes one sentence that says what
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass, field
@@ -108,15 +109,17 @@ class ImageSettings:
     seed: int
     styles: tuple[tuple[str, float], ...]   # (adapter id, weight) with weight != 0, in catalog order
     notes: tuple[str, ...] = field(default=())  # what was changed from the input, for the user to read
+    # Editing (demos.panels.image.edit): "transform" or "inpaint" work on a source picture of width x height.
+    mode: str = "generate"
+    strength: float = 0.0                   # how far the result may move from the source (0 < strength <= 1)
+    source_sha256: str = ""                 # of the source picture's pixels as the pipeline got them
 
     def without_styles(self) -> "ImageSettings":
         """The same request with every style off (the 'Compare' twin)."""
-        return ImageSettings(self.model, self.device, self.prompt, self.negative_prompt, self.width, self.height,
-                             self.steps, self.guidance_scale, self.seed, (), self.notes)
+        return dataclasses.replace(self, styles=())
 
     def with_seed(self, seed: int) -> "ImageSettings":
-        return ImageSettings(self.model, self.device, self.prompt, self.negative_prompt, self.width, self.height,
-                             self.steps, self.guidance_scale, seed, self.styles, self.notes)
+        return dataclasses.replace(self, seed=seed)
 
 
 def max_side(native: Defaults) -> int:

@@ -45,6 +45,8 @@ def python_code(model: ModelRef, handle: Handle, options: Options) -> str:
         '    print(text, end="", flush=True)',
         "    return ov_genai.StreamingStatus.RUNNING  # STOP ends the transcription early",
         "",
+        *(["# The app skipped silence first: Whisper decoded only the speech Silero VAD found (demos/core/vad.py),",
+           "# with times mapped back onto the audio. This call decodes all of it."] if options.skip_silence else []),
         "result = pipe.generate(",
         f'    read_audio("audio.mp3").tolist(){kwargs},',
         "    streamer=streamer,",

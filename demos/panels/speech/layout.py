@@ -33,7 +33,8 @@ from demos.ui.remote import remote_code
 from demos.panels.speech.code import cpp_code, python_code
 from demos.panels.speech.samples import sample_clip
 from demos.core.suite import Suite
-from demos.panels.speech.transcriber import Progress, Result, check_audible, run
+from demos.panels.speech.transcriber import (MAX_PROMPT_CHARS, Progress, Result, check_audible, find_speech, run,
+                                             speech_note)
 from demos.ui import loading
 from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progress, guarded, keep_outputs_on_error,
                  load_note, metrics_card, metrics_markdown, model_picker, reporting)
@@ -113,7 +114,8 @@ def build_api(suite: Suite, runs: serving.Sessions | None = None) -> None:
     runs = runs or serving.Sessions()
 
     def transcribe(audio: FileData, model: str, language: str = "", task: str = "transcribe",
-                   timestamps: bool = False, device: str = "",
+                   timestamps: bool = False, device: str = "", initial_prompt: str = "", hotwords: str = "",
+                   skip_silence: bool = True,
                    request: gr.Request = None) -> tuple[str, list[dict], dict]:  # type: ignore[assignment]
         """Transcribe or translate speech with an OpenVINO GenAI WhisperPipeline.
 
@@ -124,14 +126,24 @@ def build_api(suite: Suite, runs: serving.Sessions | None = None) -> None:
             task: "transcribe" (same language) or "translate" (into English).
             timestamps: True returns segments with start and end times.
             device: CPU, GPU, NPU or AUTO; "" uses the app's default.
+            initial_prompt: text the speech continues (names, spelling, style); not part of the transcript.
+            hotwords: words to favour, such as names or jargon ("OpenVINO, GenAI").
+            skip_silence: True (default) finds the speech first (Silero VAD) and transcribes only that; audio
+                without speech is then refused with "no speech found". False transcribes everything.
         Returns:
             The text, the segments [{start, end, text}] (empty without timestamps) and a metrics dict.
         """
         with_times = flag("timestamps", timestamps)  # truthiness would take NaN, "no" and 2 for True
+        skipping = flag("skip_silence", skip_silence)
+        prompt = speech_prepare.prompt_text("initial_prompt", initial_prompt)
+        words = speech_prepare.prompt_text("hotwords", hotwords)
+        speech_prepare.check_prompt_length(prompt, words)
         entry, decoded = _read(suite, model, _file_path(audio))
-        handle, options = _prepare(suite, entry, device, language, task, "segments" if with_times else "off")
+        handle, options = _prepare(suite, entry, device, language, task, "segments" if with_times else "off",
+                                   initial_prompt=prompt, hotwords=words, skip_silence=skipping)
+        speech = find_speech(decoded, options)
         with runs.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
-            *_, result = run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control)
+            *_, result = run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control, speech)
         segments = [s.as_dict() for s in result.segments]
         return result.text, segments, _metrics(result, handle, decoded.warning)
 
@@ -220,6 +232,16 @@ def build(entries: list[Entry], suite: Suite) -> None:
                 task = gr.Radio(TASK_CHOICES, value=default_task, label="Task", scale=3)
             timestamps = gr.Radio(TIMESTAMP_CHOICES, value="off", label="Timestamps",
                                   info="Segments give SRT / WebVTT subtitles; words need their own compiled pipeline")
+            skip_silence = gr.Checkbox(True, label="Skip silence",
+                                       info="A voice-activity detector (Silero VAD) finds the speech; Whisper "
+                                            "transcribes only that, so silence costs no time and gets no made-up "
+                                            "words", elem_id="speech-skip-silence")
+            with gr.Row():
+                initial_prompt = gr.Textbox(label="Initial prompt", lines=1, max_lines=4, scale=3,
+                                            max_length=MAX_PROMPT_CHARS, elem_id="speech-prompt",
+                                            placeholder="Text the speech continues: names, spelling, style")
+                hotwords = gr.Textbox(label="Hotwords", lines=1, max_lines=4, scale=2, max_length=MAX_PROMPT_CHARS,
+                                      elem_id="speech-hotwords", placeholder="e.g. OpenVINO, GenAI")
             with gr.Row():
                 go = gr.Button("Transcribe", variant="primary", elem_id="speech-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="speech-stop")
@@ -249,34 +271,47 @@ def build(entries: list[Entry], suite: Suite) -> None:
     audio.input(lambda: None, None, media, api_visibility="private", queue=False)
 
     def transcribe_ui(audio_path: str | None, media_file: str | None, model_id: str, device_name: str,
-                      language_code: str, task_name: str, mode: str, request: gr.Request,
+                      language_code: str, task_name: str, mode: str, prompt: str | None = "",
+                      words: str | None = "", skipping: bool = True, request: gr.Request = None,
                       progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
         path = media_file or audio_path
         if not path:
             raise gr.Error("Upload or record some audio first (or drop a video file).", duration=None)
+        prompts = (speech_prepare.prompt_text("initial_prompt", prompt), speech_prepare.prompt_text("hotwords", words))
+        speech_prepare.check_prompt_length(*prompts)
         with runs.request(serving.session_key(request)) as control:
-            yield from _transcribe_ui(path, model_id, device_name, language_code, task_name, mode, control,
-                                      progress)
+            yield from _transcribe_ui(path, model_id, device_name, language_code, task_name, mode, prompts,
+                                      flag("skip_silence", skipping), control, progress)
 
     def _transcribe_ui(path: str, model_id: str, device_name: str, language_code: str, task_name: str, mode: str,
-                       control: serving.Control, progress: gr.Progress) -> Iterator[tuple]:
+                       prompts: tuple[str, str], skipping: bool, control: serving.Control,
+                       progress: gr.Progress) -> Iterator[tuple]:
         keep = gr.skip()
         # Nothing on screen changes until the audio and the settings are known to be good: a refused file leaves
         # the last transcript where it was (``reporting`` puts the reason in the status line).
         yield ("Reading the audio…", keep, keep, keep, keep, keep, keep, keep)
         entry, decoded = _read(suite, model_id, path)
+        settings = dict(initial_prompt=prompts[0], hotwords=prompts[1], skip_silence=skipping)
         if (device_name or suite.default_device) in suite.is_loaded(entry):
             handle, options = _prepare(suite, entry, device_name, language_code, task_name, mode,
-                                       gradio_progress(progress))
+                                       gradio_progress(progress), **settings)
         else:  # a first load: a progress bar with its stage and clock, in the status line; the rest stays
             handle, options = yield from loading.follow(
                 f"**{entry.title}** on {device_name or suite.default_device}",
-                lambda report: _prepare(suite, entry, device_name, language_code, task_name, mode, report),
+                lambda report: _prepare(suite, entry, device_name, language_code, task_name, mode, report,
+                                        **settings),
                 lambda tracker: (tracker.html(), keep, keep, keep, keep, keep, keep, keep))
+        if options.skip_silence:
+            yield (f"Finding speech in {decoded.seconds:.1f} s of audio…", keep, keep, keep, keep, keep, keep, keep)
+        speech = find_speech(decoded, options)  # no speech: refused here, and the last transcript stays
+        skipped = speech_note(speech)
+        heard_s = speech.speech_s if speech is not None else decoded.seconds
         if decoded.warning:
             gr.Warning(decoded.warning)
         # The new transcript starts: what belonged to the previous one goes.
-        yield (f"Transcribing {decoded.seconds:.1f} s of audio…", "", [], [], None, "", keep, keep)
+        starting = (f"Transcribing {heard_s:.1f} s of speech ({skipped})…" if speech is not None and speech.skips
+                    else f"Transcribing {decoded.seconds:.1f} s of audio…")
+        yield (starting, "", [], [], None, "", keep, keep)
         if entry.backend is not None:  # served by a model server: no pipeline code to show
             py, cpp = remote_code(entry)
         else:
@@ -284,17 +319,17 @@ def build(entries: list[Entry], suite: Suite) -> None:
             py, cpp = python_code(model, handle, options), cpp_code(model, handle, options)
         note = load_note(handle)
         result: Result | None = None
-        for item in run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control):
+        for item in run(handle.pipeline, serving.lane_for(handle.loaded), decoded, options, control, speech):
             if isinstance(item, Progress):
-                progress(item.fraction if item.expected_windows > 1 else None, desc=_status(item, decoded.seconds))
-                yield (_status(item, decoded.seconds), item.text, keep, keep, keep, keep, py, cpp)
+                progress(item.fraction if item.expected_windows > 1 else None, desc=_status(item, heard_s))
+                yield (_status(item, heard_s), item.text, keep, keep, keep, keep, py, cpp)
             else:
                 result = item
         assert result is not None
         files = _write_files(result, _stem(path))
         lines = [f"**Stopped** after {result.metrics.get('stopped_after_windows', 0)} window(s): partial result"
                  if result.stopped else f"**Done**: {decoded.seconds:.1f} s of audio"]
-        lines += [line for line in (note, decoded.warning) if line]
+        lines += [line for line in (skipped, note, decoded.warning) if line]
         yield (" · ".join(lines), result.text, _rows(result.segments), _rows(result.words), files,
                metrics_markdown(_metrics(result, handle, "")), py, cpp)
 
@@ -306,7 +341,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
     outputs = [status, transcript, segments, words, downloads, metrics, code_py, code_cpp]
     unchanged = (gr.skip(),) * (len(outputs) - 1)
     transcribed = go.click(reporting(transcribe_ui, lambda message: (f"**Not transcribed:** {message}", *unchanged)),
-                           [audio, media, model, device, language, task, timestamps], outputs,
+                           [audio, media, model, device, language, task, timestamps, initial_prompt, hotwords,
+                            skip_silence], outputs,
                            api_name="transcribe_ui", concurrency_id=CONCURRENCY, show_progress_on=[status])
     keep_outputs_on_error(transcribed, [status])
 

@@ -9,6 +9,11 @@ which is what the progress bar counts. Short audio without timestamps streams to
 yields ``Progress`` while it works and a final ``Result``. Stop (or abandoning the generator) makes the streamer
 return ``StreamingStatus.STOP``: genai ends after the current token, or the current window for long audio; a run
 stopped before it gets the pipeline never starts.
+
+With ``Options.skip_silence`` a voice-activity detector (``demos.core.vad``, Silero VAD on OpenVINO) runs first:
+the speech spans are gathered into one shorter clip, which the ``generate`` call decodes instead (fewer 30 s
+windows, nothing for Whisper to hallucinate into), and segment and word times are mapped back onto the original
+timeline. Audio in which it finds no speech is refused with ``NoSpeech`` instead of transcribed.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from demos.panels.speech import languages
 
 from demos.core import serving
 from demos.core import metrics as perf_metrics
+from demos.core import vad
 from demos.core.audio import Audio, AudioError, is_silent
 from demos.core.errors import UserError
 from demos.panels.speech.subtitles import Segment, segments_from_chunks, words_from_genai
@@ -31,6 +37,7 @@ TimestampMode = Literal["off", "segments", "words"]
 TIMESTAMP_MODES: tuple[str, ...] = ("off", "segments", "words")
 WINDOW_S = 30.0  # Whisper's fixed input window
 MAX_PROMPT_CHARS = 1000  # Whisper reads ~224 prompt tokens; a far longer one fails in genai ("max_length ...")
+MAX_PROMPT_TOKENS = 223  # Whisper's context is 448 tokens, half of it for the prompt (openai/whisper keeps 223)
 
 log = logging.getLogger("demos.panels.speech")
 
@@ -44,6 +51,8 @@ class Options:
     timestamps: TimestampMode = "off"
     max_new_tokens: int | None = None      # None = the model's generation config decides
     initial_prompt: str | None = None      # text the speech continues (names, spelling, style); not echoed
+    hotwords: str | None = None            # words to favour (names, jargon), given to Whisper as prompt tokens
+    skip_silence: bool = False             # find speech first (Silero VAD) and transcribe only that
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``WhisperPipeline.generate`` (what Show code prints, too)."""
@@ -59,6 +68,8 @@ class Options:
             kwargs["max_new_tokens"] = self.max_new_tokens
         if self.initial_prompt:
             kwargs["initial_prompt"] = self.initial_prompt
+        if self.hotwords:
+            kwargs["hotwords"] = self.hotwords
         return kwargs
 
 
@@ -87,6 +98,11 @@ class Result:
     language: str
     stopped: bool
     metrics: dict[str, Any] = field(default_factory=dict)
+    speech: vad.Speech | None = None  # what the voice-activity detector found (None: it did not run)
+
+
+class NoSpeech(UserError):
+    """The voice-activity detector found no speech: transcribing would only make words up."""
 
 
 def expected_windows(seconds: float) -> int:
@@ -164,17 +180,49 @@ def check_audible(audio: Audio) -> None:
                          "check the microphone or the file")
 
 
+def find_speech(audio: Audio, options: Options) -> vad.Speech | None:
+    """Where ``audio`` holds speech, when ``options.skip_silence`` asks (None otherwise); ``NoSpeech`` if nowhere.
+
+    Runs in the caller's thread before the job is queued: it needs no Whisper pipeline."""
+    if not options.skip_silence:
+        return None
+    speech = vad.find_speech(audio.samples)
+    if not speech.found:
+        raise NoSpeech(f"no speech found in the {audio.seconds:.1f} s of audio (the voice-activity detector heard "
+                       "only silence or noise), so nothing was transcribed; if it does hold speech, turn off "
+                       "'Skip silence' (skip_silence=False) to transcribe all of it", param="audio")
+    return speech
+
+
+def speech_note(speech: vad.Speech | None) -> str:
+    """What the detector did, for a status line: 'skipped 4.2 s of silence' ('' when it did not run)."""
+    if speech is None:
+        return ""
+    if speech.note:
+        return speech.note
+    if not speech.skips:
+        return "no silence to skip"
+    return f"skipped {speech.silence_s:.1f} s of silence"
+
+
 def run(pipeline: Any, lane: serving.Lane, audio: Audio, options: Options,
-        stop: "threading.Event | serving.Control | None" = None) -> Iterator[Progress | Result]:
+        stop: "threading.Event | serving.Control | None" = None,
+        speech: vad.Speech | None = None) -> Iterator[Progress | Result]:
     """Transcribe ``audio`` in ``lane`` (the pipeline's): yields ``Progress`` while running, then one ``Result``.
 
-    A run stopped before it gets the pipeline yields an empty stopped ``Result`` without figures."""
+    With ``options.skip_silence``, only the speech is decoded: ``speech`` from ``find_speech`` (found here when not
+    given; ``NoSpeech`` when there is none). A run stopped before it gets the pipeline yields an empty stopped
+    ``Result`` without figures."""
     check_audible(audio)
     control = serving.Control.of(stop)
-    expected = expected_windows(audio.seconds)
+    if options.skip_silence and speech is None:
+        speech = find_speech(audio, options)
+    heard = speech.gather(audio.samples) if speech is not None else audio.samples
+    heard_s = len(heard) / vad.SAMPLE_RATE
+    expected = expected_windows(heard_s)
     # genai streams token by token only for one window without timestamps; otherwise once per window.
-    per_token = options.timestamps == "off" and audio.seconds <= WINDOW_S
-    samples = audio.samples.tolist()  # genai copies the list into a vector
+    per_token = options.timestamps == "off" and heard_s <= WINDOW_S
+    samples = heard.tolist()  # genai copies the list into a vector
     kwargs = options.generate_kwargs()
 
     def work(ctx: serving.JobContext) -> tuple[Any, float, _Streamer]:
@@ -193,19 +241,31 @@ def run(pipeline: Any, lane: serving.Lane, audio: Audio, options: Options,
                 yield Progress("", 0, expected, waiting=True, ahead=event.ahead)
             elif isinstance(event, serving.Done):
                 if not event.started:
-                    yield Result("", [], [], options.language or "", True, {"stopped_after_windows": 0})
+                    yield Result("", [], [], options.language or "", True, {"stopped_after_windows": 0},
+                                 speech)
                     return
                 raw, generate_s, collector = event.result
-                yield _result(raw, generate_s, audio, options, control.stopped, collector)
+                yield _result(raw, generate_s, audio, options, control.stopped, collector, speech, heard_s)
                 return
 
 
+def _on_original_timeline(segments: list[Segment], speech: vad.Speech | None) -> list[Segment]:
+    """Times in the gathered speech -> times in the uploaded audio (unchanged when nothing was skipped)."""
+    if speech is None or not speech.skips:
+        return segments
+    return [Segment(round(speech.to_original(s.start), 3), round(speech.to_original(s.end, end=True), 3), s.text)
+            for s in segments]
+
+
 def _result(raw: Any, generate_s: float, audio: Audio, options: Options, stopped: bool,
-            collector: _Streamer) -> Result:
+            collector: _Streamer, speech: vad.Speech | None = None, heard_s: float | None = None) -> Result:
     text = raw.texts[0] if raw.texts else ""
-    segments = segments_from_chunks(raw.chunks or [], audio.seconds) if options.timestamps != "off" else []
-    words = words_from_genai(raw.words or [], audio.seconds, text) if options.timestamps == "words" else []
-    processing_s = audio.decode_s + generate_s
+    heard_s = audio.seconds if heard_s is None else heard_s
+    segments = segments_from_chunks(raw.chunks or [], heard_s) if options.timestamps != "off" else []
+    words = words_from_genai(raw.words or [], heard_s, text) if options.timestamps == "words" else []
+    segments, words = _on_original_timeline(segments, speech), _on_original_timeline(words, speech)
+    vad_s = speech.vad_s if speech is not None else 0.0
+    processing_s = audio.decode_s + vad_s + generate_s
     perf = raw.perf_metrics
     figures: dict[str, Any] = {
         "audio_s": audio.seconds,
@@ -217,8 +277,12 @@ def _result(raw: Any, generate_s: float, audio: Audio, options: Options, stopped
         "output_tokens": int(perf.get_num_generated_tokens()),
         "language": languages.code_of(getattr(raw, "language", "") or options.language or ""),
     }
+    if speech is not None and not speech.note:
+        figures.update(vad_ms=vad_s * 1000, speech_s=speech.speech_s, silence_skipped_s=speech.silence_s)
+    elif speech is not None:
+        figures["vad"] = speech.note
     if stopped:
         figures["stopped_after_windows"] = collector.windows
     metrics = perf_metrics.build(figures)  # the load is the panel's to add: it holds the handle
-    return Result(text, segments, words, figures["language"], stopped, metrics)
+    return Result(text, segments, words, figures["language"], stopped, metrics, speech)
 

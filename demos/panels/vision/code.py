@@ -27,6 +27,7 @@ class CodeRequest:
     budget: Budget | None = None
     local: bool = field(default=False)       # the entry's source is a local folder
     model: ModelRef | None = None            # how the snippet reaches the model (showcode.model_reference)
+    videos: list[list[tuple[str, int]]] = field(default_factory=list)  # per turn: (video file name, frames)
 
 
 def _model(request: CodeRequest) -> ModelRef:
@@ -62,6 +63,33 @@ def _budget_lines(budget: Budget | None) -> list[str]:
             "    return ov.Tensor(np.array(image))"]
 
 
+_VIDEO_READER = [
+    "def read_video(path: str, frames: int) -> ov.Tensor:",
+    "    import av  # PyAV",
+    "    with av.open(path) as container:",
+    "        every = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]",
+    "    picked = np.rint(np.linspace(0, len(every) - 1, min(frames, len(every)))).astype(int)  # evenly spread",
+    "    return ov.Tensor(np.stack([every[i] for i in picked]))  # one k x H x W x 3 tensor per video",
+    "",
+    "",
+]
+
+
+def _turn_lines(turns: list[tuple[str, list[str]]], videos: list[list[tuple[str, int]]]) -> list[str]:
+    """The conversation loop when some turn has a video: (question, images, [video, frames]) per turn."""
+    rows = [[q, files, [list(v) for v in (videos[i] if i < len(videos) else [])]] for i, (q, files) in enumerate(turns)]
+    return [
+        "# (question, images, [[video, frames]]) per turn; each turn's images and video go with its question",
+        f"turns = {json.dumps(rows, ensure_ascii=False)}",
+        "history = ov_genai.ChatHistory()",
+        "for question, files, clips in turns:",
+        "    history.append({'role': 'user', 'content': question})",
+        "    result = pipe.generate(history, images=[read_image(f) for f in files],",
+        "                           videos=[read_video(v, k) for v, k in clips], generation_config=config,",
+        "                           streamer=print_text)",
+    ]
+
+
 def python_code(request: CodeRequest) -> str:
     """A runnable script: build the pipeline, then ask every question of the conversation with its images."""
     model = _model(request)
@@ -89,6 +117,7 @@ def python_code(request: CodeRequest) -> str:
         *_budget_lines(request.budget),
         "",
         "",
+        *(_VIDEO_READER if any(request.videos) else []),
         "def print_text(text: str) -> ov_genai.StreamingStatus:",
         "    print(text, end='', flush=True)",
         "    return ov_genai.StreamingStatus.RUNNING  # STOP ends the answer early",
@@ -98,13 +127,14 @@ def python_code(request: CodeRequest) -> str:
         f"config.max_new_tokens = {request.max_new_tokens}",
         sampling,
         "",
-        "# (question, images) per turn; images of each turn go with that turn's question",
-        f"turns = {json.dumps([[q, files] for q, files in turns], ensure_ascii=False)}",
-        "history = ov_genai.ChatHistory()",
-        "for question, files in turns:",
-        "    history.append({'role': 'user', 'content': question})",
-        "    result = pipe.generate(history, images=[read_image(f) for f in files], generation_config=config,",
-        "                           streamer=print_text)",
+        *(_turn_lines(turns, request.videos) if any(request.videos) else [
+            "# (question, images) per turn; images of each turn go with that turn's question",
+            f"turns = {json.dumps([[q, files] for q, files in turns], ensure_ascii=False)}",
+            "history = ov_genai.ChatHistory()",
+            "for question, files in turns:",
+            "    history.append({'role': 'user', 'content': question})",
+            "    result = pipe.generate(history, images=[read_image(f) for f in files], generation_config=config,",
+            "                           streamer=print_text)"]),
         "    history.append({'role': 'assistant', 'content': result.texts[0]})",
         "    metrics = result.perf_metrics",
         "    print(f'\\nTTFT {metrics.get_ttft().mean:.0f} ms, {metrics.get_throughput().mean:.1f} tokens/s, '",

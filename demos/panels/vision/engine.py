@@ -66,13 +66,27 @@ class ImageIn:
 
 
 @dataclass(frozen=True)
+class VideoIn:
+    """One video of a turn: its sampled frames as one k×H×W×3 uint8 array (what ``videos=`` takes), a hash of the
+    file and of which frames were taken, and what sampling cost."""
+
+    array: np.ndarray
+    digest: str
+    name: str = "video"
+    indices: tuple[int, ...] = ()
+    total: int = 0
+    decode_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Turn:
-    """A user message (text + images) and the answer to it (``None`` while it is being answered)."""
+    """A user message (text + images + videos) and the answer to it (``None`` while it is being answered)."""
 
     text: str
     images: tuple[ImageIn, ...] = ()
     reply: str | None = None
     stopped: bool = False
+    videos: tuple[VideoIn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,8 @@ class Answer:
 
 def fingerprint(turns: list[Turn] | tuple[Turn, ...]) -> str:
     """Identifies a conversation by what the model saw: texts, image contents and replies, in order."""
-    canon = [[t.text, [i.digest for i in t.images], t.reply] for t in turns]
+    canon = [[t.text, [i.digest for i in t.images], t.reply] + ([[v.digest for v in t.videos]] if t.videos else [])
+             for t in turns]
     return hashlib.sha256(json.dumps(canon, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -158,9 +173,15 @@ def generation_config(pipeline: Any, settings: Settings) -> Any:
     return config
 
 
-def _tensors(images: tuple[ImageIn, ...]) -> list[Any]:
+def _tensors(images: tuple[ImageIn, ...] | tuple[VideoIn, ...]) -> list[Any]:
+    """One ``ov.Tensor`` per image (H×W×3) or per video (k×H×W×3: a video is one tensor, not a list of frames)."""
     import openvino as ov
     return [ov.Tensor(image.array) for image in images]
+
+
+def _videos(turn: Turn) -> dict[str, list[Any]]:
+    """``videos=`` for a turn that has any; nothing otherwise (a model server's client takes images only)."""
+    return {"videos": _tensors(turn.videos)} if turn.videos else {}
 
 
 def _user(text: str) -> dict[str, str]:
@@ -181,8 +202,8 @@ def _rebuild(pipeline: Any, earlier: list[Turn], stop: threading.Event) -> Any:
     prime.do_sample = False
     for turn in earlier:
         history.append(_user(turn.text))
-        if turn.images and not stop.is_set():
-            pipeline.generate(history, images=_tensors(turn.images), generation_config=prime)
+        if (turn.images or turn.videos) and not stop.is_set():
+            pipeline.generate(history, images=_tensors(turn.images), **_videos(turn), generation_config=prime)
         history.append(_assistant(turn.reply or ""))
     return history
 
@@ -201,7 +222,7 @@ def stream_answer(loaded: Loaded, turns: list[Turn], settings: Settings,
     control = serving.Control.of(stop)
     *earlier, current = turns
     if loaded.key.batched:
-        if earlier:
+        if earlier or current.videos:
             raise ValueError("a batched vision pipeline answers first questions only; later turns need the VLMPipeline")
         work, lane = _batched_work(loaded, current, settings), None
     else:
@@ -274,13 +295,13 @@ def _chat_work(loaded: Loaded, earlier: list[Turn], current: Turn, settings: Set
         rebuilt = history is None
         if rebuilt:
             history = _rebuild(pipeline, earlier, ctx.stop_event)
-        rebuild_s = time.perf_counter() - started if rebuilt and any(t.images for t in earlier) else 0.0
+        rebuild_s = time.perf_counter() - started if rebuilt and any(t.images or t.videos for t in earlier) else 0.0
         if ctx.stopped:  # stopped while rebuilding: nothing to generate
             log.info("vision: a job stopped before it started was skipped")
             return "", True, None, rebuild_s
         history.append(_user(current.text))
         log.info("vision: generate started (max_new_tokens %d)", settings.max_new_tokens)
-        result = pipeline.generate(history, images=_tensors(current.images),
+        result = pipeline.generate(history, images=_tensors(current.images), **_videos(current),
                                    generation_config=generation_config(pipeline, settings), streamer=streamer)
         text = result.texts[0]
         stopped = ctx.stopped
@@ -315,6 +336,12 @@ def metrics(loaded: Loaded, perf: Any, turn: Turn, rebuild_s: float, stopped: bo
             figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
         figures["image_prep_ms"] = sum(i.prep_seconds for i in turn.images) * 1000
         figures["images"] = len(turn.images)
+    if getattr(turn, "videos", ()):  # a Turn; callers with a plain record of text and images have none
+        if perf is not None and hasattr(perf, "get_vision_encoding_duration"):
+            figures["vision_encode_ms"] = perf.get_vision_encoding_duration().mean
+        figures["frames"] = sum(len(v.indices) for v in turn.videos)
+        figures["video_frames"] = sum(v.total for v in turn.videos)
+        figures["video_decode_ms"] = sum(v.decode_seconds for v in turn.videos) * 1000
     if rebuild_s:
         figures["context_rebuild_ms"] = rebuild_s * 1000
     if batch is not None:

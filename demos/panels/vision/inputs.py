@@ -21,12 +21,15 @@ from typing import Any
 from demos.core import files
 
 from demos.core import images as images_in
+from demos.core import video as video_in
 from demos.core.errors import TooLarge, UserError, check_text
 from demos.core.images import Budget, ImageError
 from demos.ui.uploads import checked_upload, refusal
-from demos.panels.vision.engine import ImageIn, Turn
+from demos.panels.vision.engine import ImageIn, Turn, VideoIn
 
 _CACHE = images_in.PreparedCache()
+_VIDEOS = video_in.FramesCache()
+DEFAULT_FRAMES = 8
 _DATA_URL_USE = "vision-uploads"  # the subfolder of the app's private temp folder for data-URL images
 
 
@@ -46,6 +49,10 @@ class ChatTurn:
     files: tuple[FileRef, ...] = ()
     reply: str | None = None
     stopped: bool = False
+    videos: tuple[FileRef, ...] = ()
+    frames: int = DEFAULT_FRAMES  # frames sampled from each of this turn's videos
+    strip: str | None = None      # the sampled frames side by side (the UI shows it under the question)
+    caption: str = ""             # what was sampled: "clip.mp4 · 8 of 40 frames · 4.0 s"
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -126,9 +133,62 @@ def prepared(ref: FileRef, budget: Budget) -> ImageIn:
     return ImageIn(image.array, _digest(ref.path, stat.st_size, stat.st_mtime_ns), ref.name, image.seconds)
 
 
-def model_turns(chat: list[ChatTurn], budget: Budget) -> list[Turn]:
-    """The conversation as ``vision_chat.Turn``s, images prepared for the model."""
-    return [Turn(t.text, tuple(prepared(f, budget) for f in t.files), t.reply, t.stopped) for t in chat]
+def is_video(ref: FileRef, gif_videos: bool = True) -> bool:
+    """A video file by its name; a GIF only when it is animated (a still GIF stays an image) and ``gif_videos``
+    (the entry takes video: for the others an animated GIF stays an image, its first frame). A GIF that PIL
+    cannot open goes the video way, whose message says it is unreadable."""
+    suffix = Path(ref.name).suffix.lower() or Path(ref.path).suffix.lower()
+    if suffix != ".gif":
+        return suffix in video_in.SUFFIXES
+    if not gif_videos:
+        return False
+    try:
+        from PIL import Image
+        with Image.open(ref.path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except Exception:  # noqa: BLE001 - any unreadable GIF: the video decoder words the refusal
+        return True
+
+
+def split_files(refs: list[FileRef], gif_videos: bool = True) -> tuple[list[FileRef], list[FileRef]]:
+    """(images, videos) of a message's attachments; animated GIFs are videos only with ``gif_videos``."""
+    videos = [ref for ref in refs if is_video(ref, gif_videos)]
+    return [ref for ref in refs if ref not in videos], videos
+
+
+@functools.lru_cache(maxsize=256)
+def _probe(path: str, size: int, mtime_ns: int, name: str, max_seconds: float) -> video_in.Probe:
+    return video_in.probe(path, name, max_seconds)
+
+
+def probe_video(ref: FileRef, max_seconds: float) -> video_in.Probe:
+    """What the video holds (packets counted, nothing decoded); ``VideoError`` for a video that cannot be used."""
+    try:
+        stat = os.stat(ref.path)
+    except FileNotFoundError:
+        raise video_in.VideoError(f"{ref.name} is no longer on the server: attach it again") from None
+    return _probe(ref.path, stat.st_size, stat.st_mtime_ns, ref.name, float(max_seconds))
+
+
+def prepared_video(ref: FileRef, frames: int, budget: Budget, max_seconds: float | None = None) -> VideoIn:
+    """The sampled frames of ``ref`` for the model (decoded once per file, frame count and budget)."""
+    sampled, _ = _VIDEOS.get(ref.path, ref.name, frames, budget, max_seconds)
+    stat = os.stat(ref.path)
+    digest = f"{_video_digest(ref.path, stat.st_size, stat.st_mtime_ns)}:{','.join(map(str, sampled.indices))}:" \
+             f"{sampled.array.shape[1]}x{sampled.array.shape[2]}"
+    # The decode time of the sample, also when it comes from the cache (the UI samples while checking the message).
+    return VideoIn(sampled.array, digest, ref.name, sampled.indices, sampled.total, sampled.decode_seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def _video_digest(path: str, size: int, mtime_ns: int) -> str:
+    return video_in.digest(path)
+
+
+def model_turns(chat: list[ChatTurn], budget: Budget, max_seconds: float | None = None) -> list[Turn]:
+    """The conversation as ``vision_chat.Turn``s, images and video frames prepared for the model."""
+    return [Turn(t.text, tuple(prepared(f, budget) for f in t.files), t.reply, t.stopped,
+                 tuple(prepared_video(v, t.frames, budget, max_seconds) for v in t.videos)) for t in chat]
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -141,13 +201,14 @@ class _Pending:
     files: list[FileRef] = field(default_factory=list)
 
 
-def history_turns(history: list[Any] | None) -> list[ChatTurn]:
+def history_turns(history: list[Any] | None, gif_videos: bool = True) -> list[ChatTurn]:
     """Fold ``[{role, content}, ...]`` into completed turns.
 
     ``content`` is a string or a list of parts: strings, ``{"type": "text", "text"}``, files (``FileData``,
     ``{"type": "file", "file": FileData}``, ``{"type": "image", "image": ...}``, ``{"type": "image_url",
     "image_url": {"url": ...}}``). Consecutive user messages form one turn (Gradio's Chatbot puts each file in
-    its own message); messages with ``metadata`` (collapsible notes) are skipped.
+    its own message); messages with ``metadata`` (collapsible notes) are skipped. Animated GIFs are videos only
+    with ``gif_videos`` (``answering.gif_videos``: the entry takes video), images otherwise.
     """
     turns: list[ChatTurn] = []
     pending: _Pending | None = None
@@ -164,7 +225,7 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
             check_text(text, f"{where}.content")
         if role == "user":
             if replies:
-                turns.append(_turn(pending, replies))
+                turns.append(_turn(pending, replies, gif_videos))
                 pending, replies = None, []
             pending = pending or _Pending()
             pending.texts += texts
@@ -181,13 +242,14 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
         if not replies:
             raise UserError("history must end with the assistant's reply: put the new question in 'question'",
                             param="history")
-        turns.append(_turn(pending, replies))
+        turns.append(_turn(pending, replies, gif_videos))
     return turns
 
 
-def _turn(pending: _Pending | None, replies: list[str]) -> ChatTurn:
+def _turn(pending: _Pending | None, replies: list[str], gif_videos: bool) -> ChatTurn:
     assert pending is not None
-    return ChatTurn("\n".join(pending.texts), tuple(pending.files), "".join(replies))
+    images, videos = split_files(pending.files, gif_videos)
+    return ChatTurn("\n".join(pending.texts), tuple(images), "".join(replies), videos=tuple(videos))
 
 
 def _parts(content: Any, where: str) -> tuple[list[str], list[FileRef]]:
@@ -206,6 +268,8 @@ def _parts(content: Any, where: str) -> tuple[list[str], list[FileRef]]:
             files.append(file_ref(url.get("url") if isinstance(url, dict) else url, where))
         elif isinstance(item, dict) and item.get("type") == "image":
             files.append(file_ref(item.get("image") or item.get("file") or item.get("url"), where))
+        elif isinstance(item, dict) and item.get("type") == "video":
+            files.append(file_ref(item.get("video") or item.get("file") or item.get("url"), where))
         else:
             ref = file_ref(item, where)
             if ref:

@@ -31,10 +31,14 @@ from demos.ui.widgets import (code_view, device_picker, entry_for, gradio_progre
                  load_note, metrics_card, metrics_markdown, model_picker, numbers_only, reporting)
 from demos.panels.vision.engine import Answer, Settings
 from demos.panels.vision.code import CodeRequest, cpp_code, python_code
-from demos.panels.vision.inputs import ChatTurn, FileRef, check_files, file_ref, history_turns
+from demos.panels.vision.inputs import (DEFAULT_FRAMES, ChatTurn, FileRef, check_files, file_ref, history_turns, prepared_video,
+                                        split_files)
+from demos.panels.vision.strip import write_strip
+from demos.panels.vision.video_api import ask_video_api
 from demos.panels.vision.samples import sample_images
 
 PANEL = "vision"
+VIDEO_TYPES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".m4v", ".avi")  # as demos.core.video.SUFFIXES
 CONCURRENCY = "vision"  # every event that generates on a vision pipeline
 # No per-pipeline limit in Gradio: each pipeline's scheduler decides (a batcher steps first questions together on
 # CPU/GPU, a lane serves a VLMPipeline one turn at a time); demos.ui.capacity bounds the panel's requests in
@@ -66,12 +70,34 @@ def _load(suite: Suite, entry: Entry, device: str, progress: Any = None,
     return answering.load(suite, entry, device, chat=chat, **({"progress": report} if report else {}))
 
 
-def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn]) -> str:
+def _check_turn(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn],
+                videos: list[FileRef] | tuple[FileRef, ...] = ()) -> str:
     """The question, stripped; ``UserError`` for what cannot be answered."""
-    question = answering.check_question(entry, question, files, earlier)
+    question = answering.check_question(entry, question, files, earlier, videos)
     _check_sizes(files)
     check_files(files)
     return question
+
+
+def _sampled(suite: Suite, entry: VisionEntry, device: str, turn: ChatTurn) -> ChatTurn:
+    """``turn`` with its video's frames sampled now (a damaged stream is refused before the answer starts) and
+    the strip of those frames to show under the question. The model's budget applies when its folder is here;
+    otherwise frames keep their decoded size and are scaled once the model is known (``inputs.prepared_video``)."""
+    if not turn.videos:
+        return turn
+    status = suite.locate(entry, device or suite.default_device)
+    facts = vision_models.facts(status.path) \
+        if status.path is not None and (status.path / "config.json").exists() else None
+    if facts is not None and not vision_models.takes_video(entry.video, facts):  # refused before it is shown
+        raise UserError(f"{entry.title} takes no video (its model type, {facts.model_type}, has no video input in "
+                        "OpenVINO GenAI): choose a model that does (Qwen2-VL, Qwen2.5-VL …) or ask about images",
+                        param="video")
+    budget = facts.budget if facts is not None else None
+    ref = turn.videos[0]
+    sampled = prepared_video(ref, turn.frames, budget, entry.max_video_seconds)
+    caption = (f"Video {ref.name} · {len(sampled.indices)} of {sampled.total} frames · "
+               f"{sampled.array.shape[2]}×{sampled.array.shape[1]} px")
+    return replace(turn, strip=str(write_strip(sampled.array, sampled.digest)), caption=caption)
 
 
 def _check_sizes(refs: list[FileRef]) -> None:
@@ -129,7 +155,7 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
         try:
             with scratch.collecting():
                 entry = entry_for(suite, PANEL, model)
-                earlier = history_turns(history)
+                earlier = history_turns(history, answering.gif_videos(suite, entry, device))
                 refs = [ref] if (ref := file_ref(image, "image")) else []
                 question = _check_turn(entry, question, refs, earlier)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
@@ -165,9 +191,23 @@ def _constraints(suite: Suite, entry: VisionEntry, device: str) -> str:
             lines[0] += f" · context {facts.context_tokens} tokens"
         lines += [f"- {note}" for note in facts.notes]
     else:
+        facts = None
         lines.append("- Image limits are shown once the model has been fetched (Models tab or first question).")
+    lines.append(f"- {_video_note(entry, facts)}")
     lines += [f"- {note}" for note in vision_models.device_notes(device)]
     return "\n".join(lines)
+
+
+def _video_note(entry: VisionEntry, facts: vision_models.ModelFacts | None) -> str:
+    """Whether this entry takes videos, and how many frames of how long a video."""
+    takes = vision_models.takes_video(entry.video, facts)
+    if takes is False:
+        return "**Takes no video** (images only): choose a Qwen2-VL or Qwen2.5-VL entry to ask about a video."
+    limits = (f"up to {entry.max_frames} frames sampled evenly from a video of up to "
+              f"{entry.max_video_seconds / 60:g} min (MP4, WebM, MOV, MKV, animated GIF)")
+    if takes is None:
+        return f"Video: {limits}, if the model takes video (known once it has been fetched)."
+    return f"**Takes video**: {limits}; two frames make one step of the video encoder."
 
 
 def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dict]:
@@ -176,6 +216,9 @@ def _chat_messages(chat: list[ChatTurn], partial: str | None = None) -> list[dic
     for turn in chat:
         content: list[Any] = [{"path": ref.path, "alt_text": ref.name} for ref in turn.files]
         content.append({"type": "text", "text": turn.text})
+        if turn.strip:  # the frames the model is shown, under the question
+            content.append({"type": "text", "text": turn.caption})
+            content.append({"path": turn.strip, "alt_text": turn.caption})
         messages.append({"role": "user", "content": content})
         reply = turn.reply if turn.reply is not None else partial
         if reply is not None:
@@ -194,6 +237,7 @@ def _code(suite: Suite, entry: VisionEntry, device: str, chat: list[ChatTurn], s
     request = CodeRequest(entry=entry, device=device, model_dir=status.path,
                           properties=suite.properties(entry, device),
                           turns=[(t.text, [f.name for f in t.files]) for t in chat],
+                          videos=[[(v.name, t.frames) for v in t.videos] for t in chat],
                           max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, budget=facts.budget if facts else None,
                           local=status.kind == "local", model=model_reference(suite, entry, device))
@@ -224,11 +268,12 @@ def build(entries: list[Entry], suite: Suite) -> None:
         device = device_picker(suite.runtime.devices(), suite.default_device, scale=1, elem_id="vision-device")
     constraints = gr.Markdown(_constraints(suite, first, device.value), elem_id="vision-constraints")
     chatbot = gr.Chatbot(label="Conversation", height=460, buttons=["copy"], elem_id="vision-chatbot",
-                         placeholder="Attach one or more images and ask about them.")
+                         placeholder="Attach one or more images, or a video, and ask about them.")
     # On stage the first example (picture and question) is in the box: Send is the first click, and it answers.
     textbox = gr.MultimodalTextbox(example_rows(first)[0][0] if suite.presenter else None,
-                                   file_count="multiple", file_types=["image"], sources=["upload"],
-                                   placeholder="Ask about your images: drop, paste or upload them here…",
+                                   file_count="multiple", file_types=["image", "video", *VIDEO_TYPES],
+                                   sources=["upload"],
+                                   placeholder="Ask about your images or a video: drop, paste or upload them here…",
                                    show_label=False, submit_btn=True, stop_btn=False, elem_id="vision-input")
     status = gr.Markdown(elem_id="vision-status")
     metrics = metrics_card(value=METRICS_HINT, elem_id="vision-metrics")
@@ -246,7 +291,10 @@ def build(entries: list[Entry], suite: Suite) -> None:
             max_new = gr.Slider(1, 4096, value=g.max_new_tokens, step=1, label="Max new tokens")
             temperature = gr.Slider(0, 2, value=g.temperature, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1, value=g.top_p, step=0.05, label="Top-p")
-        for slider in (max_new, temperature, top_p):
+        frames_slider = gr.Slider(1, first.max_frames, value=min(DEFAULT_FRAMES, first.max_frames), step=1,
+                                  label="Video frames (sampled evenly, first and last included)",
+                                  elem_id="vision-frames")
+        for slider in (max_new, temperature, top_p, frames_slider):
             # NaN and text are refused naming the slider, before the answer's event runs; a typed value outside the
             # slider's range reaches the handler, which names the model's own bound in the status line.
             numbers_only(slider, bounds_checked_by_handler=True)
@@ -263,20 +311,26 @@ def build(entries: list[Entry], suite: Suite) -> None:
         g = entry.generation
         code = _code(suite, entry, device_name, chat, _settings(entry, g.max_new_tokens))
         return (_constraints(suite, entry, device_name), g.max_new_tokens, g.temperature, g.top_p,
-                gr.Dataset(samples=example_rows(entry)), *code)
+                gr.Dataset(samples=example_rows(entry)), *code,
+                gr.Slider(maximum=entry.max_frames, value=min(DEFAULT_FRAMES, entry.max_frames)))
 
     def on_device(model_id: str, device_name: str, chat: list[ChatTurn], tokens: float, temp: float,
                   nucleus: float):
         return (_constraints(suite, by_id[model_id], device_name),
                 *show_code(model_id, device_name, chat, tokens, temp, nucleus))
 
-    def accept(message: dict | None, chat: list[ChatTurn], model_id: str, request: gr.Request):
+    def accept(message: dict | None, chat: list[ChatTurn], model_id: str, device_name: str, frames: float,
+               request: gr.Request):
         """Check the message before any model work: a mistake is a message, and the chat and the input box are
         left as they were (nothing to retype)."""
         message = message or {}
         entry = entry_for(suite, PANEL, model_id)
-        files = [FileRef(p, Path(p).name) for p in message.get("files") or []]
-        turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat), tuple(files))
+        files, videos = split_files([FileRef(p, Path(p).name) for p in message.get("files") or []],
+                                    answering.gif_videos(suite, entry, device_name))
+        count = answering.frames_for(entry, frames)
+        turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat, videos), tuple(files),
+                        videos=tuple(videos), frames=count)
+        turn = _sampled(suite, entry, device_name, turn)
         runs.reserve(serving.session_key(request))  # from now on, Stop and Clear apply to this answer
         yield (message, turn), gr.skip(), ""  # an earlier refusal's message no longer applies
 
@@ -357,7 +411,7 @@ def build(entries: list[Entry], suite: Suite) -> None:
     def refusal(message: str) -> str:
         return f"**Not sent:** {message}"
     accepted = textbox.submit(reporting(accept, lambda message: (gr.skip(), gr.skip(), refusal(message))),
-                              [textbox, chat_state, model], [pending, metrics, status],
+                              [textbox, chat_state, model, device, frames_slider], [pending, metrics, status],
                               show_progress="hidden", api_name="vision_accept", api_visibility="undocumented")
     keep_outputs_on_error(accepted, [metrics, status])
     shown = accepted.success(show_question, [pending, chat_state], [textbox, chatbot], queue=False,
@@ -376,13 +430,14 @@ def build(entries: list[Entry], suite: Suite) -> None:
     webcam.input(add_snapshot, [webcam, textbox], [textbox, webcam], queue=False, api_visibility="private")
     examples.click(use_example, examples, textbox, queue=False, api_visibility="private")
     model.change(guarded(on_model), [model, device, chat_state],
-                 [constraints, max_new, temperature, top_p, examples, code_py, code_cpp], queue=False,
+                 [constraints, max_new, temperature, top_p, examples, code_py, code_cpp, frames_slider], queue=False,
                  api_visibility="private")
     device.change(guarded(on_device), [model, device, chat_state, *settings_inputs], [constraints, code_py, code_cpp],
                   queue=False, api_visibility="private")
     gr.on([max_new.release, temperature.release, top_p.release], guarded(show_code),
           [model, device, chat_state, *settings_inputs], [code_py, code_cpp], queue=False, api_visibility="private")
     gr.api(ask_image_api(suite, runs), api_name="ask_image", **UNLIMITED)
+    gr.api(ask_video_api(suite, runs, _load), api_name="ask_video", **UNLIMITED)
     # Show code is filled from the start, before any question.
     code_py.value, code_cpp.value = show_code(first.id, device.value, [], *_defaults(first))
 

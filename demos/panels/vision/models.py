@@ -25,6 +25,37 @@ class ModelFacts:
     budget: Budget
     notes: tuple[str, ...] = field(default=())
     context_tokens: int | None = None   # the language model's max_position_embeddings, when known
+    video: bool = False                 # genai's embedder for this model type takes ``videos=``
+    patch: int = 28                     # Qwen-VL: pixels per side of one merged vision token (patch × merge)
+    temporal_patch: int = 2             # Qwen-VL: frames encoded together
+
+
+VIDEO_TYPES = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_next_video"})
+"""Model types whose openvino_genai (2026.x) inputs embedder takes ``videos=`` (the others raise "video input is
+not supported"); measured here on Qwen2-VL. A catalog entry's ``video: true|false`` overrides this."""
+
+
+def takes_video(entry_video: bool | None, model_facts: "ModelFacts | None") -> bool | None:
+    """The entry's ``video`` field if set, else the model type's (None: not known until the model is fetched)."""
+    if entry_video is not None:
+        return entry_video
+    return model_facts.video if model_facts is not None else None
+
+
+def video_tokens(model_facts: ModelFacts, width: int, height: int, frames: int) -> int | None:
+    """Roughly how many tokens ``frames`` frames of width×height take (Qwen-VL: genai's smart resize, one token
+    per 28×28 px per pair of frames); None for families whose count is not modelled here."""
+    if model_facts.model_type not in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl") or not width or not height:
+        return None
+    width, height = model_facts.budget.target(width, height)
+    side = model_facts.patch
+    most = model_facts.budget.max_pixels or DEFAULT_MAX_PIXELS
+    h, w = max(side, round(height / side) * side), max(side, round(width / side) * side)
+    if h * w > most:
+        beta = ((height * width) / most) ** 0.5
+        h, w = max(side, int(height / beta / side) * side), max(side, int(width / beta / side) * side)
+    pairs = -(-frames // model_facts.temporal_patch)
+    return pairs * (h // side) * (w // side) + 2  # + the vision start and end tokens
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -51,7 +82,9 @@ def facts(model_dir: Path | str) -> ModelFacts:
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     context = _pixels(text.get("max_position_embeddings") or config.get("max_position_embeddings"))
     budget, notes = _family(model_type, config, pre, size)
-    return ModelFacts(model_type or "unknown", budget, tuple(notes), context)
+    patch = (_pixels(pre.get("patch_size")) or 14) * (_pixels(pre.get("merge_size")) or 2)
+    return ModelFacts(model_type or "unknown", budget, tuple(notes), context, model_type in VIDEO_TYPES, patch,
+                      _pixels(pre.get("temporal_patch_size")) or 2)
 
 
 def _family(model_type: str, config: dict, pre: dict, size: dict) -> tuple[Budget, list[str]]:
