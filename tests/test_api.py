@@ -161,6 +161,28 @@ def test_vision_with_a_data_url_equals_a_direct_vlm_call(client, kit):
     assert answer.usage.completion_tokens == 8 and answer.choices[0].finish_reason == "length"
 
 
+def test_an_animated_gif_is_an_image_for_a_model_that_takes_no_video(client, kit):
+    """LLaVA takes no video: an animated GIF (new or earlier in the chat) is an image, its first frame."""
+    import openvino as ov
+    import openvino_genai as ov_genai
+    pictures = np.stack([_picture(seed) for seed in (2, 3, 4)])
+    buffer = io.BytesIO()
+    Image.fromarray(pictures[0]).save(buffer, format="GIF", save_all=True, loop=0,
+                                      append_images=[Image.fromarray(p) for p in pictures[1:]])
+    with Image.open(io.BytesIO(buffer.getvalue())) as gif:
+        first = np.asarray(gif.convert("RGB"))  # the palette's colours, as any reader of the GIF sees them
+    part = {"type": "image_url", "image_url": {"url": "data:image/gif;base64," + base64.b64encode(buffer.getvalue()).decode()}}
+    question, follow = "What is in the picture?", "And the colours?"
+    answer = client.chat.completions.create(model="tiny-vlm", max_tokens=8, messages=[
+        {"role": "user", "content": [part, {"type": "text", "text": question}]}]).choices[0].message.content
+    pipe = ov_genai.VLMPipeline(str(kit.vlm.ov), "CPU", **EXACT)
+    assert answer == pipe.generate(question, images=[ov.Tensor(first)], max_new_tokens=8).texts[0]
+    later = client.chat.completions.create(model="tiny-vlm", max_tokens=8, messages=[
+        {"role": "user", "content": [part, {"type": "text", "text": question}]},
+        {"role": "assistant", "content": answer}, {"role": "user", "content": follow}])
+    assert later.choices[0].message.content and later.usage.completion_tokens > 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Images and audio
 
@@ -203,7 +225,8 @@ def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(clie
     direct = inpaint.generate("a red square", image=ov.Tensor(source[None]), mask_image=ov.Tensor(white), **run)
     assert np.array_equal(pixels, direct.data[0])
     with open(tmp_path / "source.png", "rb") as image:
-        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", extra_body={"seed": 9})
+        answer = client.images.edit(model="tiny-sd", image=image, prompt="a red square", size="64x64",
+                                    extra_body={"seed": 9})  # the source's size: accepted
     transform = ov_genai.Image2ImagePipeline(str(kit.diffusion.ov), "CPU", **EXACT)
     direct = transform.generate("a red square", image=ov.Tensor(source[None]), **run)
     with Image.open(io.BytesIO(base64.b64decode(answer.data[0].b64_json))) as picture:
@@ -220,6 +243,13 @@ def test_image_edits_take_openais_form_and_mask_and_equal_inpainting_pixels(clie
                           files={"image": open(tmp_path / "source.png", "rb")},
                           data={"model": "tiny-sd", "prompt": "a cat", "strength": "1.5"})
     assert response.status_code == 400 and "strength 1.5 is out of range" in _error(response)
+    for field, value, named in (("size", "32x48", "takes the source picture's size (64x64); resize the picture"),
+                                ("output_format", "jpeg", "returns PNG only"),
+                                ("background", "transparent", "is an opaque PNG")):
+        response = httpx.post(f"{v1}/images/edits", headers=_headers(), timeout=60,
+                              files={"image": open(tmp_path / "source.png", "rb")},
+                              data={"model": "tiny-sd", "prompt": "a cat", field: value})
+        assert response.status_code == 400 and named in _error(response), response.text
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,19 @@ def test_unusable_videos_are_refused_with_what_to_do(tmp_path):
         assert caught.value.param == "video", kind
 
 
+@pytest.mark.unit
+def test_cached_frames_still_meet_each_entrys_length_limit(tmp_path):
+    """Frames decoded for an entry that takes 30 min are not handed to one that takes 1 min from the cache."""
+    long = videos.write(tmp_path / "long.mp4", videos.frames(200, 16, 16), fps=1)  # 3 min 20 s
+    cache = video.FramesCache()
+    frames, decoded = cache.get(long, long.name, 4, None, max_seconds=1800)
+    assert decoded and len(frames.indices) == 4
+    again, decoded = cache.get(long, long.name, 4, None, max_seconds=1800)
+    assert again is frames and not decoded
+    with pytest.raises(video.VideoError, match=re.escape(BAD_MESSAGES["too long"])):
+        cache.get(long, long.name, 4, None, max_seconds=60)
+
+
 # -------------------------------------------------------------------------------------------------------------
 # /ask_video on the tiny Qwen2-VL
 

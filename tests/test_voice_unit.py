@@ -81,3 +81,84 @@ def test_show_code_is_valid_python_for_the_default_and_a_voice_file():
         assert ("np.load" in code) == bool(voice and voice.endswith(".npy"))
         cpp = cpp_code(model, key, "Hi.", voice)
         assert "Text2SpeechPipeline pipe(" in cpp and ("speaker" in cpp) == bool(voice)
+
+
+class _Hub:
+    """A stand-in hub on 127.0.0.1:8030 that answers as huggingface.co does: one good voice file, a missing repo,
+    a missing file. It counts the requests, to see that a voice is resolved once."""
+
+    def __init__(self, data: bytes):
+        import http.server
+        import threading
+        hub = self
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _answer(self, body: bool) -> None:
+                hub.requests += 1
+                if "missing-repo" in self.path or "missing-file" in self.path:
+                    code = "RepoNotFound" if "missing-repo" in self.path else "EntryNotFound"
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", code)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                for name, value in (("ETag", '"voice-etag"'), ("X-Repo-Commit", "a" * 40),
+                                    ("Content-Length", str(len(data)))):
+                    self.send_header(name, value)
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def do_HEAD(self):  # noqa: N802
+                self._answer(False)
+
+            def do_GET(self):  # noqa: N802
+                self._answer(True)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 8030), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_hub_voices_are_resolved_once_and_hub_errors_name_the_voice(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from huggingface_hub import constants
+
+    from demos.core import voices
+    from demos.core.catalog import Voice
+    expected = np.full((1, 512), 0.25, np.float32)
+    hub = _Hub(expected.tobytes())
+    try:
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            "http://127.0.0.1:8030/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        monkeypatch.setattr(voices, "_RESOLVED", {}, raising=False)  # a fresh cache
+        # The suite as _path uses it: no local voice folders, online.
+        suite = SimpleNamespace(catalog=SimpleNamespace(local_path=lambda source: None),
+                                loader=SimpleNamespace(offline=False))
+        entry = SimpleNamespace(voices=[
+            Voice(id="good", source="me/voices", file="a.bin", repo_type="dataset"),
+            Voice(id="typo", source="me/missing-repo", file="a.bin"),
+            Voice(id="nofile", source="me/voices", file="missing-file.bin")])
+        for _ in range(3):
+            assert np.array_equal(voices.embedding(suite, entry, "good"), expected)
+        assert hub.requests == 2, "one metadata request and one download, then the resolved path is reused"
+        with pytest.raises(UserError, match=r"voice 'typo' \(model repo me/missing-repo.*no such repo.*check source"):
+            voices.embedding(suite, entry, "typo")
+        with pytest.raises(UserError, match=r"voice 'nofile' .*no such file: check file in models.yaml"):
+            voices.embedding(suite, entry, "nofile")
+        asked = hub.requests
+        with pytest.raises(UserError, match="no such repo"):
+            voices.embedding(suite, entry, "typo")
+        assert hub.requests > asked, "a failure is not cached: the hub is asked again"
+    finally:
+        hub.close()

@@ -245,9 +245,10 @@ def _prepare_vision(suite: Suite, entry: VisionEntry, request: ChatRequest, mess
         with scratch.collecting():
             history = [{"role": m["role"], "content": m["parts"]} for m in messages]
             # The panel folds a history that ends with a reply; the new question is the last turn, without one.
-            *earlier, last = history_turns(history + [{"role": "assistant", "content": ""}])
-            question = answering.check_question(entry, last.text, list(last.files), earlier)
-            chat = [*earlier, ChatTurn(question, last.files)]
+            gifs = answering.gif_videos(suite, entry)
+            *earlier, last = history_turns(history + [{"role": "assistant", "content": ""}], gifs)
+            question = answering.check_question(entry, last.text, list(last.files), earlier, last.videos)
+            chat = [*earlier, ChatTurn(question, last.files, videos=last.videos)]
             for turn in chat:
                 check_files(turn.files)
         answering.check_bounds(suite, entry, "", chat, settings)

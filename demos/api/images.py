@@ -4,6 +4,7 @@ pixels equal ``/generate_image``'s and the UI's for the same seed. PNG, lossless
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -151,6 +152,30 @@ def _save_upload(upload: Any, what: str) -> Path | None:
     return path
 
 
+def _check_edit_output(form: Any) -> None:
+    """The output is an opaque PNG: refuse asking for another format or a transparent background (``quality``
+    is accepted and has no effect: the steps set the quality here)."""
+    output_format = (_form_field(form, "output_format") or "png").lower()
+    if output_format != "png":
+        raise UserError(f"output_format {output_format!r}: this server returns PNG only; leave it out or send "
+                        "\"png\"", param="output_format")
+    background = (_form_field(form, "background") or "auto").lower()
+    if background == "transparent":
+        raise UserError("background \"transparent\": the edited picture is an opaque PNG; leave it out or send "
+                        "\"opaque\" or \"auto\"", param="background")
+    if background not in ("auto", "opaque"):
+        raise UserError(f"background {background!r} is not one of \"auto\", \"opaque\"", param="background")
+
+
+def _check_edit_size(wanted: tuple[int, int], settings: ImageSettings) -> None:
+    """An edit keeps the source picture's size (after the app's scaling to what the model takes): ``size`` may
+    name that size, or be "auto" or absent; another size is refused rather than silently ignored."""
+    if wanted != (0, 0) and wanted != (settings.width, settings.height):
+        raise UserError(f"size {wanted[0]}x{wanted[1]}: an edit's output takes the source picture's size "
+                        f"({settings.width}x{settings.height}); resize the picture first, or leave size out "
+                        "(or send \"auto\")", param="size")
+
+
 def _edit(suite: Suite, form: Any, control: serving.Control, saved: list[Path]) -> dict[str, Any]:
     entry: ImageEntry = api_catalog.entry_for(suite, _form_field(form, "model") or "", EDITS_ROUTE)  # type: ignore
     if _number(form, "n", 1, int) != 1:
@@ -158,6 +183,8 @@ def _edit(suite: Suite, form: Any, control: serving.Control, saved: list[Path]) 
     if (_form_field(form, "response_format") or "b64_json") != "b64_json":
         raise UserError("response_format: this server keeps no image files for you to fetch; use \"b64_json\"",
                         param="response_format")
+    _check_edit_output(form)
+    wanted = _size(_form_field(form, "size"))  # (0, 0): the source's size
     adapters_text = _form_field(form, "adapters")
     try:
         adapters = json.loads(adapters_text) if adapters_text else None
@@ -176,16 +203,15 @@ def _edit(suite: Suite, form: Any, control: serving.Control, saved: list[Path]) 
                   strength=_number(form, "strength", 0.75), steps=_number(form, "steps", 0, int),
                   guidance_scale=_number(form, "guidance_scale", -1))
     seed = _number(form, "seed", 42, int)
-    before = geometry(suite.locate(entry, device).path)
-    settings, source = edit_job.request(entry, before, str(image), str(mask) if mask else None,
-                                        transparent_repaints=True, seed=seed, **inputs)  # bad input: before a load
-    handle = suite.load(entry, device)
-    geo = geometry(handle.prepared.model_dir)
-    if geo != before:
-        settings, source = edit_job.request(entry, geo, str(image), str(mask) if mask else None,
-                                            transparent_repaints=True, seed=settings.seed, **inputs)
-    image_run.mode_pipeline(handle, settings.mode)
-    path, figures = edit_job.run(handle, geo, entry, settings, source, control)
+
+    def load() -> tuple[Any, Any]:
+        handle = suite.load(entry, device)
+        return handle, geometry(handle.prepared.model_dir)
+
+    settings, path, figures = edit_job.edit(
+        entry, str(image), str(mask) if mask else None, before=geometry(suite.locate(entry, device).path), load=load,
+        stops=lambda: contextlib.nullcontext(control), check=lambda settings: _check_edit_size(wanted, settings),
+        transparent_repaints=True, seed=seed, **inputs)
     data = [{"b64_json": base64.b64encode(path.read_bytes()).decode("ascii"), "seed": settings.seed,
              "revised_prompt": settings.prompt}]
     path.unlink(missing_ok=True)

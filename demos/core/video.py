@@ -294,14 +294,21 @@ class FramesCache:
         file_key = (str(path), stat.st_size, stat.st_mtime_ns, int(k))
         key = (*file_key, budget)
         with self._lock:
-            if key in self._items:
+            hit = self._items.get(key)
+            if hit is not None:
                 self._items.move_to_end(key)
-                return self._items[key], False
-            for other, frames in self._items.items():  # decoded for another budget that gives the same size
-                if other[:4] == file_key and (frames.array.shape[2], frames.array.shape[1]) == \
-                        _target_size(*frames.source_size, budget):
-                    self._items.move_to_end(other)
-                    return frames, False
+            else:
+                for other, frames in self._items.items():  # decoded for another budget that gives the same size
+                    if other[:4] == file_key and (frames.array.shape[2], frames.array.shape[1]) == \
+                            _target_size(*frames.source_size, budget):
+                        self._items.move_to_end(other)
+                        hit = frames
+                        break
+        if hit is not None:
+            # Decoded for another entry, maybe one that takes longer videos: this entry's limit applies too.
+            if max_seconds and hit.seconds > max_seconds + 0.5:
+                raise _too_long(name, hit.seconds, max_seconds)
+            return hit, False
         frames = decode(path, name, k, budget, max_seconds)
         with self._lock:
             self._items[key] = frames

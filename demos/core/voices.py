@@ -8,6 +8,7 @@ shape error, or speak noise).
 from __future__ import annotations
 
 import functools
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -80,17 +81,55 @@ def _read_cached(path: str) -> np.ndarray:
     return array
 
 
+# Resolved hub files per (source, file, revision, repo_type): hf_hub_download asks the hub for the file's
+# current revision on every call, which every /speak or Talk turn would pay. Only successes are kept, so a voice
+# fixed on the hub (or fetched once online) is tried again.
+_RESOLVED: dict[tuple[str, str, str | None, str], Path] = {}
+_RESOLVED_LOCK = threading.Lock()
+
+
 def _path(suite: Suite, voice: Voice) -> Path:
     local = suite.catalog.local_path(voice.source)
     if local is not None:
         return local / voice.file if voice.file else local
     if not voice.file:
         raise UserError(f"voice {voice.id!r}: give file: <name>.bin for the hub repo {voice.source}", param="voice")
+    key = (voice.source, voice.file, voice.revision, voice.repo_type)
+    with _RESOLVED_LOCK:
+        known = _RESOLVED.get(key)
+    if known is not None and known.exists():
+        return known
+    path = _download(suite, voice)
+    with _RESOLVED_LOCK:
+        _RESOLVED[key] = path
+    return path
+
+
+def _download(suite: Suite, voice: Voice) -> Path:
+    """The voice file from the hub (or its cache); hub failures as ``UserError`` naming the voice and the fix."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+    where = f"voice {voice.id!r} ({voice.repo_type} repo {voice.source}, file {voice.file}"
+    where += f", revision {voice.revision})" if voice.revision else ")"
     try:
         return Path(hf_hub_download(voice.source, voice.file, revision=voice.revision, repo_type=voice.repo_type,
                                     local_files_only=suite.loader.offline))
-    except LocalEntryNotFoundError:
-        raise UserError(f"voice {voice.id!r} ({voice.source}/{voice.file}) is not cached and the hub cannot be "
-                        "reached: fetch it once while online", param="voice", kind="not-cached") from None
+    except LocalEntryNotFoundError:  # before EntryNotFoundError, its base class
+        raise UserError(f"{where} is not cached and the hub cannot be reached: fetch it once while online",
+                        param="voice", kind="not-cached") from None
+    except GatedRepoError:  # before RepositoryNotFoundError, its base class
+        raise UserError(f"{where}: the repo is gated; accept its terms on the hub and log in (hf auth login), or "
+                        "choose another voice", param="voice") from None
+    except RepositoryNotFoundError:
+        raise UserError(f"{where}: no such repo on the hub (or it is private): check source and repo_type in "
+                        "models.yaml", param="voice") from None
+    except RevisionNotFoundError:
+        raise UserError(f"{where}: the repo has no such revision: check revision in models.yaml",
+                        param="voice") from None
+    except EntryNotFoundError:
+        raise UserError(f"{where}: the repo has no such file: check file in models.yaml", param="voice") from None
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else "no"
+        raise UserError(f"{where}: the hub answered with HTTP status {status}; try again later, or check the voice "
+                        "in models.yaml", param="voice") from None

@@ -4,7 +4,7 @@ with its parameters, and its metrics."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 from demos.core.catalog import ImageEntry
 from demos.core.errors import UserError
@@ -46,3 +46,25 @@ def run(handle: Handle, geo: Geometry, entry: ImageEntry, settings: ImageSetting
     if settings.notes:
         figures["notes"] = list(settings.notes)
     return path, figures
+
+
+def edit(entry: ImageEntry, picture: Any, mask: Any, *, before: Geometry, load: Callable[[], tuple[Handle, Geometry]],
+         stops: Callable[[], ContextManager[Any]], check: Callable[[ImageSettings], None] = lambda settings: None,
+         transparent_repaints: bool = False, seed: Any = 42,
+         **inputs: Any) -> tuple[ImageSettings, Path, dict]:
+    """One edit from request to PNG, as ``/edit_image`` and ``/v1/images/edits`` run it: bad input (and
+    ``check``) refused before the load; sized again if the loaded model's geometry differs from ``before`` (the
+    first download tells its real size factor); the mode's pipeline checked before queueing; the job run under
+    the control ``stops()`` gives (the session's Stop for the panel's API)."""
+    settings, source = request(entry, before, picture, mask, transparent_repaints=transparent_repaints, seed=seed,
+                               **inputs)
+    check(settings)
+    handle, geo = load()
+    if geo != before:
+        settings, source = request(entry, geo, picture, mask, transparent_repaints=transparent_repaints,
+                                   seed=settings.seed, **inputs)
+        check(settings)
+    image_run.mode_pipeline(handle, settings.mode)  # a model that cannot edit says so before queueing
+    with stops() as control:
+        path, figures = run(handle, geo, entry, settings, source, control)
+    return settings, path, figures

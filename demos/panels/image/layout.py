@@ -761,14 +761,10 @@ def _edit_api(panel: ImagePanel):
         picture, painted = _upload(image, "image"), _upload(mask, "mask")
         inputs = dict(device=device_name, prompt=prompt, negative_prompt=negative_prompt or None, styles=adapters,
                       strength=strength, steps=steps, guidance_scale=guidance_scale)
-        before = panel.geometry(entry, device_name)
-        settings, source = image_edit_job.request(entry, before, picture, painted, seed=seed, **inputs)  # before a load
-        handle = panel.load(entry, device_name)
-        geo = panel.geometry(entry, device_name)
-        if geo != before:  # the first download told us the model's real size factor: size the picture again
-            settings, source = image_edit_job.request(entry, geo, picture, painted, seed=settings.seed, **inputs)
-        image_run.mode_pipeline(handle, settings.mode)  # a model that cannot edit says so before queueing
-        with panel.stops.request(serving.session_key(request)) as control:  # the session's Stop reaches it too
-            path, figures = image_edit_job.run(handle, geo, entry, settings, source, control)
+        _, path, figures = image_edit_job.edit(
+            entry, picture, painted, before=panel.geometry(entry, device_name),
+            load=lambda: (panel.load(entry, device_name), panel.geometry(entry, device_name)),
+            stops=lambda: panel.stops.request(serving.session_key(request)),  # the session's Stop reaches it too
+            seed=seed, **inputs)
         return FileData(path=str(path), mime_type="image/png", orig_name=path.name), figures
     return edit_image

@@ -46,6 +46,18 @@ def load(suite: Suite, entry: Entry, device: str, progress: ProgressFn = no_prog
     return handle, vision_models.facts(handle.prepared.model_dir)
 
 
+def gif_videos(suite: Suite, entry: VisionEntry, device: str = "") -> bool:
+    """Whether an animated GIF goes to ``entry`` as a video: only when it takes video (its catalog ``video``, or
+    its model type once the folder is here). Otherwise the GIF stays an image (the model sees its first frame, as
+    before videos were taken), so an image-only model such as LLaVA still answers about it."""
+    if entry.video is not None or entry.source is None:
+        return bool(entry.video)
+    status = suite.locate(entry, device or suite.default_device)
+    if status.path is None or not (status.path / "config.json").exists():
+        return False  # not fetched yet: not known to take video
+    return bool(vision_models.takes_video(None, vision_models.facts(status.path)))
+
+
 def check_question(entry: VisionEntry, question: str, files: list[FileRef], earlier: list[ChatTurn],
                    videos: list[FileRef] | tuple[FileRef, ...] = ()) -> str:
     """The question, stripped; ``UserError`` for a turn that cannot be answered (the files' contents are the

@@ -133,12 +133,15 @@ def prepared(ref: FileRef, budget: Budget) -> ImageIn:
     return ImageIn(image.array, _digest(ref.path, stat.st_size, stat.st_mtime_ns), ref.name, image.seconds)
 
 
-def is_video(ref: FileRef) -> bool:
-    """A video file by its name; a GIF only when it is animated (a still GIF stays an image). A GIF that PIL
+def is_video(ref: FileRef, gif_videos: bool = True) -> bool:
+    """A video file by its name; a GIF only when it is animated (a still GIF stays an image) and ``gif_videos``
+    (the entry takes video: for the others an animated GIF stays an image, its first frame). A GIF that PIL
     cannot open goes the video way, whose message says it is unreadable."""
     suffix = Path(ref.name).suffix.lower() or Path(ref.path).suffix.lower()
     if suffix != ".gif":
         return suffix in video_in.SUFFIXES
+    if not gif_videos:
+        return False
     try:
         from PIL import Image
         with Image.open(ref.path) as image:
@@ -147,9 +150,9 @@ def is_video(ref: FileRef) -> bool:
         return True
 
 
-def split_files(refs: list[FileRef]) -> tuple[list[FileRef], list[FileRef]]:
-    """(images, videos) of a message's attachments."""
-    videos = [ref for ref in refs if is_video(ref)]
+def split_files(refs: list[FileRef], gif_videos: bool = True) -> tuple[list[FileRef], list[FileRef]]:
+    """(images, videos) of a message's attachments; animated GIFs are videos only with ``gif_videos``."""
+    videos = [ref for ref in refs if is_video(ref, gif_videos)]
     return [ref for ref in refs if ref not in videos], videos
 
 
@@ -198,13 +201,14 @@ class _Pending:
     files: list[FileRef] = field(default_factory=list)
 
 
-def history_turns(history: list[Any] | None) -> list[ChatTurn]:
+def history_turns(history: list[Any] | None, gif_videos: bool = True) -> list[ChatTurn]:
     """Fold ``[{role, content}, ...]`` into completed turns.
 
     ``content`` is a string or a list of parts: strings, ``{"type": "text", "text"}``, files (``FileData``,
     ``{"type": "file", "file": FileData}``, ``{"type": "image", "image": ...}``, ``{"type": "image_url",
     "image_url": {"url": ...}}``). Consecutive user messages form one turn (Gradio's Chatbot puts each file in
-    its own message); messages with ``metadata`` (collapsible notes) are skipped.
+    its own message); messages with ``metadata`` (collapsible notes) are skipped. Animated GIFs are videos only
+    with ``gif_videos`` (``answering.gif_videos``: the entry takes video), images otherwise.
     """
     turns: list[ChatTurn] = []
     pending: _Pending | None = None
@@ -221,7 +225,7 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
             check_text(text, f"{where}.content")
         if role == "user":
             if replies:
-                turns.append(_turn(pending, replies))
+                turns.append(_turn(pending, replies, gif_videos))
                 pending, replies = None, []
             pending = pending or _Pending()
             pending.texts += texts
@@ -238,13 +242,13 @@ def history_turns(history: list[Any] | None) -> list[ChatTurn]:
         if not replies:
             raise UserError("history must end with the assistant's reply: put the new question in 'question'",
                             param="history")
-        turns.append(_turn(pending, replies))
+        turns.append(_turn(pending, replies, gif_videos))
     return turns
 
 
-def _turn(pending: _Pending | None, replies: list[str]) -> ChatTurn:
+def _turn(pending: _Pending | None, replies: list[str], gif_videos: bool) -> ChatTurn:
     assert pending is not None
-    images, videos = split_files(pending.files)
+    images, videos = split_files(pending.files, gif_videos)
     return ChatTurn("\n".join(pending.texts), tuple(images), "".join(replies), videos=tuple(videos))
 
 

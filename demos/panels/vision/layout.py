@@ -155,7 +155,7 @@ def ask_image_api(suite: Suite, runs: serving.Sessions | None = None):
         try:
             with scratch.collecting():
                 entry = entry_for(suite, PANEL, model)
-                earlier = history_turns(history)
+                earlier = history_turns(history, answering.gif_videos(suite, entry, device))
                 refs = [ref] if (ref := file_ref(image, "image")) else []
                 question = _check_turn(entry, question, refs, earlier)
             chat = [*earlier, ChatTurn(question, tuple(refs))]
@@ -325,7 +325,8 @@ def build(entries: list[Entry], suite: Suite) -> None:
         left as they were (nothing to retype)."""
         message = message or {}
         entry = entry_for(suite, PANEL, model_id)
-        files, videos = split_files([FileRef(p, Path(p).name) for p in message.get("files") or []])
+        files, videos = split_files([FileRef(p, Path(p).name) for p in message.get("files") or []],
+                                    answering.gif_videos(suite, entry, device_name))
         count = answering.frames_for(entry, frames)
         turn = ChatTurn(_check_turn(entry, message.get("text", ""), files, chat, videos), tuple(files),
                         videos=tuple(videos), frames=count)

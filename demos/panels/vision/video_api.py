@@ -50,7 +50,7 @@ def ask_video_api(suite: Suite, runs: serving.Sessions, load):
         if isinstance(video, str) and video.startswith("data:"):
             raise UserError("video: send the video as a file (gradio_client.handle_file(path)), not a data URL",
                             param="video")
-        earlier = [replace(turn, frames=count) for turn in history_turns(history)]
+        earlier = [replace(turn, frames=count) for turn in history_turns(history, answering.gif_videos(suite, entry, device))]
         ref = file_ref(video, "video")
         videos = (ref,) if ref else ()
         question = answering.check_question(entry, question, [], earlier, videos)
