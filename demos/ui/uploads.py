@@ -19,6 +19,7 @@ import pydantic
 from gradio import utils as gradio_utils
 from gradio.components.api_component import Api
 
+from demos.ui.api_defaults import fill_defaults
 from demos.ui.endpoint_types import check_types
 from demos.core.errors import UserError
 
@@ -127,12 +128,22 @@ def refuse_wrong_types(block_fn: Any, inputs: list[Any]) -> None:
         raise gr.Error(str(exc), duration=None, print_exception=False) from None
 
 
+def _fill_defaults(block_fn: Any, inputs: list[Any]) -> None:
+    try:
+        fill_defaults(block_fn, inputs)
+    except UserError as exc:
+        log.info("user error in %s: %s", block_fn.api_name or block_fn.name, exc)
+        raise gr.Error(str(exc), duration=None, print_exception=False) from None
+
+
 class Blocks(gr.Blocks):
-    """``gr.Blocks`` whose every event checks its inputs first (browser, gradio_client, raw HTTP alike): file
-    values must be uploads, and API endpoints' text, list and object parameters must have those types."""
+    """``gr.Blocks`` whose every event checks its inputs first (browser, gradio_client, raw HTTP alike): API
+    endpoints' trailing parameters left out take their defaults, file values must be uploads, and API endpoints'
+    text, list and object parameters must have those types."""
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):  # type: ignore[override]
         if not explicit_call:  # an explicit call is Python code of the app itself, not a client
+            _fill_defaults(block_fn, inputs)
             refuse_server_files(block_fn, inputs)
             refuse_wrong_types(block_fn, inputs)
         return await super().preprocess_data(block_fn, inputs, state, explicit_call)
