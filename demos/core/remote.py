@@ -477,6 +477,8 @@ class RemoteKey:
     draft_dir: None = None
     draft_device: None = None
     batched: bool = False  # the server batches; this app's batcher never steps a remote entry
+    properties: tuple = ()  # no construction properties here (prompt lookup, …): the server built its pipeline
+    lora_mode: str = ""
 
 
 @dataclass(eq=False)
