@@ -221,7 +221,7 @@ def _errors_keep_the_screen(url: str) -> None:
 
         # Compare "LoRA" with no adapter chosen: the panes stay as they were, the message once.
         page.get_by_role("tab", name="Compare side by side").click()
-        page.get_by_text("LoRA: with vs without the adapter").click()
+        page.get_by_text("LoRA adapter: with vs without").click()
         page.locator("#chat-compare-run").click()
         _wait_status(page, "Choose an adapter")
         assert _toasts(page, "Choose an adapter") == 1
@@ -229,7 +229,7 @@ def _errors_keep_the_screen(url: str) -> None:
 
         # Stop during a long Compare (480 tokens each; the draft, which agrees with nothing here, slows the second
         # answer): it ends the comparison, whichever answer it lands in, and no speedup is claimed.
-        page.get_by_text("Speculative decoding: with vs without the draft").click()
+        page.get_by_text("Draft: with vs without").click()
         page.get_by_text("Generation", exact=True).click()
         _set_number(page, "chat-max-new-tokens", 480)
         page.locator("#chat-speculative input").check()

@@ -32,8 +32,8 @@ from demos.ui.widgets import entry_for, metrics_markdown
 
 SPEC_FIXED = "Fixed tokens per step"
 SPEC_CONFIDENCE = "Confidence threshold"
-COMPARE_DRAFT = "Speculative decoding: with vs without the draft"
-COMPARE_ADAPTER = "LoRA: with vs without the adapter"
+COMPARE_DRAFT = "Draft: with vs without"
+COMPARE_ADAPTER = "LoRA adapter: with vs without"
 COMPARE_LOOKUP = "Prompt lookup: with vs without"
 DECODE_PLAIN = "No draft"
 DECODE_DRAFT = "A draft model"

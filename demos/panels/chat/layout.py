@@ -106,15 +106,15 @@ def build(entries: list[ChatEntry], suite: Suite) -> None:
                     metrics = metrics_card(elem_id="chat-metrics")
                 with gr.Tab("Compare side by side", id="chat-compare"):
                     gr.Markdown("One prompt, answered twice with the settings on the right: once without and "
-                                "once with the draft (or the adapter). The answers run one after the other so "
+                                "once with the draft (or prompt lookup, or the adapter). The answers run one after the other so "
                                 "each has the whole machine; the speedup compares end-to-end tokens per second.",
                                 elem_id="chat-compare-about")
                     with gr.Row(equal_height=True):
                         compare_prompt = gr.Textbox(label="Prompt", value=first.examples[0] if first.examples
-                                                    else "", scale=4, elem_id="chat-compare-prompt")
+                                                    else "", scale=3, elem_id="chat-compare-prompt")
                         compare_mode = gr.Radio([COMPARE_DRAFT, COMPARE_LOOKUP, COMPARE_ADAPTER], label="Compare",
-                                                value=COMPARE_DRAFT if first.drafts else COMPARE_ADAPTER, scale=3,
-                                                elem_id="chat-compare-mode")
+                                                value=COMPARE_DRAFT if first.drafts else COMPARE_ADAPTER, scale=4,
+                                                elem_id="chat-compare-mode")  # wide: its choices in one row
                     with gr.Row():
                         compare_btn = gr.Button("Compare", variant="primary", elem_id="chat-compare-run")
                         compare_stop = gr.Button("Stop", interactive=False, elem_id="chat-compare-stop")
