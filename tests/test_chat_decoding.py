@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -91,6 +92,19 @@ def test_an_unrelated_draft_is_turned_off_and_the_answer_is_still_greedy(suite, 
     fixed = _answer(suite, entry, Settings(max_new_tokens=40, draft="tiny-draft", adaptive=False), UNRELATED)
     assert fixed.text == plain.text and "adaptive" not in fixed.metrics
     assert fixed.metrics["acceptance_rate"] < 0.3
+
+
+def test_an_answer_that_ends_in_the_step_its_draft_is_judged_useless_is_finished(suite, entry):
+    # max new tokens ends the answer in exactly the step the draft is judged useless: the answer is finished
+    # there (streamer ended, genai's figures), not handed on to go on without the draft.
+    judged = _answer(suite, entry, Settings(max_new_tokens=40, draft="tiny-draft"), UNRELATED)
+    tokens = int(re.match(r"draft off after (\d+) tokens", judged.metrics["adaptive"]).group(1))
+    settings = Settings(max_new_tokens=tokens, draft="tiny-draft")
+    plain = _answer(suite, entry, Settings(max_new_tokens=tokens), UNRELATED)
+    messages = to_messages([], "", UNRELATED)
+    *texts, reply = stream_reply(open_pipeline(suite, entry, "CPU", settings, messages), messages, settings)
+    assert reply.text == plain.text and texts[-1] == reply.text  # the streamed text ends as the answer does
+    assert reply.metrics["output_tokens"] == tokens and "adaptive" not in reply.metrics
 
 
 def test_an_agreeing_draft_stays_on(suite, entry):

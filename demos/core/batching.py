@@ -317,6 +317,9 @@ class Batcher:
                 self._active.remove(request)
                 self._dropped_for_memory(request)
             elif state != status.RUNNING:
+                # Ended in this step (eos, a stop string, max new tokens): finished, even if the same step
+                # judged its draft useless, as nothing is left to go on with.
+                request.draft_off = False
                 self._active.remove(request)
                 self._finish(request, started=True)
 

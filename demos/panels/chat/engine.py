@@ -500,7 +500,9 @@ def _without_draft(plain: Handle, prompt_ids: Any, drafted: batching.Outcome, se
              drafted.accepted, drafted.drafted)
     config = generation_config(plain, settings)
     config.max_new_tokens = int(settings.max_new_tokens) - len(drafted.ids)
-    if config.max_new_tokens <= 0:
+    if config.max_new_tokens <= 0:  # nothing left to generate: the handed-on streamer ends here
+        if drafted.streamer is not None:
+            drafted.streamer.end()
         return dataclasses.replace(drafted, streamer=None, draft_off_at=len(drafted.ids))
     prefix = np.concatenate([np.asarray(prompt_ids.data, dtype=np.int64).reshape(-1),
                              np.asarray(drafted.ids, dtype=np.int64)]).reshape(1, -1)
