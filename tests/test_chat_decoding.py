@@ -141,6 +141,8 @@ def test_a_schema_cut_by_max_new_tokens_says_so(suite, entry):
 @pytest.mark.parametrize("schema, message", [
     ("{bad", "not valid JSON"), ("[1, 2]", "must be an object"),
     ('{"type": "objekt"}', "not a valid schema at type"),
+    ('{"$ref": "#/definitions/missing"}', "refers to '#/definitions/missing', which is not in it"),
+    ('{"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}}', "not in it"),
 ])
 def test_invalid_schemas_are_refused_in_words(schema, message):
     with pytest.raises(UserError, match=message):

@@ -10,6 +10,7 @@ from demos.core.catalog import ChatEntry
 from demos.core.errors import UnknownId, check_text
 from demos.core.suite import Suite
 from demos.panels.chat.engine import Reply, default_settings, open_pipeline, stream_reply, to_messages
+from demos.panels.chat.structured import split_thinking
 
 
 def reply(suite: Suite, model: str, prompt: str, history: list[dict], max_new_tokens: int,
@@ -31,5 +32,7 @@ def reply(suite: Suite, model: str, prompt: str, history: list[dict], max_new_to
             named = {"model": entry.title, "adapters": " + ".join(a for a, _ in adapters) or "none",
                      "draft": draft or "none"}
             yield item.text, {**named, **item.metrics}
+        elif isinstance(item, str):  # the answer only, as the final Reply.text: a reasoning model's thinking is
+            yield split_thinking(item)[1]  # never spoken, and sentences counted on it match the reply's
         else:
             yield item

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from demos.core.errors import UserError
 
@@ -44,7 +44,36 @@ def check_json_schema(text: str) -> dict[str, Any]:
         where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
         raise UserError(f"the JSON schema is not a valid schema at {where}: {exc.message}",
                         param="json_schema") from None
+    _check_references(schema)
     return schema
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def _check_references(schema: dict) -> None:
+    """Every ``$ref`` must point inside the schema: one to nowhere passes ``check_schema`` and would fail only when
+    the answer is checked (or inside the grammar compiler, for every request batched with it)."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+    resource = Resource.from_contents(schema, default_specification=DRAFT202012)
+    resolver = Registry().with_resource("urn:answer-schema", resource).resolver(base_uri="urn:answer-schema")
+    for ref in _references(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise UserError(f"the JSON schema refers to {ref!r}, which is not in it: structured output takes only "
+                            "references inside the schema (such as \"#/$defs/name\"); add that definition or "
+                            "fix the reference", param="json_schema") from None
 
 
 def check_regex(text: str) -> None:
@@ -77,7 +106,7 @@ def check_answer(text: str, json_schema: str, regex: str, cut_by_length: bool) -
         try:
             jsonschema.validate(json.loads(text), json.loads(json_schema))
             return "valid against the JSON schema"
-        except (ValueError, jsonschema.ValidationError) as exc:
+        except (ValueError, jsonschema.ValidationError, jsonschema.exceptions.SchemaError) as exc:
             if cut_by_length:
                 return ("incomplete: max new tokens ended the answer before the JSON was complete; raise max new "
                         "tokens or ask for less")
