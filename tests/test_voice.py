@@ -120,6 +120,18 @@ def test_voice_chat_hears_no_speech_in_silence_or_noise(client, tmp_path, kind, 
                        api_name="/voice_chat")
 
 
+@pytest.mark.parametrize("chat_model, speech_model, named", [
+    ("no-such-llm", "tiny-whisper", "unknown model id 'no-such-llm'"),
+    ("tiny-llm", "no-such-whisper", "unknown model id 'no-such-whisper'")])
+def test_voice_chat_names_an_unknown_model_before_it_listens(client, tmp_path, chat_model, speech_model, named):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    path = write_wav(tmp_path / "silence.wav", np.zeros(16000), 16000)  # never reached: silence would say so
+    with pytest.raises(AppError, match=named):
+        client.predict(handle_file(str(path)), chat_model, speech_model, "tiny-tts", [], "", 16,
+                       api_name="/voice_chat")
+
+
 def test_stop_ends_after_the_current_sentence_and_keeps_what_was_spoken(client):
     # Sentences of one length: one output length, one compile.
     text = " ".join(f"Part {chr(ord('a') + n)} is here." for n in range(12))

@@ -122,6 +122,7 @@ def build_api(suite: Suite, runs: serving.Sessions) -> None:
         """
         path = _file_path(audio)
         limit = whole("max_new_tokens", max_new_tokens, -2**31 + 1, None)
+        talk.check_models(suite, chat_model, speech_model)
         ready = prepare.open_voice(suite, voice_model, voice)  # the voice and its pipeline, checked first
         with runs.request(serving.session_key(request)) as control:
             *_, done = talk.turn(suite, ready, path, chat_model, speech_model, history or [], limit, control)
@@ -278,6 +279,7 @@ def _build_talk(suite: Suite, runs: serving.Sessions, entries: list[Entry]) -> N
         if not audio_path:
             raise UserError("Record or upload what you want to say first.", param="audio")
         history = list(history or [])
+        talk.check_models(suite, chat_id, speech_id, adapter_id or "", draft_id or "")
         talk.check_heard(audio_path)
         with runs.request(serving.session_key(request)) as control:
             yield "Loading the voice…", keep, keep, keep, keep

@@ -18,7 +18,7 @@ import numpy as np
 
 from demos.core import engines, serving
 from demos.core.audio import SILENCE_PEAK, load
-from demos.core.errors import UserError
+from demos.core.errors import UnknownId, UserError
 from demos.core.suite import Suite
 from demos.panels.voice import sentences as text_split
 from demos.panels.voice.prepare import Ready
@@ -63,6 +63,19 @@ def spectral_flatness(samples: np.ndarray) -> float:
         return 0.0
     power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2 + 1e-12
     return float(np.mean(np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)))
+
+
+def check_models(suite: Suite, chat_model: str, speech_model: str, adapter: str = "", draft: str = "") -> None:
+    """Refuse unknown model, adapter or draft ids before anything loads or listens (an ``UnknownId`` naming the
+    valid ones): a typo must not cost a voice load and a transcription first."""
+    chat = suite.catalog.entry(chat_model, "chat")
+    suite.catalog.entry(speech_model, "speech")
+    if adapter and adapter not in {a.id for a in chat.adapters}:
+        valid = ", ".join(a.id for a in chat.adapters) or "none"
+        raise UnknownId(f"model {chat.id!r} has no adapter {adapter!r}; its adapters: {valid}", param="adapter")
+    if draft and draft not in {d.id for d in chat.drafts}:
+        valid = ", ".join(d.id for d in chat.drafts) or "none"
+        raise UnknownId(f"model {chat.id!r} has no draft {draft!r}; its drafts: {valid}", param="draft")
 
 
 def check_heard(path: str) -> None:
