@@ -282,10 +282,17 @@ def test_notes_for_what_was_changed(client, tmp_path):
 
 def test_stop_ends_an_edit_early_and_the_next_one_works(client, tmp_path):
     from gradio_client import handle_file
+    from gradio_client.utils import Status
     source = handle_file(str(_source(tmp_path)))
-    job = client.submit(source, PROMPT, "tiny-sd", strength=1.0, steps=200, guidance_scale=7.5,
+    # The longest edit the entry allows: 200 steps with guidance on a picture twice the model's side (~4x the work
+    # per step); Stop is sent as soon as the job runs, not after a fixed sleep a fast machine outruns.
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.RandomState(4).randint(0, 255, (2 * SIZE, 2 * SIZE, 3), dtype=np.uint8)).save(big)
+    job = client.submit(handle_file(str(big)), PROMPT, "tiny-sd", strength=1.0, steps=200, guidance_scale=7.5,
                         api_name="/edit_image")
-    time.sleep(1.0)  # the edit is running (200 steps take seconds even on the tiny model)
+    deadline = time.monotonic() + 60
+    while job.status().code != Status.PROCESSING and not job.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
     client.predict(api_name="/stop_images")
     with pytest.raises(Exception) as info:
         job.result(timeout=120)
