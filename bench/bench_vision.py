@@ -163,21 +163,7 @@ def start_app(model_dir: Path, folder: Path) -> tuple[subprocess.Popen, str]:
                "vision": [{"id": "bench-vlm", "label": "Random LLaVA 1B (benchmark)", "source": str(model_dir),
                            "generation": {"max_new_tokens": 128, "temperature": 0.0}}]}
     (folder / "models.yaml").write_text(json.dumps(catalog))  # JSON is YAML
-    port = free_port()
-    log = open(folder / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--models", str(folder / "models.yaml"),
-                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((folder / "app.log").read_text())
-            time.sleep(0.2)
-    raise TimeoutError("the app did not start")
+    return _start_catalog(folder)
 
 
 def run_app(client, path: Path, tokens: int) -> dict:

@@ -18,6 +18,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +186,7 @@ def load(path: str | Path, max_seconds: float | None = None) -> Audio:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
             raise AudioError(f"{name} has no audio track (it holds {kinds}); upload a file with sound")
         stream = container.streams.audio[0]
-        declared = _declared_seconds(container, stream)
+        declared = declared_seconds(container, stream)
         claim = wav_claim(path)
         if claim is not None:
             # FFmpeg derives a WAV's duration from the bytes present, so a cut file looks whole: the header's own
@@ -315,7 +316,8 @@ def wav_claim(path: Path) -> WavClaim | None:
     return None
 
 
-def _declared_seconds(container, stream) -> float | None:
+def declared_seconds(container: Any, stream: Any) -> float | None:
+    """A PyAV stream's length as its file declares it (stream first, then container), None if it says nothing."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demos.core.audio import declared_seconds
 from demos.core.errors import UserError
 from demos.core.images import Budget
 
@@ -116,14 +117,6 @@ def _stream(container, name: str):
     return stream
 
 
-def _declared_seconds(container, stream) -> float | None:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / 1_000_000  # AV_TIME_BASE
-    return None
-
-
 def _too_long(name: str, seconds: float, limit: float) -> VideoError:
     return VideoError(f"{name} is {_clock(seconds)} long; this model takes videos up to {_clock(limit)} "
                       "(max_video_seconds in models.yaml): trim it or upload a shorter part")
@@ -136,7 +129,7 @@ def probe(path: str | Path, name: str, max_seconds: float | None = None) -> Prob
     import av
     with _open(path, name) as container:
         stream = _stream(container, name)
-        declared = _declared_seconds(container, stream)
+        declared = declared_seconds(container, stream)
         if max_seconds and declared and declared > max_seconds + 0.5:
             raise _too_long(name, declared, max_seconds)
         pts: list[int] = []
