@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CACHE = Path.home() / ".cache" / "ov-genai-demos-bench"
+from bench.cached import CACHE, built_once  # noqa: E402
 BASE = dict(d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8, decoder_attention_heads=8,
             encoder_ffn_dim=2048, decoder_ffn_dim=2048)
 TEXT_VOCAB = 50257  # GPT-2's text vocabulary, as in Whisper
@@ -69,21 +69,8 @@ def _build_model(target: Path) -> None:
 
 
 def model_dir() -> Path:
-    """Build once into a temporary folder, then rename it into place (a killed build leaves nothing behind)."""
-    import shutil
-    import tempfile
-
-    final = CACHE / "whisper-base-random"
-    if not (final / "ov" / "openvino_decoder_model.xml").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=CACHE))
-        try:
-            _build_model(tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final / "ov"
+    """The benchmark model's OpenVINO folder, built once."""
+    return built_once("whisper-base-random", "openvino_decoder_model.xml", _build_model)
 
 
 def make_audio(folder: Path, seconds: float) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CACHE = Path.home() / ".cache" / "ov-genai-demos-bench"
+from bench.cached import CACHE, built_once  # noqa: E402
 TEXT = ("OpenVINO GenAI speaks on your own machine. Every sentence is made in turn. "
         "The first one plays while the next is made.")
 
@@ -62,20 +62,8 @@ def _build_model(target: Path) -> None:
 
 
 def model_dir() -> Path:
-    import shutil
-    import tempfile
-
-    final = CACHE / "speecht5-base-random"
-    if not (final / "ov" / "openvino_decoder_model.xml").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".speecht5-base-", dir=CACHE))
-        try:
-            _build_model(tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final / "ov"
+    """The benchmark model's OpenVINO folder, built once."""
+    return built_once("speecht5-base-random", "openvino_decoder_model.xml", _build_model)
 
 
 def main() -> int:
