@@ -377,6 +377,15 @@ def test_mistakes_get_their_4xx_with_a_message_naming_the_problem(v1, path, body
     assert named in _error(response)
 
 
+@pytest.mark.parametrize("path, named", [("audio/transcriptions", "with the audio in the field 'file'"),
+                                         ("images/edits", "with the picture in the field 'image'")])
+def test_a_malformed_multipart_body_says_what_the_route_expects(v1, path, named):
+    headers = {**_headers(), "Content-Type": "multipart/form-data; boundary=xyz"}
+    response = httpx.post(f"{v1}/{path}", content=b"--xyz\r\nno headers, no end", headers=headers, timeout=60)
+    assert response.status_code == 400, response.text
+    assert named in _error(response) and "Error" not in _error(response)
+
+
 def test_bad_audio_and_oversized_bodies_are_refused_and_the_app_keeps_serving(client, v1, tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_bytes(b"this is not audio at all" * 10)

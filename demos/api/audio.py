@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from demos.api import bodies
 from demos.api import catalog as api_catalog
 from demos.api.streaming import finish
 from demos.core import files, serving
@@ -132,11 +133,7 @@ def _answer(result: Result, response_format: str, seconds: float, task: str, met
 
 async def handle(suite: Suite, request: Request, task: str) -> Response:
     """``task``: "transcription" or "translation"."""
-    try:
-        form = await request.form(max_files=1, max_fields=len(FIELDS) + 8)
-    except (AssertionError, ValueError, KeyError) as exc:  # Starlette's multipart parser on a malformed body
-        raise UserError("the body must be multipart/form-data with the audio in the field 'file' "
-                        f"({type(exc).__name__})", param="body") from None
+    form = await bodies.form(request, "file", "the audio", max_files=1, max_fields=len(FIELDS) + 8)
     saved: list[Path] = []
     try:
         fields = {name: _field(form, name) for name in ("model", "language", "prompt", "response_format", "hotwords",

@@ -37,3 +37,15 @@ def checked(model: type[M], data: dict[str, Any]) -> M:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise UserError(f"{where}: {first['msg']}", param=where) from None
+
+
+async def form(request: Any, file_field: str, what: str, max_files: int, max_fields: int) -> Any:
+    """The request's multipart form; a malformed body (Starlette says "Invalid multipart data." through an
+    ``HTTPException``, or its parser raises assertion, value or key errors) is a ``UserError`` saying what the route
+    expects: ``what`` in the field ``file_field``."""
+    from starlette.exceptions import HTTPException
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except (HTTPException, AssertionError, ValueError, KeyError):
+        raise UserError(f"the body must be multipart/form-data with {what} in the field {file_field!r}",
+                        param="body") from None

@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from demos.api import bodies
 from demos.api import catalog as api_catalog
 from demos.api.bodies import Body, parse
 from demos.api.streaming import finish
@@ -223,11 +224,7 @@ async def edits(suite: Suite, request: Request) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UserError("the body must be multipart/form-data (OpenAI's images.edit form) with the picture in the "
                         "field 'image'", param="body")
-    try:
-        form = await request.form(max_files=2, max_fields=len(EDIT_FIELDS) + 4)
-    except (AssertionError, ValueError, KeyError) as exc:  # Starlette's multipart parser on a malformed body
-        raise UserError("the body must be multipart/form-data with the picture in the field 'image' "
-                        f"({type(exc).__name__})", param="body") from None
+    form = await bodies.form(request, "image", "the picture", max_files=2, max_fields=len(EDIT_FIELDS) + 4)
     saved: list[Path] = []
     try:
         control = serving.Control()
